@@ -1,0 +1,3 @@
+from scratchprobe.cli import main
+
+main()

@@ -1,0 +1,120 @@
+"""Parse /etc/ld.so.cache directly (never by running ldconfig).
+
+Format (glibc sysdeps/generic/dl-cache.h):
+- old: magic "ld.so-1.7.0", nlibs, then nlibs {int flags; uint key, value} whose string
+  offsets count from the end of that table; a new-format cache may follow, aligned.
+- new: magic "glibc-ld.so.cache" "1.1", nlibs, len_strings, flags (byte order), 3 pad bytes,
+  extension_offset, 3 unused words, then nlibs {int32 flags; uint32 key, value;
+  uint32 osversion; uint64 hwcap} whose string offsets count from the new header.
+ldconfig writes only the new format since glibc 2.32; both are read here.
+The cache's byte order is the target's, so it is tried in both orders and validated.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+OLD_MAGIC = b"ld.so-1.7.0"
+NEW_MAGIC = b"glibc-ld.so.cache1.1"
+
+_OLD_HEADER = 16  # 11 magic bytes padded to 12, then uint32 nlibs
+_OLD_ENTRY = 12
+_NEW_HEADER = 48
+_NEW_ENTRY = 24
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One library the cache maps: `name` (a soname) to an absolute path."""
+
+    name: str
+    path: str
+    flags: int
+    hwcap: int
+    """Non-zero for glibc-hwcaps or legacy hwcap subdirectory entries."""
+
+
+@dataclass(frozen=True)
+class LdCache:
+    entries: tuple[CacheEntry, ...]
+    format: str
+    """`new`, `old` or `old+new`."""
+
+    def lookup(self, name: str, accepted_flags: frozenset[int]) -> tuple[CacheEntry, ...]:
+        """Entries for `name` in cache order whose flags this loader accepts.
+
+        An empty `accepted_flags` (unknown architecture) accepts every entry; the caller then
+        checks the file's ELF class and machine, as the loader's open_verify does.
+        """
+        return tuple(
+            e
+            for e in self.entries
+            if e.name == name and (not accepted_flags or e.flags in accepted_flags)
+        )
+
+
+class LdCacheError(ValueError):
+    """The cache file is malformed."""
+
+
+def parse_ld_cache(data: bytes) -> LdCache:
+    if data.startswith(NEW_MAGIC):
+        return LdCache(_parse_new(data, 0), "new")
+    if data.startswith(OLD_MAGIC):
+        old, end = _parse_old(data)
+        # A combined cache puts the new format after the old table, 8-byte aligned.
+        new_start = (end + 7) & ~7
+        new_at = data.find(NEW_MAGIC, end)
+        if new_at >= 0 and new_at <= new_start + 8:
+            return LdCache(_parse_new(data, new_at), "old+new")
+        return LdCache(old, "old")
+    raise LdCacheError("not an ld.so.cache file (unknown magic)")
+
+
+def _string(data: bytes, offset: int) -> str:
+    if not 0 <= offset < len(data):
+        raise LdCacheError("string offset outside the cache")
+    end = data.find(b"\0", offset)
+    if end < 0:
+        raise LdCacheError("unterminated string in the cache")
+    return data[offset:end].decode("utf-8", "surrogateescape")
+
+
+def _parse_new(data: bytes, base: int) -> tuple[CacheEntry, ...]:
+    if len(data) < base + _NEW_HEADER:
+        raise LdCacheError("truncated cache header")
+    for order in ("<", ">"):
+        (nlibs,) = struct.unpack_from(order + "I", data, base + 20)
+        if base + _NEW_HEADER + nlibs * _NEW_ENTRY <= len(data):
+            break
+    else:
+        raise LdCacheError("cache entry table lies past the end of the file")
+    out = []
+    for index in range(nlibs):
+        flags, key, value, _osv, hwcap = struct.unpack_from(
+            order + "iIIIQ", data, base + _NEW_HEADER + index * _NEW_ENTRY
+        )
+        out.append(CacheEntry(_string(data, base + key), _string(data, base + value), flags, hwcap))
+    return tuple(out)
+
+
+def _parse_old(data: bytes) -> tuple[tuple[CacheEntry, ...], int]:
+    if len(data) < _OLD_HEADER:
+        raise LdCacheError("truncated cache header")
+    for order in ("<", ">"):
+        (nlibs,) = struct.unpack_from(order + "I", data, 12)
+        if _OLD_HEADER + nlibs * _OLD_ENTRY <= len(data):
+            break
+    else:
+        raise LdCacheError("cache entry table lies past the end of the file")
+    strings = _OLD_HEADER + nlibs * _OLD_ENTRY
+    out = []
+    for index in range(nlibs):
+        flags, key, value = struct.unpack_from(
+            order + "iII", data, _OLD_HEADER + index * _OLD_ENTRY
+        )
+        out.append(
+            CacheEntry(_string(data, strings + key), _string(data, strings + value), flags, 0)
+        )
+    return tuple(out), strings

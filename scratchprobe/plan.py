@@ -1,0 +1,195 @@
+"""The plan: every file a scratch image needs, at every path it will be opened by.
+
+One plan serves every output: the JSON `files` list, the COPY lines, the Dockerfile and the
+root filesystem writer all read it, so they cannot disagree.
+
+Placement rule: the image has no /etc/ld.so.cache (copying the builder's would point at
+files the image lacks), so a library the builder's loader found only through its cache or
+ld.so.conf, in a directory the image's loader does not search by default, is placed in the
+first default directory of the image's loader under the name it is requested by.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from enum import Enum
+
+from scratchprobe.loader.closure import Closure, FoundVia, LoadedObject
+
+
+class FileType(Enum):
+    FILE = "file"
+    DIRECTORY = "directory"
+    SYMLINK = "symlink"
+
+
+class FileKind(Enum):
+    """Why a file is in the image, by category (the JSON `kind`)."""
+
+    BINARY = "binary"
+    INTERPRETER = "interpreter"
+    LIBRARY = "library"
+
+
+_KIND_ORDER = {kind: index for index, kind in enumerate(FileKind)}
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """One entry of the image's filesystem."""
+
+    path: str
+    """Absolute path inside the image."""
+    type: FileType
+    kind: FileKind
+    reason: str
+    source: str | None = None
+    """Absolute path inside the root to copy from (None for generated entries)."""
+    from_context: bool = False
+    """True when `source` is a host path outside --root (COPY from the build context)."""
+    content: str | None = None
+    target: str | None = None
+    mode: str | None = None
+    size: int = 0
+    """Bytes of the source file (0 for directories and generated entries)."""
+
+
+@dataclass(frozen=True)
+class PlannedBinary:
+    """A binary and where it goes, as the planner needs it."""
+
+    path: str
+    """Image path of the binary."""
+    source: str
+    from_context: bool
+    size: int
+    closure: Closure | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    files: tuple[ImageFile, ...]
+    warnings: tuple[str, ...]
+
+    def for_paths(self, paths: frozenset[str]) -> tuple[ImageFile, ...]:
+        return tuple(f for f in self.files if f.path in paths)
+
+
+def library_image_path(obj: LoadedObject, closure: Closure) -> tuple[str, str | None]:
+    """Where the image's loader will open `obj`, and a note when it is moved there."""
+    if obj.via in (FoundVia.LD_CACHE, FoundVia.LD_CONF, FoundVia.LIBRARY_PATH):
+        directory = posixpath.dirname(obj.path)
+        if directory not in closure.system_dirs and closure.system_dirs:
+            placed = posixpath.join(closure.system_dirs[0], obj.name)
+            how = {
+                FoundVia.LD_CACHE: "/etc/ld.so.cache",
+                FoundVia.LD_CONF: "/etc/ld.so.conf",
+                FoundVia.LIBRARY_PATH: "--library-path",
+            }[obj.via]
+            note = (
+                f"the builder finds it at {obj.path} only through {how}, which the image "
+                f"lacks; placed in {closure.system_dirs[0]}, a default directory of the "
+                "image's loader"
+            )
+            return placed, note
+    return obj.path, None
+
+
+def binary_file_paths(binary: PlannedBinary) -> tuple[str, ...]:
+    """Image paths of everything one binary needs (for per-binary sizes and counts)."""
+    paths = [binary.path]
+    closure = binary.closure
+    if closure is not None:
+        if closure.interpreter is not None:
+            paths.append(closure.interpreter.path)
+        for obj in closure.libraries:
+            paths.append(library_image_path(obj, closure)[0])
+            paths += [variant.path for variant in obj.hwcaps_variants]
+    return tuple(dict.fromkeys(paths))
+
+
+def build_plan(binaries: tuple[PlannedBinary, ...]) -> Plan:
+    """Merge what every binary needs into one list of image entries, without duplicates."""
+    entries: dict[str, ImageFile] = {}
+    needers: dict[str, list[str]] = {}
+    warnings: list[str] = []
+
+    def add(entry: ImageFile, needer: str) -> None:
+        existing = entries.get(entry.path)
+        if existing is None:
+            entries[entry.path] = entry
+            needers[entry.path] = [needer]
+            return
+        if existing.source != entry.source and entry.source is not None:
+            warnings.append(
+                f"{entry.path}: {needer} needs it from {entry.source} but "
+                f"{needers[entry.path][0]} from {existing.source}; keeping the first"
+            )
+        if needer not in needers[entry.path]:
+            needers[entry.path].append(needer)
+
+    for binary in binaries:
+        add(
+            ImageFile(
+                path=binary.path,
+                type=FileType.FILE,
+                kind=FileKind.BINARY,
+                reason="the binary",
+                source=binary.source,
+                from_context=binary.from_context,
+                size=binary.size,
+            ),
+            binary.path,
+        )
+        closure = binary.closure
+        if closure is None:
+            continue
+        interp = closure.interpreter
+        if interp is not None:
+            add(
+                ImageFile(
+                    path=interp.path,
+                    type=FileType.FILE,
+                    kind=FileKind.INTERPRETER,
+                    reason=f"PT_INTERP of {binary.path}: the kernel starts this loader first",
+                    source=interp.real_path,
+                    size=interp.elf.size,
+                ),
+                binary.path,
+            )
+        for obj in closure.libraries:
+            path, note = library_image_path(obj, closure)
+            reason = f"{obj.name}, needed by {obj.needed_by} (found via {obj.via.value})"
+            if note:
+                reason += f"; {note}"
+            add(
+                ImageFile(
+                    path=path,
+                    type=FileType.FILE,
+                    kind=FileKind.LIBRARY,
+                    reason=reason,
+                    source=obj.real_path,
+                    size=obj.elf.size,
+                ),
+                binary.path,
+            )
+            for variant in obj.hwcaps_variants:
+                add(
+                    ImageFile(
+                        path=variant.path,
+                        type=FileType.FILE,
+                        kind=FileKind.LIBRARY,
+                        reason=f"glibc-hwcaps copy of {obj.name}: loaded instead on CPUs "
+                        "that support this level",
+                        source=variant.real_path,
+                        size=variant.size,
+                    ),
+                    binary.path,
+                )
+
+    ordered = sorted(
+        entries.values(),
+        key=lambda f: (_KIND_ORDER[f.kind], f.path),
+    )
+    return Plan(tuple(ordered), tuple(dict.fromkeys(warnings)))

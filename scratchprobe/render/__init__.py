@@ -1,0 +1,46 @@
+"""Output formats of `inspect`. Each format is one module with a `render` function; adding a
+format touches that module and `OutputFormat` only (a test loops over every member)."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from scratchprobe.inspect import Inspection
+
+
+class OutputFormat(Enum):
+    TEXT = "text"
+    JSON = "json"
+    COPY = "copy"
+    DOCKERFILE = "dockerfile"
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    stage: str = "builder"
+    """The builder stage COPY lines copy from (--from)."""
+    color: bool = False
+    width: int | None = None
+    """Columns for the text report; None: the terminal's width, or unlimited when piped."""
+
+
+class Renderer(Protocol):
+    def __call__(self, inspection: Inspection, options: RenderOptions) -> str: ...
+
+
+_MODULES: dict[OutputFormat, str] = {
+    OutputFormat.TEXT: "scratchprobe.render.text",
+    OutputFormat.JSON: "scratchprobe.render.manifest",
+    OutputFormat.COPY: "scratchprobe.render.copy",
+    OutputFormat.DOCKERFILE: "scratchprobe.render.dockerfile",
+}
+
+
+def renderer(fmt: OutputFormat) -> Renderer:
+    """The renderer of `fmt`, imported on demand so that `--format json` never loads rich."""
+    module = importlib.import_module(_MODULES[fmt])
+    render: Renderer = module.render
+    return render

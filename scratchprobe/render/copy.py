@@ -1,0 +1,41 @@
+"""`--format copy`: only the Dockerfile COPY lines, in plan order."""
+
+from __future__ import annotations
+
+import json
+
+from scratchprobe.inspect import Inspection
+from scratchprobe.plan import FileType, ImageFile
+from scratchprobe.render import RenderOptions
+
+
+def copy_line(entry: ImageFile, stage: str) -> str | None:
+    """One COPY instruction for a copied entry; None for entries COPY cannot express
+    (generated content, empty directories, symlinks), which the Dockerfile renders itself.
+
+    Docker and Buildah dereference a symlink named as the COPY source and write a regular
+    file at the destination, which is why every path the loader opens is listed as a file.
+    """
+    if entry.source is None or entry.type is FileType.SYMLINK:
+        return None
+    source = entry.source
+    flags = "" if entry.from_context else f"--from={stage} "
+    if entry.mode is not None:
+        flags += f"--chmod={entry.mode} "
+    if any(c.isspace() for c in source + entry.path) or '"' in source + entry.path:
+        return f"COPY {flags}{json.dumps([source, entry.path])}"
+    return f"COPY {flags}{source} {entry.path}"
+
+
+def copy_lines(inspection: Inspection, stage: str) -> list[str]:
+    lines = []
+    for entry in inspection.plan.files:
+        line = copy_line(entry, stage)
+        if line is not None:
+            lines.append(line)
+    return lines
+
+
+def render(inspection: Inspection, options: RenderOptions) -> str:
+    lines = copy_lines(inspection, options.stage)
+    return "\n".join(lines) + ("\n" if lines else "")

@@ -1,0 +1,102 @@
+"""`--format json`: the manifest, schema_version 1 (a public contract: add fields, never rename).
+
+The schema lives beside the package (scratchprobe/schema/manifest-v1.schema.json) and the
+tests validate this output against it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from scratchprobe.elf.reader import format_version
+from scratchprobe.inspect import BinaryReport, Inspection
+from scratchprobe.plan import ImageFile, library_image_path
+from scratchprobe.render import RenderOptions
+
+SCHEMA_VERSION = 1
+
+
+def _binary(report: BinaryReport) -> dict[str, Any]:
+    elf = report.elf
+    closure = report.closure
+    libraries: list[dict[str, Any]] = []
+    missing: list[str] = []
+    missing_versions: list[dict[str, str]] = []
+    if closure is not None:
+        for obj in closure.libraries:
+            libraries.append(
+                {
+                    "soname": obj.soname or obj.name,
+                    "path": library_image_path(obj, closure)[0],
+                    "source": obj.real_path,
+                    "needed_by": obj.needed_by,
+                    "found_via": obj.via.value,
+                }
+            )
+        missing = list(dict.fromkeys(m.name for m in closure.missing))
+        missing_versions = [
+            {"version": v.version, "library": v.library, "needed_by": v.needed_by}
+            for v in closure.missing_versions
+        ]
+    max_glibc = elf.max_glibc
+    return {
+        "path": report.path,
+        "arch": elf.arch.name,
+        "linkage": report.linkage.value,
+        "interpreter": elf.interpreter,
+        "libc": report.libc.value if report.libc else None,
+        "libraries": libraries,
+        "missing": missing,
+        # Fields added after the first contract (additive).
+        "source": report.source,
+        "type": report.object_kind.value,
+        "elf_class": elf.arch.elf_class.bits,
+        "byte_order": elf.arch.byte_order.value,
+        "machine": elf.arch.machine,
+        "needed": list(elf.needed),
+        "soname": elf.soname,
+        "rpath": elf.rpath,
+        "runpath": elf.runpath,
+        "nodeflib": elf.nodeflib,
+        "max_glibc": format_version(max_glibc) if max_glibc else None,
+        "interpreter_found": None if closure is None else closure.interpreter is not None,
+        "missing_versions": missing_versions,
+        "files": list(report.file_paths),
+        "size": report.total_size,
+    }
+
+
+def _file(entry: ImageFile) -> dict[str, Any]:
+    out: dict[str, Any] = {"path": entry.path}
+    if entry.source is not None:
+        out["source"] = entry.source
+    out["type"] = entry.type.value
+    if entry.target is not None:
+        out["target"] = entry.target
+    if entry.mode is not None:
+        out["mode"] = entry.mode
+    if entry.content is not None:
+        out["content"] = entry.content
+    out["kind"] = entry.kind.value
+    out["reason"] = entry.reason
+    if entry.from_context:
+        out["from_context"] = True
+    if entry.source is not None and entry.type.value == "file":
+        out["size"] = entry.size
+    return out
+
+
+def manifest(inspection: Inspection) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "root": inspection.root,
+        "binaries": [_binary(b) for b in inspection.binaries],
+        "files": [_file(f) for f in inspection.plan.files],
+        "warnings": list(inspection.warnings),
+        "errors": [{"path": p.path, "message": p.message} for p in inspection.problems],
+    }
+
+
+def render(inspection: Inspection, options: RenderOptions) -> str:
+    return json.dumps(manifest(inspection), indent=2) + "\n"

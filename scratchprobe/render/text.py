@@ -1,0 +1,131 @@
+"""`--format text`: the human report (rich). Colour only when the CLI says it is a terminal."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+from rich.markup import escape
+from rich.tree import Tree
+
+from scratchprobe.elf.reader import format_version
+from scratchprobe.inspect import BinaryReport, Inspection
+from scratchprobe.loader.closure import Closure, Dependency
+from scratchprobe.render import RenderOptions
+from scratchprobe.render.copy import copy_lines
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"  # pragma: no cover - the loop always returns
+
+
+def verdict(report: BinaryReport) -> str:
+    """`dynamic glibc x86_64, needs 7 files, 2.9 MiB`."""
+    libc = report.libc.value if report.libc else "no known libc"
+    kind = (
+        "shared library" if report.object_kind.value == "shared-library" else report.linkage.value
+    )
+    count = len(report.file_paths)
+    return (
+        f"{kind} {libc} {report.elf.arch.name}, needs {count} file{'s' if count != 1 else ''}, "
+        f"{human_size(report.total_size)}"
+    )
+
+
+def _tree(report: BinaryReport, closure: Closure) -> Tree:
+    children: dict[str, list[Dependency]] = {}
+    for dep in closure.dependencies:
+        children.setdefault(dep.needer, []).append(dep)
+    found_via = {obj.path: obj.via.value for obj in closure.libraries}
+    tree = Tree(f"[bold]{escape(report.path)}[/bold]")
+    shown: set[str] = {report.path}
+
+    def grow(node: Tree, needer: str) -> None:
+        # Each library is expanded once; later needs of it are listed on one line so the
+        # tree of a large program stays readable.
+        again: list[str] = []
+        for dep in children.get(needer, []):
+            if dep.path is None:
+                node.add(f"[red]{escape(dep.name)} => not found[/red]")
+                continue
+            if dep.path in shown:
+                again.append(dep.name)
+                continue
+            shown.add(dep.path)
+            how = found_via.get(dep.path, "interpreter")
+            grow(node.add(f"{escape(dep.name)} => {escape(dep.path)} [dim]({how})[/dim]"), dep.path)
+        if again:
+            node.add(f"[dim]also needs {escape(', '.join(again))}[/dim]")
+
+    grow(tree, report.path)
+    return tree
+
+
+def _binary(console: Console, report: BinaryReport) -> None:
+    elf = report.elf
+    console.print(f"[bold]{escape(report.label)}[/bold]: {escape(verdict(report))}")
+    closure = report.closure
+    if elf.interpreter:
+        state = ""
+        if closure is not None and closure.interpreter_missing:
+            state = " [red](missing in the root)[/red]"
+        console.print(f"  interpreter: {escape(elf.interpreter)}{state}")
+    if elf.max_glibc:
+        console.print(f"  requires glibc >= {format_version(elf.max_glibc)}")
+    if elf.runpath:
+        console.print(f"  runpath: {escape(elf.runpath)}")
+    elif elf.rpath:
+        console.print(f"  rpath: {escape(elf.rpath)}")
+    if closure is None:
+        console.print("  no shared libraries: the loader is never involved")
+    else:
+        console.print(
+            f"  default directories ({escape(closure.system_dirs_source)}): "
+            + escape(":".join(closure.system_dirs))
+        )
+        if closure.libraries or closure.missing:
+            console.print(_tree(report, closure))
+        for miss in closure.missing:
+            tried = ", ".join(miss.searched) or "no directory"
+            console.print(
+                f"  [red]missing: {escape(miss.name)}[/red] (needed by "
+                f"{escape(miss.needed_by)}; searched {escape(tried)})"
+            )
+        for version in closure.missing_versions:
+            console.print(
+                f"  [red]missing version: {escape(version.version)} of "
+                f"{escape(version.library)}[/red] (needed by {escape(version.needed_by)})"
+            )
+        for warning in closure.warnings:
+            console.print(f"  [yellow]warning:[/yellow] {escape(warning)}")
+    console.print()
+
+
+def render(inspection: Inspection, options: RenderOptions) -> str:
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer,
+        force_terminal=options.color,
+        no_color=not options.color,
+        # Piped output is never wrapped, so that every line stays greppable.
+        width=options.width or (None if options.color else 100_000),
+        highlight=False,
+        soft_wrap=True,
+    )
+    for report in inspection.binaries:
+        _binary(console, report)
+    for warning in inspection.warnings:
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
+    lines = copy_lines(inspection, options.stage)
+    if lines:
+        if inspection.warnings:
+            console.print()
+        console.print(f"[bold]COPY lines[/bold] (from stage {escape(options.stage)!s}):")
+        for line in lines:
+            console.print(escape(line))
+    return buffer.getvalue()

@@ -1,0 +1,3 @@
+module scratchprobe/testbins/go-cgo
+
+go 1.19

@@ -1,0 +1,3 @@
+module scratchprobe/testbins/go-static
+
+go 1.19

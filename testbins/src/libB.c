@@ -1,0 +1,2 @@
+/* libB.so.1: leaf library of the rpath-inherit / runpath-not-inherited chains. */
+const char *b_name(void) { return "libB"; }
