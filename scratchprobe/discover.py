@@ -89,7 +89,7 @@ def _discover_one(arg: str, root: Root) -> tuple[list[Candidate], InputProblem |
         return [], InputProblem(arg, _describe(exc))
     if resolved.is_dir:
         found = []
-        for host_file in _walk(resolved.host_path):
+        for host_file in walk_elf_files(resolved.host_path):
             rel = os.path.relpath(host_file, resolved.host_path)
             inner = posixpath.join(resolved.path, rel)
             found.append(
@@ -127,7 +127,7 @@ def _discover_context(arg: str) -> tuple[list[Candidate], InputProblem | None]:
                 from_context=True,
                 walked=True,
             )
-            for path in _walk(arg)
+            for path in walk_elf_files(arg)
         ]
         if not found:
             return [], InputProblem(arg, "directory holds no ELF file")
@@ -140,7 +140,7 @@ def _discover_context(arg: str) -> tuple[list[Candidate], InputProblem | None]:
     ], None
 
 
-def _walk(directory: str) -> list[str]:
+def walk_elf_files(directory: str) -> list[str]:
     """Regular files with the ELF magic below `directory`, sorted; symlinks are not followed
     (a link to a file in the same tree would only repeat it)."""
     out: list[str] = []

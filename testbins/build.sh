@@ -188,8 +188,14 @@ if have "$PYTHON" && "$PYTHON" -m ziglang version >/dev/null 2>&1; then
             skip "zig could not build foreign/$name for target $target"
         fi
     done
+    # A native binary that needs GLIBC_2.38 (strlcpy): newer than Debian 12's glibc 2.36.
+    fresh "$OUT/c-glibc-2.38"
+    if ! (cd "$SRC" && "$PYTHON" -m ziglang cc -target x86_64-linux-gnu.2.38 -O2 -s \
+            -ffile-prefix-map="$ROOT=." -o "$OUT/c-glibc-2.38" strlcpy.c); then
+        skip "zig could not build c-glibc-2.38"
+    fi
 else
-    skip "zig (python3 -m ziglang) not found: foreign/*"
+    skip "zig (python3 -m ziglang) not found: foreign/*, c-glibc-2.38"
 fi
 
 # ---------------------------------------------------------------- broken files
