@@ -1,0 +1,137 @@
+"""`scratchprobe check`: the CI gate. Exit 0 pass, 1 a rule broken at error level, 2 bad input."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from scratchprobe.cli.options import error, library_path_option, root_option
+from scratchprobe.errors import ScratchprobeError, UsageError
+
+FORMATS = ("text", "json", "sarif", "junit", "github")
+
+
+@click.command("check")
+@click.argument("binaries", nargs=-1, required=True, metavar="BINARY...")
+@root_option
+@library_path_option
+@click.option(
+    "--require-static/--no-require-static",
+    "require_static",
+    default=None,
+    help="Fail binaries that need a loader or shared libraries (SP001).",
+)
+@click.option(
+    "--allow-library",
+    "allow_library",
+    multiple=True,
+    metavar="SONAME",
+    help="Allow this library (an fnmatch glob such as 'libc.so.*'); any other fails (SP003). "
+    "Repeatable; replaces the policy's list.",
+)
+@click.option(
+    "--max-glibc",
+    metavar="X.Y",
+    help="Fail binaries needing a GLIBC_x.y symbol version above X.Y (SP004).",
+)
+@click.option(
+    "--deny-runtime",
+    "deny_runtime",
+    multiple=True,
+    metavar="KIND",
+    help="Fail binaries needing a file of this kind (library, interpreter, ...) (SP007). "
+    "Repeatable; replaces the policy's list.",
+)
+@click.option(
+    "--arch",
+    metavar="ARCH",
+    help="The image's architecture (x86_64, aarch64, amd64, arm64, ...); any other fails "
+    "(SP009). Default: compare with this machine, as a warning.",
+)
+@click.option(
+    "--severity",
+    "severity",
+    multiple=True,
+    metavar="CODE=LEVEL",
+    help="Set a rule's severity: error, warning, note or off (e.g. SP008=error). Repeatable.",
+)
+@click.option(
+    "--policy",
+    "policy_file",
+    metavar="FILE",
+    help="Policy TOML file. Default: ./scratchprobe.toml, else [tool.scratchprobe] in the "
+    "nearest pyproject.toml. Flags win over the file.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="text: report; json: for programs; sarif: code scanning; junit: CI test report; "
+    "github: workflow annotations.",
+)
+def command(
+    binaries: tuple[str, ...],
+    root: str,
+    library_path: tuple[str, ...],
+    require_static: bool | None,
+    allow_library: tuple[str, ...],
+    max_glibc: str | None,
+    deny_runtime: tuple[str, ...],
+    arch: str | None,
+    severity: tuple[str, ...],
+    policy_file: str | None,
+    output_format: str,
+) -> None:
+    """Check each BINARY against the policy: static linkage, libraries, glibc floor, ...
+
+    Every binary is checked even when one fails. Exit 0 when all pass (warnings allowed),
+    1 when a rule at error level is broken, 2 for a usage error or unreadable input.
+    Rules: docs/rules.md.
+    """
+    from scratchprobe.check.engine import run_check
+    from scratchprobe.check.formats import CheckFormat, FormatOptions, formatter
+    from scratchprobe.check.policy import (
+        PolicyOverrides,
+        load_policy,
+        merge,
+        normalize_arch,
+        parse_glibc_version,
+        parse_rule_code,
+        parse_severity,
+    )
+    from scratchprobe.inspect import InspectOptions, inspect
+
+    try:
+        severities = []
+        for item in severity:
+            code, sep, level = item.partition("=")
+            if not sep:
+                raise UsageError(f"--severity: {item!r} is not CODE=LEVEL")
+            severities.append(
+                (parse_rule_code(code, "--severity"), parse_severity(level, "--severity"))
+            )
+        overrides = PolicyOverrides(
+            require_static=require_static,
+            allow_libraries=allow_library or None,
+            max_glibc=parse_glibc_version(max_glibc, "--max-glibc") if max_glibc else None,
+            deny_runtime=deny_runtime or None,
+            arch=normalize_arch(arch, "--arch") if arch else None,
+            severity=tuple(severities),
+        )
+        cwd = os.getcwd()
+        policy = merge(load_policy(policy_file, cwd), overrides)
+        inspection = inspect(binaries, InspectOptions(root=root, library_path=library_path))
+    except ScratchprobeError as exc:
+        error(str(exc))
+        sys.exit(2)
+    result = run_check(inspection, policy)
+    fmt = CheckFormat(output_format)
+    options = FormatOptions(base_dir=cwd, color=fmt is CheckFormat.TEXT and sys.stdout.isatty())
+    click.echo(formatter(fmt)(result, options), nl=False)
+    for problem in result.problems:
+        error(f"{problem.path}: {problem.message}")
+    sys.exit(result.exit_code)
