@@ -25,6 +25,10 @@ class RenderOptions:
     color: bool = False
     width: int | None = None
     """Columns for the text report; None: the terminal's width, or unlimited when piped."""
+    rootfs_stage: tuple[str, ...] | None = None
+    """`dockerfile` only. None: COPY lines. A tuple: a stage that runs `scratchprobe rootfs`
+    in the builder and one COPY of its output; the tuple holds the --library-path
+    directories to pass to it."""
 
 
 class Renderer(Protocol):

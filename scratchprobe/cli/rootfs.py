@@ -1,0 +1,112 @@
+"""`scratchprobe rootfs`: write the plan as a directory or a reproducible tar."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from scratchprobe.cli.options import error, library_path_option, root_option
+from scratchprobe.errors import ScratchprobeError
+
+
+def _warn(message: str) -> None:
+    click.echo(f"scratchprobe: warning: {message}", err=True)
+
+
+@click.command("rootfs")
+@click.argument("binaries", nargs=-1, required=True, metavar="BINARY...")
+@click.option(
+    "--output",
+    "-o",
+    "output_dir",
+    metavar="DIR",
+    help="Write the root filesystem as the directory DIR (replaced atomically).",
+)
+@click.option(
+    "--tar",
+    "output_tar",
+    metavar="FILE",
+    help="Write it as a reproducible tar, for `ADD FILE /` (SOURCE_DATE_EPOCH sets mtimes).",
+)
+@root_option
+@library_path_option
+@click.option(
+    "--install",
+    metavar="PATH",
+    help="Put the (single) binary at PATH in the image; its closure is resolved for PATH.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace a non-empty directory that scratchprobe did not write.",
+)
+def command(
+    binaries: tuple[str, ...],
+    output_dir: str | None,
+    output_tar: str | None,
+    root: str,
+    library_path: tuple[str, ...],
+    install: str | None,
+    force: bool,
+) -> None:
+    """Write exactly the files the image needs (the plan of `inspect`) as a directory or tar.
+
+    Nothing is published unless complete: a failed run leaves the previous output as it was.
+    Exit 0 when written, 1 when written but some library stayed unresolved, 2 for unusable
+    input or a refused destination.
+    """
+    from scratchprobe.inspect import InspectOptions
+    from scratchprobe.root import Root
+    from scratchprobe.rootfs import (
+        Destination,
+        OutputKind,
+        inspect_for_image,
+        source_date_epoch,
+        write_rootfs,
+    )
+
+    if (output_dir is None) == (output_tar is None):
+        error("give exactly one of --output DIR and --tar FILE")
+        sys.exit(2)
+    destination = (
+        Destination(output_dir, OutputKind.DIRECTORY)
+        if output_dir is not None
+        else Destination(str(output_tar), OutputKind.TAR)
+    )
+    try:
+        mtime = source_date_epoch(os.environ)
+        inspection = inspect_for_image(
+            binaries, InspectOptions(root=root, library_path=library_path), install
+        )
+        if inspection.problems:
+            for problem in inspection.problems:
+                error(f"{problem.path}: {problem.message}")
+            error(f"{destination.path}: nothing written")
+            sys.exit(2)
+        result = write_rootfs(
+            inspection.plan, Root(inspection.root), destination, force=force, mtime=mtime
+        )
+    except ScratchprobeError as exc:
+        error(str(exc))
+        sys.exit(2)
+    except OSError as exc:
+        error(f"{destination.path}: cannot write: {exc.strerror or exc}")
+        sys.exit(2)
+    for warning in inspection.warnings + result.layout.warnings:
+        _warn(warning)
+    for report in inspection.binaries:
+        closure = report.closure
+        if closure is None or not report.unresolved:
+            continue
+        missing = [m.name for m in closure.missing]
+        missing += [f"{v.library} ({v.version})" for v in closure.missing_versions]
+        if closure.interpreter_missing:
+            missing.insert(0, f"interpreter {report.elf.interpreter}")
+        _warn(f"{report.label}: unresolved, will not run from this image: {', '.join(missing)}")
+    click.echo(
+        f"wrote {destination.path}: {result.file_count} files, {result.directory_count} "
+        f"directories, {result.symlink_count} symlinks, {result.total_bytes} bytes"
+    )
+    sys.exit(inspection.exit_code)

@@ -1,0 +1,183 @@
+"""Recognise the toolchain that built a binary: Go, Rust, C++ or C.
+
+The runtime-needs detectors ask different questions per toolchain: a Go program reads CA
+files and zoneinfo itself (and libc only when cgo is linked), a Rust program's crates decide
+its TLS roots, a C or C++ program goes through libc (runtime-deps.md §1, §6, §7). The order of
+the checks matters: Go and Rust programs link libc too, so the generic C/C++ rules apply
+only when neither is recognised.
+"""
+
+from __future__ import annotations
+
+import mmap
+from dataclasses import dataclass
+from enum import Enum
+
+from scratchprobe.elf.classify import Libc, libc_from_names, static_libc
+from scratchprobe.elf.constants import SegmentType
+from scratchprobe.elf.reader import ElfFile
+from scratchprobe.elf.sections import read_section
+from scratchprobe.errors import ELFError
+from scratchprobe.toolchain.go import GoFacts, go_facts
+from scratchprobe.toolchain.rust import RustFacts, rust_facts
+
+__all__ = [
+    "CxxRuntime",
+    "Toolchain",
+    "ToolchainFacts",
+    "detect_toolchain",
+]
+
+
+class Toolchain(Enum):
+    GO = "go"
+    RUST = "rust"
+    C = "c"
+    CXX = "c++"
+    UNKNOWN = "unknown"
+
+
+class CxxRuntime(Enum):
+    """The C++ standard library a C++ program was built against."""
+
+    LIBSTDCXX = "libstdc++"
+    LIBCXX = "libc++"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class ToolchainFacts:
+    """Which toolchain built a file, with the toolchain-specific facts."""
+
+    kind: Toolchain
+    go: GoFacts | None
+    """Set when kind is GO."""
+    rust: RustFacts | None
+    """Set when kind is RUST."""
+    cxx_runtime: CxxRuntime | None
+    """Set when kind is CXX."""
+    libc: Libc | None
+    """glibc or musl when the file names or contains one (None for pure Go, or unknown)."""
+    description: str
+    """One line for reports: `Go 1.21.13, CGO_ENABLED=0, tags netgo`, `Rust 1.95.0`,
+    `C++ (libstdc++)`, `C (glibc)`."""
+
+
+# DT_NEEDED sonames of the C++ runtimes.
+_CXX_SONAMES = {
+    "libstdc++.so.6": CxxRuntime.LIBSTDCXX,
+    "libc++.so.1": CxxRuntime.LIBCXX,
+}
+# Strings that only a C++ runtime leaves behind: the typeinfo name of std::exception
+# (`St9exception`, written by both runtimes' libsupc++/libc++abi), the exception ABI entry
+# point, and mangled std:: names. libc++ mangles its inline namespace as `NSt3__1`.
+_CXX_MARKERS = (b"St9exception", b"__cxa_throw", b"_ZSt", b"_ZNSt")
+_LIBCXX_MARKERS = (b"NSt3__1", b"_ZNSt3__1")
+_CXX_SCAN_SECTIONS = (".dynstr", ".rodata")
+_MAX_SCAN = 256 << 20
+
+
+def detect_toolchain(elf: ElfFile) -> ToolchainFacts:
+    """Go, then Rust, then C++, then C; UNKNOWN for a file with no libc and no other sign.
+
+    Raises ELFError only when the file cannot be read; malformed Go or Rust metadata is
+    reported in the facts' warnings instead.
+    """
+    libc = libc_from_names(elf.interpreter, elf.needed)
+    go = go_facts(elf)
+    if go is not None:
+        return ToolchainFacts(Toolchain.GO, go, None, None, libc, describe_go(go))
+    rust = rust_facts(elf)
+    if rust is not None:
+        if libc is None and not elf.needed:
+            libc = static_libc(elf)
+        return ToolchainFacts(Toolchain.RUST, None, rust, None, libc, describe_rust(rust))
+    if libc is None and not elf.needed:
+        libc = static_libc(elf)
+    cxx = _cxx_runtime(elf)
+    if cxx is not None:
+        text = "C++" if cxx is CxxRuntime.UNKNOWN else f"C++ ({cxx.value})"
+        return ToolchainFacts(Toolchain.CXX, None, None, cxx, libc, text)
+    if libc is not None or elf.needed or _c_compiler(elf):
+        text = f"C ({libc.value})" if libc is not None else "C"
+        return ToolchainFacts(Toolchain.C, None, None, None, libc, text)
+    return ToolchainFacts(Toolchain.UNKNOWN, None, None, None, None, "unknown toolchain")
+
+
+def describe_go(go: GoFacts) -> str:
+    version = go.go_version.removeprefix("go") if go.go_version else "(version unknown)"
+    parts = [f"Go {version}"]
+    if go.cgo_enabled is not None:
+        parts.append(f"CGO_ENABLED={int(go.cgo_enabled)}")
+    if go.tags:
+        parts.append("tags " + ",".join(sorted(go.tags)))
+    if go.cgo_linked:
+        parts.append("cgo linked")
+    if go.embeds_tzdata:
+        parts.append("embedded tzdata")
+    return ", ".join(parts)
+
+
+def describe_rust(rust: RustFacts) -> str:
+    if rust.rustc_version:
+        text = f"Rust {rust.rustc_version}"
+    elif rust.rustc_commit:
+        text = f"Rust (rustc {rust.rustc_commit[:9]})"
+    else:
+        text = "Rust"
+    if rust.auditable:
+        text += f", {len(rust.crates)} crates (cargo-auditable)"
+    return text
+
+
+def _c_compiler(elf: ElfFile) -> bool:
+    """A C compiler's `.comment` entry: the only sign a tiny static musl program may keep."""
+    comment = read_section(elf, ".comment", limit=1 << 20) or b""
+    return b"GCC: (" in comment or b"clang version" in comment
+
+
+def _cxx_runtime(elf: ElfFile) -> CxxRuntime | None:
+    for soname in elf.needed:
+        if soname in _CXX_SONAMES:
+            return _CXX_SONAMES[soname]
+    found = _scan(elf, _CXX_MARKERS + _LIBCXX_MARKERS)
+    if found & set(_LIBCXX_MARKERS):
+        return CxxRuntime.LIBCXX
+    if found & set(_CXX_MARKERS):
+        # Statically linked libstdc++ is by far the common case (g++ -static, or
+        # -static-libstdc++); say so only when libc++'s namespace is absent.
+        return CxxRuntime.LIBSTDCXX if b"St9exception" in found else CxxRuntime.UNKNOWN
+    return None
+
+
+def _scan(elf: ElfFile, needles: tuple[bytes, ...]) -> set[bytes]:
+    """Which needles occur in .dynstr/.rodata (the read-only segments without sections)."""
+    found: set[bytes] = set()
+    chunks = [read_section(elf, name, limit=_MAX_SCAN) for name in _CXX_SCAN_SECTIONS]
+    blobs = [c for c in chunks if c]
+    if not blobs and not elf.sections:
+        blobs = _readonly_segments(elf)
+    for needle in needles:
+        if any(needle in blob for blob in blobs):
+            found.add(needle)
+    return found
+
+
+def _readonly_segments(elf: ElfFile) -> list[bytes]:
+    # Neither writable (PF_W 0x2) nor executable (PF_X 0x1): where string literals live.
+    loads = [
+        s for s in elf.segments if s.type == SegmentType.LOAD and not s.flags & 0x3 and s.filesz
+    ]
+    if not loads or elf.size == 0:
+        return []
+    try:
+        with (
+            open(elf.path, "rb") as handle,
+            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view,
+        ):
+            return [
+                bytes(view[s.offset : min(s.offset + s.filesz, len(view), s.offset + _MAX_SCAN)])
+                for s in loads
+            ]
+    except (OSError, ValueError) as exc:
+        raise ELFError(f"cannot read {elf.path}: {exc}") from None

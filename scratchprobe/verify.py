@@ -1,0 +1,210 @@
+"""`verify`: prove a plan by running the binary inside exactly the root filesystem it describes.
+
+The root filesystem is written by the same writer as `scratchprobe rootfs`, into a temporary
+directory, and the binary runs there in a sandbox (see sandbox.py) with a cleared environment.
+A foreign binary runs through a static QEMU user-mode emulator copied into that root, at
+/.scratchprobe/qemu-ARCH-static; the emulator's own ELF loader then opens the binary's
+interpreter and libraries inside the sandbox, so a missing file still makes the run fail.
+
+With `compare`, the same command also runs "in the builder": on this machine when the root is
+`/`, else in a sandbox showing the builder's tree read-only as `/`. Both runs get the same
+argv[0], environment, working directory (`/`) and network, so their outputs can be compared
+byte for byte.
+
+The core never prints: it returns a `Verification`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+
+from scratchprobe.errors import InputError, UsageError
+from scratchprobe.inspect import InspectOptions
+from scratchprobe.plan import FileKind, FileType, ImageFile, Plan
+from scratchprobe.root import Root
+from scratchprobe.rootfs import (
+    Destination,
+    OutputKind,
+    RootfsResult,
+    inspect_for_image,
+    write_rootfs,
+)
+from scratchprobe.sandbox import (
+    Emulator,
+    Mount,
+    MountKind,
+    RunResult,
+    SandboxKind,
+    SandboxSpec,
+    builder_mounts,
+    emulator_for,
+    find_sandbox,
+    run_host,
+    run_sandboxed,
+)
+
+DEFAULT_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    root: str = "/"
+    library_path: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    """Arguments after the binary's own path."""
+    env: tuple[tuple[str, str], ...] = ()
+    """The only environment the program gets, in both runs."""
+    compare: bool = False
+    timeout: float | None = DEFAULT_TIMEOUT
+    network: bool = True
+    sandbox: SandboxKind | None = None
+    """None: bwrap where present, else unshare + chroot."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Whether the image run behaved like the builder run."""
+
+    exit_status: bool
+    stdout: bool
+    stderr: bool
+
+    @property
+    def matches(self) -> bool:
+        return self.exit_status and self.stdout and self.stderr
+
+
+@dataclass(frozen=True)
+class Verification:
+    label: str
+    """The binary as given on the command line."""
+    image_path: str
+    arch: str
+    emulator: Emulator | None
+    sandbox: SandboxKind
+    rootfs: RootfsResult
+    """What was written (in a temporary directory, gone by now)."""
+    unresolved: bool
+    """The plan itself says some library, version or interpreter is missing."""
+    image_run: RunResult
+    builder_run: RunResult | None
+    comparison: Comparison | None
+    warnings: tuple[str, ...]
+
+    @property
+    def passed(self) -> bool:
+        if not self.image_run.succeeded:
+            return False
+        return self.comparison is None or self.comparison.matches
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+
+def compare_runs(image: RunResult, builder: RunResult) -> Comparison:
+    return Comparison(
+        exit_status=(image.exit_status, image.exec_error, image.timed_out)
+        == (builder.exit_status, builder.exec_error, builder.timed_out),
+        stdout=image.stdout == builder.stdout,
+        stderr=image.stderr == builder.stderr,
+    )
+
+
+def _with_emulator(plan: Plan, emulator: Emulator) -> Plan:
+    entry = ImageFile(
+        path=emulator.image_path,
+        type=FileType.FILE,
+        kind=FileKind.BINARY,
+        reason=f"verify only: runs the {emulator.arch} binary on this machine",
+        source=emulator.host_path,
+        from_context=True,
+    )
+    return Plan((*plan.files, entry), plan.warnings)
+
+
+def verify(binary: str, options: VerifyOptions) -> Verification:
+    """Write the binary's root filesystem to a temporary place and run it there.
+
+    Raises InputError for an unusable binary, UsageError when the argument names several,
+    SandboxUnavailable / CannotEmulate when nothing can run it here.
+    """
+    inspection = inspect_for_image(
+        (binary,), InspectOptions(root=options.root, library_path=options.library_path)
+    )
+    if inspection.problems:
+        problem = inspection.problems[0]
+        raise InputError(problem.path, problem.message)
+    if len(inspection.binaries) != 1:
+        raise UsageError(f"{binary}: verify runs one binary, this names {len(inspection.binaries)}")
+    report = inspection.binaries[0]
+    arch = report.elf.arch.name
+    emulator = emulator_for(arch)
+    kind = find_sandbox(options.sandbox)
+    plan = inspection.plan if emulator is None else _with_emulator(inspection.plan, emulator)
+    root = Root(inspection.root)
+    argv = (report.path, *options.args)
+    if emulator is not None:
+        argv = (emulator.image_path, *argv)
+    with tempfile.TemporaryDirectory(prefix="scratchprobe-verify-") as work:
+        rootfs = write_rootfs(
+            plan, root, Destination(os.path.join(work, "rootfs"), OutputKind.DIRECTORY)
+        )
+        image_spec = SandboxSpec(
+            argv=argv, root=rootfs.destination.path, env=options.env, network=options.network
+        )
+        image_run = run_sandboxed(image_spec, kind, options.timeout)
+    builder_run = None
+    comparison = None
+    if options.compare:
+        builder_run = _run_in_builder(
+            report.path, report.source, report.from_context, root, argv, emulator, kind, options
+        )
+        comparison = compare_runs(image_run, builder_run)
+    return Verification(
+        label=report.label,
+        image_path=report.path,
+        arch=arch,
+        emulator=emulator,
+        sandbox=kind,
+        rootfs=rootfs,
+        unresolved=report.unresolved,
+        image_run=image_run,
+        builder_run=builder_run,
+        comparison=comparison,
+        warnings=tuple(dict.fromkeys(inspection.warnings + rootfs.layout.warnings)),
+    )
+
+
+def _run_in_builder(
+    image_path: str,
+    source: str,
+    from_context: bool,
+    root: Root,
+    argv: tuple[str, ...],
+    emulator: Emulator | None,
+    kind: SandboxKind,
+    options: VerifyOptions,
+) -> RunResult:
+    """The same command in the builder's filesystem, with the same argv and environment."""
+    if root.is_host:
+        if emulator is None:
+            # The image path is the in-root path, which on the host root is the host path.
+            return run_host(argv, options.env, options.timeout, network=options.network)
+        host_argv = (emulator.host_path, *argv[1:])
+        run = run_host(host_argv, options.env, options.timeout, network=options.network)
+        return RunResult(
+            argv, run.exit_status, run.stdout, run.stderr, run.timed_out, run.exec_error
+        )
+    mounts = list(builder_mounts(root.directory))
+    if from_context:
+        # A build-context binary is not in the builder's tree: show it at its image path.
+        mounts.append(Mount(MountKind.RO_BIND, image_path, os.path.realpath(source)))
+    if emulator is not None:
+        mounts.append(Mount(MountKind.RO_BIND, emulator.image_path, emulator.host_path))
+    spec = SandboxSpec(
+        argv=argv, root=None, mounts=tuple(mounts), env=options.env, network=options.network
+    )
+    return run_sandboxed(spec, kind, options.timeout)

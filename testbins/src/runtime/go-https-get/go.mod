@@ -1,0 +1,3 @@
+module scratchprobe/testbins/runtime/go-https-get
+
+go 1.19

@@ -1,0 +1,3 @@
+module scratchprobe/testbins/runtime/go-lookup
+
+go 1.21

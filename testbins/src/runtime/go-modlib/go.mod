@@ -1,0 +1,3 @@
+module scratchprobe/testbins/runtime/go-modlib
+
+go 1.21

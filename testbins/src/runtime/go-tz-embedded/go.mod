@@ -1,0 +1,3 @@
+module scratchprobe/testbins/runtime/go-tz-embedded
+
+go 1.21

@@ -1,0 +1,3 @@
+module scratchprobe/testbins/runtime/go-tz
+
+go 1.21

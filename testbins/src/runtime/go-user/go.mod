@@ -1,0 +1,3 @@
+module scratchprobe/testbins/runtime/go-user
+
+go 1.21

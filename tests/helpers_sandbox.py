@@ -1,0 +1,93 @@
+"""Skip conditions and small helpers for tests that run binaries in a sandbox or build images.
+
+Each condition is probed for real (a tool on PATH may still be unusable, e.g. bwrap without
+user namespaces), once per test session.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+
+@functools.cache
+def bwrap_works() -> bool:
+    if shutil.which("bwrap") is None:
+        return False
+    probe = subprocess.run(
+        [
+            "bwrap",
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--unshare-pid",
+            "--",
+            "/bin/true",
+        ],
+        capture_output=True,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+@functools.cache
+def unshare_works() -> bool:
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        return False
+    probe = subprocess.run(
+        ["unshare", "--mount", "--pid", "--fork", "--", "/bin/true"],
+        capture_output=True,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+@functools.cache
+def podman_works() -> bool:
+    if shutil.which("podman") is None:
+        return False
+    probe = subprocess.run(["podman", "info"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+needs_bwrap = pytest.mark.skipif(
+    not bwrap_works(), reason="bubblewrap (bwrap) is not installed or cannot create namespaces"
+)
+needs_unshare = pytest.mark.skipif(
+    not unshare_works(), reason="unshare + chroot needs root and mount/PID namespaces"
+)
+needs_podman = pytest.mark.skipif(not podman_works(), reason="podman is not installed or unusable")
+
+
+def tree_of(directory: Path) -> dict[str, str]:
+    """Every entry below `directory` as {image path: 'dir' | 'file' | '->target'}."""
+    out: dict[str, str] = {}
+    for current, dirs, files in os.walk(directory):
+        for name in dirs + files:
+            path = Path(current) / name
+            inner = "/" + str(path.relative_to(directory))
+            if path.is_symlink():
+                out[inner] = "->" + os.readlink(path)
+            elif path.is_dir():
+                out[inner] = "dir"
+            else:
+                out[inner] = "file"
+    return out
+
+
+def extract(archive: Path, into: Path) -> Path:
+    """Unpack a tar the way a container runtime would (symlinks and modes as stored)."""
+    into.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="tar")
+    return into
