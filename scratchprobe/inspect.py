@@ -5,7 +5,9 @@ The core never prints: it returns an `Inspection` for a renderer to format.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import contextlib
+import os
+from dataclasses import dataclass, field, replace
 
 from scratchprobe.discover import Candidate, InputProblem, discover
 from scratchprobe.elf.classify import (
@@ -20,6 +22,10 @@ from scratchprobe.elf.constants import ElfType
 from scratchprobe.elf.reader import ElfFile
 from scratchprobe.errors import ELFError
 from scratchprobe.loader.closure import Closure, ElfCache, Resolver
+from scratchprobe.needs import detect_needs, included
+from scratchprobe.needs.context import Context, NeedsOptions
+from scratchprobe.needs.evidence import EvidenceCache, gather
+from scratchprobe.needs.model import NeedKind, RuntimeNeed
 from scratchprobe.plan import Plan, PlannedBinary, binary_file_paths, build_plan
 from scratchprobe.root import Root
 
@@ -28,6 +34,13 @@ from scratchprobe.root import Root
 class InspectOptions:
     root: str = "/"
     library_path: tuple[str, ...] = ()
+    runtime_needs: bool = True
+    """Detect runtime files (CA bundle, zoneinfo, ...); off gives the loader closure only."""
+    strict: bool = False
+    """Also include needs of `possible` confidence."""
+    with_kinds: frozenset[NeedKind] = frozenset()
+    without_kinds: frozenset[NeedKind] = frozenset()
+    needs: NeedsOptions = field(default_factory=NeedsOptions)
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,12 @@ class BinaryReport:
     file_paths: tuple[str, ...]
     """Image paths of every file this binary needs, itself first."""
     total_size: int
+    needs: tuple[RuntimeNeed, ...] = ()
+    """Every runtime need found, included in the plan or not (see `included`)."""
+    included: tuple[bool, ...] = ()
+    """Per need: whether its files are in the plan."""
+    toolchain: str | None = None
+    """The toolchain recognised, in words ("Go 1.21.13, CGO_ENABLED=0")."""
 
     @property
     def unresolved(self) -> bool:
@@ -62,6 +81,11 @@ class Inspection:
     problems: tuple[InputProblem, ...]
     plan: Plan
     warnings: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+    """ENV lines the image should carry (TZ, SSL_CERT_FILE, ...)."""
+    runtime_provided: tuple[str, ...] = ()
+    """Files the container runtime mounts (not in the plan)."""
+    user: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -78,6 +102,8 @@ def inspect(paths: tuple[str, ...], options: InspectOptions) -> Inspection:
     candidates, problems = discover(paths, root)
     cache = ElfCache()
     resolver = Resolver(root, options.library_path, cache)
+    context = Context(root, resolver, options.needs)
+    evidence = EvidenceCache()
     reports: list[BinaryReport] = []
     seen: set[str] = set()
     for candidate in candidates:
@@ -86,22 +112,89 @@ def inspect(paths: tuple[str, ...], options: InspectOptions) -> Inspection:
         seen.add(candidate.image_path)
         report = _inspect_one(candidate, cache, resolver, problems)
         if report is not None:
+            if options.runtime_needs:
+                report = _with_needs(report, options, context, evidence)
             reports.append(report)
     planned = tuple(
-        PlannedBinary(r.path, r.source, r.from_context, r.elf.size, r.closure) for r in reports
+        PlannedBinary(
+            r.path,
+            r.source,
+            r.from_context,
+            r.elf.size,
+            r.closure,
+            tuple(n for n, keep in zip(r.needs, r.included, strict=True) if keep),
+        )
+        for r in reports
     )
-    plan = build_plan(planned)
+    plan = build_plan(planned, _need_source_sizes(root, planned))
     sizes = {f.path: f.size for f in plan.files}
     final = tuple(
-        replace(r, total_size=sum(sizes.get(p, 0) for p in r.file_paths)) for r in reports
+        replace(
+            r,
+            file_paths=binary_file_paths(p),
+            total_size=sum(sizes.get(path, 0) for path in binary_file_paths(p)),
+        )
+        for r, p in zip(reports, planned, strict=True)
     )
+    warnings = list(plan.warnings) + list(resolver.root_warnings)
+    env: dict[str, str] = {}
+    provided: list[str] = []
+    for p in planned:
+        for need in p.needs:
+            warnings += [f"{p.path}: {problem}" for problem in need.problems]
+            for key, value in need.env:
+                env.setdefault(key, value)
+            provided += need.runtime_provided
     return Inspection(
         root=root.directory,
         binaries=final,
         problems=tuple(problems),
         plan=plan,
-        warnings=tuple(dict.fromkeys(plan.warnings + tuple(resolver.root_warnings))),
+        warnings=tuple(dict.fromkeys(warnings)),
+        env=tuple(env.items()),
+        runtime_provided=tuple(dict.fromkeys(provided)),
+        user=options.needs.user,
     )
+
+
+def _with_needs(
+    report: BinaryReport, options: InspectOptions, context: Context, cache: EvidenceCache
+) -> BinaryReport:
+    from scratchprobe.toolchain import detect_toolchain
+
+    toolchain = detect_toolchain(report.elf)
+    subject = gather(
+        report.path, report.elf, report.linkage, report.libc, report.closure, cache, toolchain
+    )
+    needs = detect_needs(subject, context)
+    keep = tuple(
+        included(n, options.strict, options.with_kinds, options.without_kinds) for n in needs
+    )
+    return replace(report, needs=needs, included=keep, toolchain=toolchain.description)
+
+
+def _need_source_sizes(root: Root, planned: tuple[PlannedBinary, ...]) -> dict[str, int]:
+    """Bytes each runtime file or directory adds (directories walked inside the root)."""
+    sizes: dict[str, int] = {}
+    for binary in planned:
+        for need in binary.needs:
+            for needed in need.files:
+                if needed.source is None or needed.source in sizes:
+                    continue
+                try:
+                    resolved = root.resolve(needed.source)
+                except OSError:
+                    continue
+                if resolved.is_dir:
+                    total = 0
+                    for current, _dirs, files in os.walk(resolved.host_path):
+                        for name in files:
+                            with contextlib.suppress(OSError):
+                                total += os.lstat(os.path.join(current, name)).st_size
+                    sizes[needed.source] = total
+                else:
+                    sizes[needed.source] = os.stat(resolved.host_path).st_size
+    return sizes
 
 
 def _inspect_one(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from scratchprobe.loader.closure import Closure, FoundVia, LoadedObject
+from scratchprobe.needs.model import RuntimeNeed
 
 
 class FileType(Enum):
@@ -25,11 +26,24 @@ class FileType(Enum):
 
 
 class FileKind(Enum):
-    """Why a file is in the image, by category (the JSON `kind`)."""
+    """Why a file is in the image, by category (the JSON `kind`). The runtime kinds share
+    their values with scratchprobe.needs.model.NeedKind."""
 
     BINARY = "binary"
     INTERPRETER = "interpreter"
     LIBRARY = "library"
+    CA_CERTIFICATES = "ca-certificates"
+    ZONEINFO = "zoneinfo"
+    USERS = "users"
+    NAME_SERVICE = "name-service"
+    NSS_MODULES = "nss-modules"
+    GCONV = "gconv"
+    UNWINDER = "unwinder"
+    OPENSSL_CONFIG = "openssl-config"
+    OPENSSL_MODULES = "openssl-modules"
+    DLOPEN = "dlopen"
+    TMP = "tmp"
+    MIME = "mime"
 
 
 _KIND_ORDER = {kind: index for index, kind in enumerate(FileKind)}
@@ -65,6 +79,8 @@ class PlannedBinary:
     from_context: bool
     size: int
     closure: Closure | None
+    needs: tuple[RuntimeNeed, ...] = ()
+    """Runtime needs selected for the image (already filtered by confidence and kind)."""
 
 
 @dataclass(frozen=True)
@@ -106,11 +122,18 @@ def binary_file_paths(binary: PlannedBinary) -> tuple[str, ...]:
         for obj in closure.libraries:
             paths.append(library_image_path(obj, closure)[0])
             paths += [variant.path for variant in obj.hwcaps_variants]
+    for need in binary.needs:
+        paths += [f.path for f in need.files]
     return tuple(dict.fromkeys(paths))
 
 
-def build_plan(binaries: tuple[PlannedBinary, ...]) -> Plan:
+def _source_size(sizes: dict[str, int], source: str | None) -> int:
+    return sizes.get(source, 0) if source is not None else 0
+
+
+def build_plan(binaries: tuple[PlannedBinary, ...], sizes: dict[str, int] | None = None) -> Plan:
     """Merge what every binary needs into one list of image entries, without duplicates."""
+    sizes = sizes or {}
     entries: dict[str, ImageFile] = {}
     needers: dict[str, list[str]] = {}
     warnings: list[str] = []
@@ -143,47 +166,66 @@ def build_plan(binaries: tuple[PlannedBinary, ...]) -> Plan:
             binary.path,
         )
         closure = binary.closure
-        if closure is None:
-            continue
-        interp = closure.interpreter
-        if interp is not None:
-            add(
-                ImageFile(
-                    path=interp.path,
-                    type=FileType.FILE,
-                    kind=FileKind.INTERPRETER,
-                    reason=f"PT_INTERP of {binary.path}: the kernel starts this loader first",
-                    source=interp.real_path,
-                    size=interp.elf.size,
-                ),
-                binary.path,
-            )
-        for obj in closure.libraries:
-            path, note = library_image_path(obj, closure)
-            reason = f"{obj.name}, needed by {obj.needed_by} (found via {obj.via.value})"
-            if note:
-                reason += f"; {note}"
-            add(
-                ImageFile(
-                    path=path,
-                    type=FileType.FILE,
-                    kind=FileKind.LIBRARY,
-                    reason=reason,
-                    source=obj.real_path,
-                    size=obj.elf.size,
-                ),
-                binary.path,
-            )
-            for variant in obj.hwcaps_variants:
+        if closure is not None:
+            interp = closure.interpreter
+            if interp is not None:
                 add(
                     ImageFile(
-                        path=variant.path,
+                        path=interp.path,
+                        type=FileType.FILE,
+                        kind=FileKind.INTERPRETER,
+                        reason=f"PT_INTERP of {binary.path}: the kernel starts this loader first",
+                        source=interp.real_path,
+                        size=interp.elf.size,
+                    ),
+                    binary.path,
+                )
+            for obj in closure.libraries:
+                path, note = library_image_path(obj, closure)
+                reason = f"{obj.name}, needed by {obj.needed_by} (found via {obj.via.value})"
+                if note:
+                    reason += f"; {note}"
+                add(
+                    ImageFile(
+                        path=path,
                         type=FileType.FILE,
                         kind=FileKind.LIBRARY,
-                        reason=f"glibc-hwcaps copy of {obj.name}: loaded instead on CPUs "
-                        "that support this level",
-                        source=variant.real_path,
-                        size=variant.size,
+                        reason=reason,
+                        source=obj.real_path,
+                        size=obj.elf.size,
+                    ),
+                    binary.path,
+                )
+                for variant in obj.hwcaps_variants:
+                    add(
+                        ImageFile(
+                            path=variant.path,
+                            type=FileType.FILE,
+                            kind=FileKind.LIBRARY,
+                            reason=f"glibc-hwcaps copy of {obj.name}: loaded instead on CPUs "
+                            "that support this level",
+                            source=variant.real_path,
+                            size=variant.size,
+                        ),
+                        binary.path,
+                    )
+
+        for need in binary.needs:
+            for needed in need.files:
+                reason = need.summary
+                if needed.note:
+                    reason += f" ({needed.note})"
+                add(
+                    ImageFile(
+                        path=needed.path,
+                        type=FileType(needed.type),
+                        kind=FileKind(need.kind.value),
+                        reason=reason,
+                        source=needed.source,
+                        content=needed.content,
+                        target=needed.target,
+                        mode=needed.mode,
+                        size=_source_size(sizes, needed.source),
                     ),
                     binary.path,
                 )

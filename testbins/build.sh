@@ -198,6 +198,11 @@ else
     skip "zig (python3 -m ziglang) not found: foreign/*, c-glibc-2.38"
 fi
 
+# ---------------------------------------------------------------- runtime-needs cases
+# Programs that open runtime files (CA bundle, zoneinfo, passwd, ...), in testbins/built/runtime.
+bash "$ROOT/build-runtime-c.sh"
+bash "$ROOT/build-runtime-go-rust.sh"
+
 # ---------------------------------------------------------------- broken files
 if have "$PYTHON"; then
     if [[ -f "$OUT/c-glibc-dynamic" ]]; then

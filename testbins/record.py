@@ -34,6 +34,12 @@ READELF = os.environ.get("READELF", "readelf")
 # How each file was built (see build.sh): (glob relative to built/, libc, toolchain).
 # First match wins.
 BUILD_INFO: list[tuple[str, str | None, str]] = [
+    # runtime-needs cases (build-runtime-c.sh, build-runtime-go-rust.sh)
+    ("runtime/c-*-musl*", "musl", "c"),
+    ("runtime/c-*", "glibc", "c"),
+    ("runtime/go*-cgo", "glibc", "go"),
+    ("runtime/go*", None, "go"),
+    ("runtime/rust-*", "glibc", "rust"),
     ("c-musl-*", "musl", "c"),
     ("cpp-*", "glibc", "c++"),
     ("go-static", None, "go"),

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import click
 
-from scratchprobe.cli.options import error, library_path_option, root_option
+from scratchprobe.cli.options import (
+    error,
+    inspect_options,
+    library_path_option,
+    needs_options,
+    root_option,
+)
 from scratchprobe.errors import ScratchprobeError, UsageError
 
 FORMATS = ("text", "json", "sarif", "junit", "github")
@@ -17,6 +24,7 @@ FORMATS = ("text", "json", "sarif", "junit", "github")
 @click.argument("binaries", nargs=-1, required=True, metavar="BINARY...")
 @root_option
 @library_path_option
+@needs_options
 @click.option(
     "--require-static/--no-require-static",
     "require_static",
@@ -85,6 +93,7 @@ def command(
     severity: tuple[str, ...],
     policy_file: str | None,
     output_format: str,
+    **needs: Any,
 ) -> None:
     """Check each BINARY against the policy: static linkage, libraries, glibc floor, ...
 
@@ -103,7 +112,7 @@ def command(
         parse_rule_code,
         parse_severity,
     )
-    from scratchprobe.inspect import InspectOptions, inspect
+    from scratchprobe.inspect import inspect
 
     try:
         severities = []
@@ -124,7 +133,7 @@ def command(
         )
         cwd = os.getcwd()
         policy = merge(load_policy(policy_file, cwd), overrides)
-        inspection = inspect(binaries, InspectOptions(root=root, library_path=library_path))
+        inspection = inspect(binaries, inspect_options(root, library_path, **needs))
     except ScratchprobeError as exc:
         error(str(exc))
         sys.exit(2)

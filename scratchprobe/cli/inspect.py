@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
-from scratchprobe.cli.options import error, library_path_option, root_option
+from scratchprobe.cli.options import (
+    error,
+    forwarded_args,
+    inspect_options,
+    library_path_option,
+    needs_options,
+    root_option,
+)
 from scratchprobe.errors import ScratchprobeError
 
 
@@ -14,6 +22,7 @@ from scratchprobe.errors import ScratchprobeError
 @click.argument("binaries", nargs=-1, required=True, metavar="BINARY...")
 @root_option
 @library_path_option
+@needs_options
 @click.option(
     "--format",
     "output_format",
@@ -30,28 +39,40 @@ from scratchprobe.errors import ScratchprobeError
     metavar="STAGE",
     help="Builder stage the COPY lines copy from.",
 )
+@click.option(
+    "--rootfs-stage",
+    is_flag=True,
+    help="With --format dockerfile: run `scratchprobe rootfs` in a stage based on the "
+    "builder and COPY its output whole (keeps symlinks and empty directories).",
+)
 def command(
     binaries: tuple[str, ...],
     root: str,
     library_path: tuple[str, ...],
     output_format: str,
     stage: str,
+    rootfs_stage: bool,
+    **needs: Any,
 ) -> None:
     """Report the loader, libraries and files each BINARY needs in a scratch image.
 
     A directory argument is walked for ELF files. Exit 0 when everything resolved, 1 when a
     library, version or interpreter is missing, 2 for unusable input.
     """
-    from scratchprobe.inspect import InspectOptions, inspect
+    from scratchprobe.inspect import inspect
     from scratchprobe.render import OutputFormat, RenderOptions, renderer
 
     try:
-        result = inspect(binaries, InspectOptions(root=root, library_path=library_path))
+        result = inspect(binaries, inspect_options(root, library_path, **needs))
     except ScratchprobeError as exc:
         error(str(exc))
         sys.exit(2)
     fmt = OutputFormat(output_format)
-    options = RenderOptions(stage=stage, color=fmt is OutputFormat.TEXT and sys.stdout.isatty())
+    options = RenderOptions(
+        stage=stage,
+        color=fmt is OutputFormat.TEXT and sys.stdout.isatty(),
+        rootfs_stage=forwarded_args(library_path, **needs) if rootfs_stage else None,
+    )
     click.echo(renderer(fmt)(result, options), nl=False)
     for problem in result.problems:
         error(f"{problem.path}: {problem.message}")

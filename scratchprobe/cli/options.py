@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
+
+from scratchprobe.needs.model import NeedKind
+
+if TYPE_CHECKING:
+    from scratchprobe.inspect import InspectOptions
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -33,3 +38,111 @@ def library_path_option(func: F) -> F:
         metavar="DIR",
         help="Search DIR like LD_LIBRARY_PATH (inside --root). Repeatable.",
     )(func)
+
+
+_NEED_KINDS = [kind.value for kind in NeedKind]
+
+
+def needs_options(func: F) -> F:
+    """Options that choose which runtime needs go into the plan (every planning command)."""
+    options = [
+        click.option(
+            "--no-runtime",
+            "no_runtime",
+            is_flag=True,
+            help="Only the loader and libraries: skip runtime files (CA bundle, zoneinfo, ...).",
+        ),
+        click.option(
+            "--strict",
+            is_flag=True,
+            help="Also include runtime needs of 'possible' confidence.",
+        ),
+        click.option(
+            "--with",
+            "with_kinds",
+            multiple=True,
+            type=click.Choice(_NEED_KINDS),
+            help="Include this kind of runtime need whatever its confidence. Repeatable.",
+        ),
+        click.option(
+            "--without",
+            "without_kinds",
+            multiple=True,
+            type=click.Choice(_NEED_KINDS),
+            help="Leave this kind of runtime need out of the plan. Repeatable.",
+        ),
+        click.option(
+            "--tz",
+            "zones",
+            multiple=True,
+            metavar="ZONE",
+            help="Copy only these zones (e.g. Europe/Paris), set TZ and /etc/localtime.",
+        ),
+        click.option(
+            "--user",
+            metavar="NAME|UID[:GID]",
+            help="Run as this user (USER line); its passwd entry must exist.",
+        ),
+        click.option(
+            "--generate-etc",
+            is_flag=True,
+            help="Write minimal /etc/passwd and /etc/group instead of copying the builder's.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def inspect_options(
+    root: str,
+    library_path: tuple[str, ...],
+    no_runtime: bool = False,
+    strict: bool = False,
+    with_kinds: tuple[str, ...] = (),
+    without_kinds: tuple[str, ...] = (),
+    zones: tuple[str, ...] = (),
+    user: str | None = None,
+    generate_etc: bool = False,
+) -> InspectOptions:
+    """The core's options from the command line's (shared by inspect, check, rootfs, verify)."""
+    from scratchprobe.inspect import InspectOptions
+    from scratchprobe.needs.context import NeedsOptions
+
+    return InspectOptions(
+        root=root,
+        library_path=library_path,
+        runtime_needs=not no_runtime,
+        strict=strict,
+        with_kinds=frozenset(NeedKind(k) for k in with_kinds),
+        without_kinds=frozenset(NeedKind(k) for k in without_kinds),
+        needs=NeedsOptions(tz=zones, user=user, generate_etc=generate_etc),
+    )
+
+
+def forwarded_args(
+    library_path: tuple[str, ...],
+    no_runtime: bool = False,
+    strict: bool = False,
+    with_kinds: tuple[str, ...] = (),
+    without_kinds: tuple[str, ...] = (),
+    zones: tuple[str, ...] = (),
+    user: str | None = None,
+    generate_etc: bool = False,
+) -> tuple[str, ...]:
+    """The planning options again as command-line words, for a `scratchprobe rootfs` run in
+    a Dockerfile stage that must plan exactly what this run planned."""
+    args: list[str] = []
+    for directory in library_path:
+        args += ["--library-path", directory]
+    args += ["--no-runtime"] if no_runtime else []
+    args += ["--strict"] if strict else []
+    for kind in with_kinds:
+        args += ["--with", kind]
+    for kind in without_kinds:
+        args += ["--without", kind]
+    for zone in zones:
+        args += ["--tz", zone]
+    args += ["--user", user] if user else []
+    args += ["--generate-etc"] if generate_etc else []
+    return tuple(args)

@@ -98,6 +98,8 @@ class ElfFile:
     """Version names this object provides (DT_VERDEF, base entry excluded)."""
     segments: tuple[Segment, ...]
     sections: tuple[Section, ...]
+    dynamic_entries: tuple[tuple[int, int], ...] = ()
+    """(d_tag, d_val) of PT_DYNAMIC up to DT_NULL, for readers of other tables."""
 
     @property
     def nodeflib(self) -> bool:
@@ -248,6 +250,7 @@ def _parse(path: str, src: _Source) -> ElfFile:
     flags_1 = 0
     version_needs: tuple[VersionNeed, ...] = ()
     version_defs: tuple[str, ...] = ()
+    entries: list[tuple[int, int]] = []
     if dynamic:
         entries = _read_dynamic(src, e, is64, dynamic[0])
         tags: dict[int, int] = {}
@@ -258,7 +261,7 @@ def _parse(path: str, src: _Source) -> ElfFile:
             strsz = tags.get(DynamicTag.STRSZ, 0)
             if not 0 < strsz <= _MAX_STRTAB:
                 raise ELFError(f"implausible DT_STRSZ {strsz}")
-            offset = _vaddr_to_offset(segments, tags[DynamicTag.STRTAB], strsz)
+            offset = vaddr_to_offset(segments, tags[DynamicTag.STRTAB], strsz)
             if offset is None:
                 raise ELFError("the dynamic string table (DT_STRTAB) is not mapped by any PT_LOAD")
             strtab = src.read(offset, strsz, "dynamic string table")
@@ -315,6 +318,7 @@ def _parse(path: str, src: _Source) -> ElfFile:
         version_defs=version_defs,
         segments=segments,
         sections=sections,
+        dynamic_entries=tuple(entries),
     )
 
 
@@ -392,7 +396,7 @@ def _read_dynamic(src: _Source, e: str, is64: bool, seg: Segment) -> list[tuple[
     return entries
 
 
-def _vaddr_to_offset(segments: tuple[Segment, ...], vaddr: int, length: int) -> int | None:
+def vaddr_to_offset(segments: tuple[Segment, ...], vaddr: int, length: int) -> int | None:
     """Map a virtual address to a file offset through PT_LOAD, as the loader's mmap does.
 
     Some linkers (and prelinked or statically built files) store file offsets instead of
@@ -413,7 +417,7 @@ def _read_verneed(
     count: int,
     string: _StringLookup,
 ) -> tuple[VersionNeed, ...]:
-    offset = _vaddr_to_offset(segments, vaddr, 16)
+    offset = vaddr_to_offset(segments, vaddr, 16)
     if offset is None:
         raise ELFError("DT_VERNEED is not mapped by any PT_LOAD")
     out = []
@@ -446,7 +450,7 @@ def _read_verdef(
     count: int,
     string: _StringLookup,
 ) -> tuple[str, ...]:
-    offset = _vaddr_to_offset(segments, vaddr, 20)
+    offset = vaddr_to_offset(segments, vaddr, 20)
     if offset is None:
         raise ELFError("DT_VERDEF is not mapped by any PT_LOAD")
     out = []

@@ -27,8 +27,8 @@ class RenderOptions:
     """Columns for the text report; None: the terminal's width, or unlimited when piped."""
     rootfs_stage: tuple[str, ...] | None = None
     """`dockerfile` only. None: COPY lines. A tuple: a stage that runs `scratchprobe rootfs`
-    in the builder and one COPY of its output; the tuple holds the --library-path
-    directories to pass to it."""
+    in the builder and one COPY of its output; the tuple holds the planning options to pass
+    to it (--library-path, --tz, --user, ...), so that it plans what this run planned."""
 
 
 class Renderer(Protocol):

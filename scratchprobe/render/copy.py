@@ -38,4 +38,11 @@ def copy_lines(inspection: Inspection, stage: str) -> list[str]:
 
 def render(inspection: Inspection, options: RenderOptions) -> str:
     lines = copy_lines(inspection, options.stage)
+    generated = [f.path for f in inspection.plan.files if copy_line(f, options.stage) is None]
+    if generated:
+        lines.append(
+            "# not expressible as COPY (generated, empty directory or symlink): "
+            + ", ".join(generated)
+            + "; use --format dockerfile or `scratchprobe rootfs`"
+        )
     return "\n".join(lines) + ("\n" if lines else "")

@@ -64,6 +64,21 @@ def _binary(report: BinaryReport) -> dict[str, Any]:
         "missing_versions": missing_versions,
         "files": list(report.file_paths),
         "size": report.total_size,
+        "toolchain": report.toolchain,
+        "needs": [
+            {
+                "kind": need.kind.value,
+                "confidence": need.confidence.value,
+                "included": keep,
+                "summary": need.summary,
+                "evidence": list(need.evidence),
+                "files": [f.path for f in need.files],
+                "env": dict(need.env),
+                "runtime_provided": list(need.runtime_provided),
+                "problems": list(need.problems),
+            }
+            for need, keep in zip(report.needs, report.included, strict=True)
+        ],
     }
 
 
@@ -95,6 +110,9 @@ def manifest(inspection: Inspection) -> dict[str, Any]:
         "files": [_file(f) for f in inspection.plan.files],
         "warnings": list(inspection.warnings),
         "errors": [{"path": p.path, "message": p.message} for p in inspection.problems],
+        "env": dict(inspection.env),
+        "runtime_provided": list(inspection.runtime_provided),
+        "user": inspection.user,
     }
 
 

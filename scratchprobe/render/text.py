@@ -75,6 +75,8 @@ def _binary(console: Console, report: BinaryReport) -> None:
         if closure is not None and closure.interpreter_missing:
             state = " [red](missing in the root)[/red]"
         console.print(f"  interpreter: {escape(elf.interpreter)}{state}")
+    if report.toolchain:
+        console.print(f"  toolchain: {escape(report.toolchain)}")
     if elf.max_glibc:
         console.print(f"  requires glibc >= {format_version(elf.max_glibc)}")
     if elf.runpath:
@@ -103,7 +105,33 @@ def _binary(console: Console, report: BinaryReport) -> None:
             )
         for warning in closure.warnings:
             console.print(f"  [yellow]warning:[/yellow] {escape(warning)}")
+    _needs(console, report)
     console.print()
+
+
+def _needs(console: Console, report: BinaryReport) -> None:
+    if not report.needs:
+        return
+    console.print("  runtime needs:")
+    for need, keep in zip(report.needs, report.included, strict=True):
+        mark = "[green]+[/green]" if keep else "[dim]-[/dim]"
+        state = "" if keep else f", not included: --with {need.kind.value}"
+        console.print(
+            f"  {mark} [bold]{need.kind.value}[/bold] ({need.confidence.value}{state}): "
+            f"{escape(need.summary)}"
+        )
+        console.print(f"      evidence: {escape('; '.join(need.evidence))}")
+        if need.files:
+            console.print(f"      files: {escape(', '.join(f.path for f in need.files))}")
+        if need.runtime_provided:
+            console.print(
+                "      provided by the container runtime: "
+                + escape(", ".join(need.runtime_provided))
+            )
+        for key, value in need.env:
+            console.print(f"      ENV {escape(key)}={escape(value)}")
+        for problem in need.problems:
+            console.print(f"      [red]problem:[/red] {escape(problem)}")
 
 
 def render(inspection: Inspection, options: RenderOptions) -> str:

@@ -1,0 +1,111 @@
+"""CA certificates: who reads a trust store, and at which exact path.
+
+- Go crypto/x509 (root_linux.go): the first existing file of certFiles, else the certDirectories;
+  nothing when golang.org/x/crypto/x509roots/fallback is linked (embedded roots).
+- OpenSSL: X509_get_default_cert_file() = OPENSSLDIR "/cert.pem" (Debian: /usr/lib/ssl, a link
+  to /etc/ssl/certs/ca-certificates.crt); OPENSSLDIR is read from the root's libcrypto.
+- GnuTLS, libcurl and others: their compiled-in bundle path, found as a known string.
+- Rust openssl-probe / rustls-native-certs: their probe lists start with the Debian bundle.
+- Embedded roots (webpki-roots, NSS's libnssckbi): no file.
+runtime-deps.md §6.1, §7, §8, §10.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from scratchprobe.needs.context import Context
+from scratchprobe.needs.evidence import CA_BUNDLE_PATHS, Subject
+from scratchprobe.needs.golang import SYSTEM_ROOTS, go_view
+from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
+from scratchprobe.needs.rust import rust_view
+
+GO_DEFAULT = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def _bundle_file(path: str, source: str, note: str) -> NeededFile:
+    return NeededFile(path=path, type="file", source=source, note=note)
+
+
+def _missing_bundle() -> tuple[str, ...]:
+    return (
+        "the root has no CA bundle (" + ", ".join(CA_BUNDLE_PATHS[:2]) + ", ...): install "
+        "ca-certificates in the builder stage",
+    )
+
+
+def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
+    needs: list[RuntimeNeed] = []
+    bundle = ctx.ca_bundle()
+    go = go_view(subject)
+    if go is not None and go.uses_system_roots:
+        if go.fallback_roots:
+            return needs
+        needs.append(
+            RuntimeNeed(
+                kind=NeedKind.CA_CERTIFICATES,
+                confidence=Confidence.LIKELY,
+                summary=(
+                    "Go's crypto/x509 loads the system roots from the first of its certFiles "
+                    f"that exists: the image needs a CA bundle at {GO_DEFAULT}"
+                ),
+                evidence=go.evidence("crypto/x509 system roots", SYSTEM_ROOTS),
+                files=(_bundle_file(GO_DEFAULT, bundle, "Go's first certFiles entry"),)
+                if bundle
+                else (),
+                problems=() if bundle else _missing_bundle(),
+            )
+        )
+        return needs
+
+    rust = rust_view(subject)
+    if rust is not None and rust.embedded_roots:
+        return needs
+
+    openssl = subject.library("libcrypto.so")
+    if openssl is not None:
+        opensslldir = dict(openssl.openssl_dirs).get("OPENSSLDIR")
+        uses_tls = subject.library("libssl.so") is not None
+        evidence = [f"{openssl.name} in the closure"]
+        if uses_tls:
+            evidence.append("libssl in the closure (TLS)")
+        if opensslldir:
+            evidence.append(f'{openssl.name} has OPENSSLDIR "{opensslldir}"')
+            target = posixpath.join(opensslldir, "cert.pem")
+            needs.append(
+                RuntimeNeed(
+                    kind=NeedKind.CA_CERTIFICATES,
+                    confidence=Confidence.LIKELY if uses_tls else Confidence.POSSIBLE,
+                    summary=(
+                        "OpenSSL's default verify paths read OPENSSLDIR/cert.pem: the image "
+                        f"needs the CA bundle at {target} (or SSL_CERT_FILE pointing at one)"
+                    ),
+                    evidence=tuple(evidence),
+                    files=(_bundle_file(target, bundle, "OPENSSLDIR/cert.pem"),) if bundle else (),
+                    problems=() if bundle else _missing_bundle(),
+                )
+            )
+
+    # Compiled-in bundle paths anywhere in the program or its libraries (GnuTLS, libcurl,
+    # openssl-probe, ...). OpenSSL's own is handled above through OPENSSLDIR.
+    claimed = {f.path for n in needs for f in n.files}
+    for obj in subject.objects():
+        for path in CA_BUNDLE_PATHS:
+            if path in obj.strings and path not in claimed:
+                claimed.add(path)
+                needs.append(
+                    RuntimeNeed(
+                        kind=NeedKind.CA_CERTIFICATES,
+                        confidence=Confidence.LIKELY,
+                        summary=(
+                            f"{obj.name} has the CA bundle path {path} compiled in: the image "
+                            "needs the bundle there to verify TLS peers"
+                        ),
+                        evidence=(f'string "{path}" in {obj.name}',),
+                        files=(_bundle_file(path, bundle, "compiled-in bundle path"),)
+                        if bundle
+                        else (),
+                        problems=() if bundle else _missing_bundle(),
+                    )
+                )
+    return needs

@@ -1,0 +1,96 @@
+"""What detectors may ask of the builder's filesystem, and the user's choices."""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+
+from scratchprobe.elf.reader import ElfFile
+from scratchprobe.loader.closure import Closure, Resolver
+from scratchprobe.needs.evidence import CA_BUNDLE_PATHS
+from scratchprobe.root import Root
+
+
+@dataclass(frozen=True)
+class NeedsOptions:
+    tz: tuple[str, ...] = ()
+    """--tz: copy only these zones, set TZ and /etc/localtime (the first zone)."""
+    user: str | None = None
+    """--user NAME|UID[:GID]: the image runs as this user; its entry must exist."""
+    generate_etc: bool = False
+    """--generate-etc: write minimal passwd/group instead of copying the builder's."""
+
+
+@dataclass(frozen=True)
+class LocatedLibrary:
+    path: str
+    """Where the image's loader will find it (a default directory)."""
+    real_path: str
+
+
+class Context:
+    """The root, seen by detectors. Every lookup stays inside it (scratchprobe.root)."""
+
+    def __init__(self, root: Root, resolver: Resolver, options: NeedsOptions) -> None:
+        self.root = root
+        self.resolver = resolver
+        self.options = options
+
+    def exists(self, path: str) -> bool:
+        return self.root.exists(path)
+
+    def is_dir(self, path: str) -> bool:
+        try:
+            return self.root.resolve(path).is_dir
+        except OSError:
+            return False
+
+    def real(self, path: str) -> str | None:
+        try:
+            return self.root.resolve(path).path
+        except OSError:
+            return None
+
+    def ca_bundle(self) -> str | None:
+        """The first CA bundle the root has, in Go's order (the widest-known list)."""
+        for path in CA_BUNDLE_PATHS:
+            try:
+                if self.root.resolve(path).is_file:
+                    return path
+            except OSError:
+                continue
+        return None
+
+    def locate_library(
+        self, name: str, elf: ElfFile, closure: Closure | None
+    ) -> LocatedLibrary | None:
+        """Where the loader of `elf` finds a dlopen'd `name` without any search path of the
+        program's: the default directories (what dlopen of a bare name uses), else the cache.
+        """
+        dirs = closure.system_dirs if closure is not None else ()
+        if not dirs:
+            interp = closure.interpreter.real_path if closure and closure.interpreter else None
+            dirs = self.resolver.system_dirs(interp, elf.arch)[0]
+        for directory in dirs:
+            opened = self.resolver.open_candidate(posixpath.join(directory, name), elf.arch)
+            if opened is not None:
+                return LocatedLibrary(posixpath.join(directory, name), opened[0])
+        cache = self.resolver.ld_cache()
+        if cache is not None and dirs:
+            for entry in cache.lookup(name, frozenset()):
+                opened = self.resolver.open_candidate(entry.path, elf.arch)
+                if opened is not None:
+                    # Placed in the first default directory: the image has no cache.
+                    return LocatedLibrary(posixpath.join(dirs[0], name), opened[0])
+        return None
+
+    def system_dir_with(self, subdir: str, closure: Closure | None, elf: ElfFile) -> str | None:
+        """The first default library directory holding `subdir` (e.g. gconv)."""
+        dirs = closure.system_dirs if closure is not None else ()
+        if not dirs:
+            dirs = self.resolver.system_dirs(None, elf.arch)[0]
+        for directory in dirs:
+            candidate = posixpath.join(directory, subdir)
+            if self.is_dir(candidate):
+                return candidate
+        return None

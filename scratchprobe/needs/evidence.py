@@ -1,0 +1,239 @@
+"""Evidence the detectors read: imported symbols, known path strings, linked symbols.
+
+Strings are matched against a dictionary of known literals with `mmap.find` over the
+read-only data only (DESIGN.md: a literal search runs near memory speed, a regex alternation
+of many words ten times slower). Go strings are not NUL-terminated, so nothing here ever
+reports a path it cut out of the bytes: only dictionary entries can be found, never
+`/etc/passwdtls`.
+"""
+
+from __future__ import annotations
+
+import mmap
+import re
+from dataclasses import dataclass, field
+
+from scratchprobe.elf.classify import Libc, Linkage
+from scratchprobe.elf.dynsym import imported_symbols
+from scratchprobe.elf.reader import ElfFile, parse_glibc_version
+from scratchprobe.errors import ELFError
+from scratchprobe.loader.closure import Closure, LoadedObject
+from scratchprobe.toolchain import ToolchainFacts
+
+CA_BUNDLE_PATHS = (
+    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Alpine, Gentoo
+    "/etc/pki/tls/certs/ca-bundle.crt",  # Fedora, RHEL 6
+    "/etc/ssl/ca-bundle.pem",  # openSUSE
+    "/etc/pki/tls/cacert.pem",  # OpenELEC
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",  # CentOS, RHEL 7+
+    "/etc/ssl/cert.pem",  # Alpine, macOS-style
+)
+"""Go's crypto/x509 root_linux.go certFiles, in its order; most other consumers use one of
+these as a compiled-in path too."""
+
+KNOWN_STRINGS = (
+    *CA_BUNDLE_PATHS,
+    "/etc/ssl/certs",
+    "/etc/nsswitch.conf",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/shadow",
+    "/etc/hosts",
+    "/etc/resolv.conf",
+    "/etc/services",
+    "/etc/protocols",
+    "/usr/share/zoneinfo",
+    "/etc/localtime",
+    "gconv-modules",
+    "libnss_",
+    "/tmp/",
+    "/etc/mime.types",
+    "SSL_CERT_FILE",
+    # glibc's per-database NSS entry points: a static glibc binary keeps the name of each
+    # database it looks up (getpwnam -> __nss_passwd_lookup2), whereas the NSS file paths
+    # (/etc/passwd, /etc/hosts, ...) come along for any NSS use.
+    "__nss_passwd_lookup2",
+    "__nss_group_lookup2",
+    "__nss_shadow_lookup2",
+    "__nss_hosts_lookup2",
+    "__nss_services_lookup2",
+    "__nss_protocols_lookup2",
+    "TMPDIR",
+)
+
+# Objects whose strings say nothing about what the program does: the C library itself
+# carries every NSS and time-zone path whether or not the program calls those functions.
+_LIBC_FAMILY = re.compile(
+    r"^(libc|libm|libpthread|libdl|librt|libutil|libanl|libresolv|ld-linux.*|ld64|ld)\.so"
+)
+_OPENSSL_DIRS = re.compile(rb'(OPENSSLDIR|MODULESDIR|ENGINESDIR): "([^"\x00]{1,200})"')
+_STRING_SECTIONS = (".rodata", ".rodata1", ".data.rel.ro", ".data", ".go.buildinfo")
+
+
+@dataclass(frozen=True)
+class ObjectEvidence:
+    """What one object (the binary or a library of its closure) shows."""
+
+    path: str
+    soname: str | None
+    imports: frozenset[str]
+    strings: frozenset[str]
+    """Entries of KNOWN_STRINGS found in its read-only data."""
+    openssl_dirs: tuple[tuple[str, str], ...] = ()
+    """OPENSSLDIR / MODULESDIR / ENGINESDIR compiled into a libcrypto."""
+
+    @property
+    def name(self) -> str:
+        return self.soname or self.path
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Everything the detectors know about one binary."""
+
+    path: str
+    elf: ElfFile
+    linkage: Linkage
+    libc: Libc | None
+    closure: Closure | None
+    binary: ObjectEvidence
+    libraries: tuple[ObjectEvidence, ...]
+    linked: frozenset[str]
+    """Symbols defined in a static file's .symtab (empty when stripped): what was linked."""
+    root_glibc: tuple[int, ...] | None
+    """Version of the glibc the closure loads (from libc.so.6's version definitions)."""
+    toolchain: ToolchainFacts | None = None
+    """The toolchain recognised (Go and Rust facts for their detectors)."""
+
+    @property
+    def dynamic(self) -> bool:
+        return self.linkage is Linkage.DYNAMIC
+
+    @property
+    def static_glibc(self) -> bool:
+        return not self.dynamic and self.libc is Libc.GLIBC
+
+    def static_strings(self, *literals: str) -> tuple[str, ...]:
+        """Which `literals` a static file's own bytes hold (its libc is linked in, so these
+        stand for the libc functions that were linked)."""
+        if self.dynamic:
+            return ()
+        return tuple(s for s in literals if s in self.binary.strings)
+
+    def uses(self, *symbols: str) -> tuple[str, ...]:
+        """Which of `symbols` the binary itself imports or (static) links."""
+        have = self.binary.imports | self.linked
+        return tuple(s for s in symbols if s in have)
+
+    def library(self, prefix: str) -> ObjectEvidence | None:
+        for lib in self.libraries:
+            if lib.soname and lib.soname.startswith(prefix):
+                return lib
+        return None
+
+    def objects(self) -> tuple[ObjectEvidence, ...]:
+        return (self.binary, *self.libraries)
+
+
+@dataclass
+class EvidenceCache:
+    """Per-run cache: every library's evidence is read once for all binaries."""
+
+    _objects: dict[str, ObjectEvidence] = field(default_factory=dict)
+
+    def of(self, elf: ElfFile, path: str, soname: str | None) -> ObjectEvidence:
+        cached = self._objects.get(elf.path)
+        if cached is None:
+            cached = _read_object(elf, path, soname)
+            self._objects[elf.path] = cached
+        return cached
+
+
+def _read_object(elf: ElfFile, path: str, soname: str | None) -> ObjectEvidence:
+    try:
+        imports = imported_symbols(elf)
+    except ELFError:
+        imports = frozenset()
+    if soname and _LIBC_FAMILY.match(soname):
+        return ObjectEvidence(path, soname, imports, frozenset())
+    strings, dirs = _scan(elf)
+    return ObjectEvidence(path, soname, imports, strings, dirs)
+
+
+def _scan(elf: ElfFile) -> tuple[frozenset[str], tuple[tuple[str, str], ...]]:
+    ranges = [
+        (s.offset, s.offset + s.size)
+        for s in elf.sections
+        if s.name in _STRING_SECTIONS and s.type != 8 and s.offset + s.size <= elf.size
+    ]
+    found: set[str] = set()
+    dirs: list[tuple[str, str]] = []
+    if elf.size == 0:
+        return frozenset(), ()
+    try:
+        with (
+            open(elf.path, "rb") as handle,
+            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view,
+        ):
+            if not ranges:
+                ranges = [(0, len(view))]
+            for literal in KNOWN_STRINGS:
+                needle = literal.encode()
+                if any(view.find(needle, start, end) >= 0 for start, end in ranges):
+                    found.add(literal)
+            marker = b'DIR: "'
+            for start, end in ranges:
+                at = view.find(marker, start, end)
+                while 0 <= at < end:
+                    window = view[max(at - 12, start) : min(at + 210, end)]
+                    match = _OPENSSL_DIRS.search(window)
+                    if match:
+                        pair = (match.group(1).decode(), match.group(2).decode("utf-8", "replace"))
+                        if pair not in dirs:
+                            dirs.append(pair)
+                    at = view.find(marker, at + 1, end)
+    except (OSError, ValueError):
+        return frozenset(found), tuple(dirs)
+    return frozenset(found), tuple(dirs)
+
+
+def gather(
+    path: str,
+    elf: ElfFile,
+    linkage: Linkage,
+    libc: Libc | None,
+    closure: Closure | None,
+    cache: EvidenceCache,
+    toolchain: ToolchainFacts | None = None,
+) -> Subject:
+    binary = cache.of(elf, path, elf.soname)
+    libraries: list[ObjectEvidence] = []
+    root_glibc = None
+    if closure is not None:
+        objects: list[LoadedObject] = list(closure.libraries)
+        for obj in objects:
+            libraries.append(cache.of(obj.elf, obj.path, obj.soname or obj.name))
+            if obj.name == "libc.so.6":
+                versions = [parse_glibc_version(v) for v in obj.elf.version_defs]
+                known = [v for v in versions if v is not None]
+                root_glibc = max(known) if known else None
+    linked: frozenset[str] = frozenset()
+    if linkage is not Linkage.DYNAMIC and ".symtab" in elf.section_names:
+        from scratchprobe.elf.sections import read_symbols
+
+        try:
+            linked = read_symbols(elf).defined
+        except ELFError:
+            linked = frozenset()
+    return Subject(
+        path=path,
+        elf=elf,
+        linkage=linkage,
+        libc=libc,
+        closure=closure,
+        binary=binary,
+        libraries=tuple(libraries),
+        linked=linked,
+        root_glibc=root_glibc,
+        toolchain=toolchain,
+    )

@@ -1,0 +1,111 @@
+"""Name service: host, service and protocol lookups.
+
+glibc reads /etc/nsswitch.conf (without it, glibc >= 2.33 defaults hosts to "files dns",
+runtime-deps.md §3.3, verified); Go's resolver reads its hosts line too. The image gets a
+generated minimal one (only `files` and `dns`, built into glibc >= 2.34), never the
+builder's, which may name modules the image lacks (systemd, mdns, sss).
+/etc/hosts and /etc/resolv.conf are bind-mounted by Docker, Podman and Kubernetes: listed as
+runtime-provided, not copied. musl and Go's pure resolver read the files directly.
+"""
+
+from __future__ import annotations
+
+from scratchprobe.elf.classify import Libc
+from scratchprobe.needs.context import Context
+from scratchprobe.needs.evidence import Subject
+from scratchprobe.needs.golang import NET_CGO, NET_LOOKUP, go_view
+from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
+
+NSSWITCH = (
+    "# Written by scratchprobe: only the services built into glibc >= 2.34.\n"
+    "passwd:    files\n"
+    "group:     files\n"
+    "shadow:    files\n"
+    "hosts:     files dns\n"
+    "networks:  files\n"
+    "protocols: files\n"
+    "services:  files\n"
+    "ethers:    files\n"
+    "rpc:       files\n"
+)
+RUNTIME_PROVIDED = ("/etc/hosts", "/etc/resolv.conf")
+
+_HOSTS = (
+    "getaddrinfo", "gethostbyname", "gethostbyname_r", "gethostbyname2", "gethostbyname2_r",
+    "gethostbyaddr", "gethostbyaddr_r", "getnameinfo", "res_query", "res_search", "res_init",
+    "__res_query", "__res_search", "res_ninit", "getaddrinfo_a",
+)  # fmt: skip
+_SERVICES = ("getservbyname", "getservbyname_r", "getservbyport", "getservbyport_r", "getservent")
+_PROTOCOLS = ("getprotobyname", "getprotobyname_r", "getprotobynumber", "getprotobynumber_r")
+
+
+def nsswitch_file() -> NeededFile:
+    return NeededFile(
+        "/etc/nsswitch.conf",
+        "file",
+        content=NSSWITCH,
+        mode="0644",
+        note="generated: hosts: files dns, every other database files",
+    )
+
+
+def _copy(ctx: Context, path: str) -> tuple[tuple[NeededFile, ...], tuple[str, ...]]:
+    if ctx.exists(path):
+        return (NeededFile(path, "file", source=path),), ()
+    return (), (f"the root has no {path} (install netbase in the builder stage)",)
+
+
+def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
+    needs: list[RuntimeNeed] = []
+    go = go_view(subject)
+    evidence: list[str] = []
+    hosts = subject.uses(*_HOSTS)
+    if hosts:
+        evidence.append("calls " + ", ".join(hosts))
+    elif go is not None and go.has(NET_LOOKUP + NET_CGO):
+        evidence += go.evidence("net name lookups", NET_LOOKUP + NET_CGO)
+    elif go is None and subject.static_glibc and subject.static_strings("__nss_hosts_lookup2"):
+        evidence.append("static glibc with host lookups linked in (__nss_hosts_lookup2)")
+    elif go is None and not subject.static_glibc and subject.static_strings("/etc/resolv.conf"):
+        evidence.append('static libc with its resolver linked in ("/etc/resolv.conf")')
+    # glibc and Go's resolver read nsswitch.conf for the order of hosts sources; musl never.
+    reads_nsswitch = subject.libc is Libc.GLIBC or go is not None
+    if evidence:
+        needs.append(
+            RuntimeNeed(
+                kind=NeedKind.NAME_SERVICE,
+                confidence=Confidence.LIKELY,
+                summary=(
+                    "resolves host names: /etc/hosts and /etc/resolv.conf come from the "
+                    "container runtime"
+                    + (
+                        "; a generated /etc/nsswitch.conf pins 'hosts: files dns' (the "
+                        "builder's may name NSS modules the image lacks)"
+                        if reads_nsswitch
+                        else ""
+                    )
+                ),
+                evidence=tuple(evidence),
+                files=(nsswitch_file(),) if reads_nsswitch else (),
+                runtime_provided=RUNTIME_PROVIDED,
+            )
+        )
+    for calls, path, what in (
+        (_SERVICES, "/etc/services", "services by name or port"),
+        (_PROTOCOLS, "/etc/protocols", "protocols by name or number"),
+    ):
+        used = subject.uses(*calls)
+        if not used:
+            continue
+        files, problems = _copy(ctx, path)
+        needs.append(
+            RuntimeNeed(
+                kind=NeedKind.NAME_SERVICE,
+                confidence=Confidence.LIKELY,
+                summary=f"looks {what} up: the image needs {path}",
+                evidence=("calls " + ", ".join(used),),
+                files=files,
+                problems=problems,
+            )
+        )
+    return needs

