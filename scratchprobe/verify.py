@@ -61,6 +61,37 @@ class VerifyOptions:
     network: bool = True
     sandbox: SandboxKind | None = None
     """None: bwrap where present, else unshare + chroot."""
+    plan: InspectOptions | None = None
+    """How to plan the image (runtime needs, --tz, --user, ...); None: the defaults."""
+    add_hosts: tuple[tuple[str, str], ...] = ()
+    """(name, address) lines for the runtime-provided /etc/hosts, as `docker run --add-host`."""
+
+
+RUNTIME_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+
+
+def provide_runtime_files(rootfs: str, add_hosts: tuple[tuple[str, str], ...]) -> None:
+    """Write what every container runtime mounts into a container: /etc/hosts (localhost
+    plus --add-host lines) and /etc/resolv.conf (the host's, as Docker and Podman copy it).
+    The plan lists these as runtime-provided and never copies them from the builder."""
+    etc = os.path.join(rootfs, "etc")
+    if os.path.islink(etc):
+        return
+    os.makedirs(etc, mode=0o755, exist_ok=True)
+    hosts = RUNTIME_HOSTS + "".join(f"{address}\t{name}\n" for name, address in add_hosts)
+    for name, content in (("hosts", hosts), ("resolv.conf", _host_resolv_conf())):
+        path = os.path.join(etc, name)
+        if not os.path.lexists(path):
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(content)
+
+
+def _host_resolv_conf() -> str:
+    try:
+        with open("/etc/resolv.conf", encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return ""
 
 
 @dataclass(frozen=True)
@@ -131,9 +162,10 @@ def verify(binary: str, options: VerifyOptions) -> Verification:
     Raises InputError for an unusable binary, UsageError when the argument names several,
     SandboxUnavailable / CannotEmulate when nothing can run it here.
     """
-    inspection = inspect_for_image(
-        (binary,), InspectOptions(root=options.root, library_path=options.library_path)
+    plan_options = options.plan or InspectOptions(
+        root=options.root, library_path=options.library_path
     )
+    inspection = inspect_for_image((binary,), plan_options)
     if inspection.problems:
         problem = inspection.problems[0]
         raise InputError(problem.path, problem.message)
@@ -152,6 +184,7 @@ def verify(binary: str, options: VerifyOptions) -> Verification:
         rootfs = write_rootfs(
             plan, root, Destination(os.path.join(work, "rootfs"), OutputKind.DIRECTORY)
         )
+        provide_runtime_files(rootfs.destination.path, options.add_hosts)
         image_spec = SandboxSpec(
             argv=argv, root=rootfs.destination.path, env=options.env, network=options.network
         )

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import click
 
-from scratchprobe.cli.options import error, library_path_option, root_option
+from scratchprobe.cli.options import (
+    error,
+    inspect_options,
+    library_path_option,
+    needs_options,
+    root_option,
+)
 from scratchprobe.errors import ScratchprobeError
 
 
@@ -32,6 +39,7 @@ def _warn(message: str) -> None:
 )
 @root_option
 @library_path_option
+@needs_options
 @click.option(
     "--install",
     metavar="PATH",
@@ -50,6 +58,7 @@ def command(
     library_path: tuple[str, ...],
     install: str | None,
     force: bool,
+    **needs: Any,
 ) -> None:
     """Write exactly the files the image needs (the plan of `inspect`) as a directory or tar.
 
@@ -57,7 +66,6 @@ def command(
     Exit 0 when written, 1 when written but some library stayed unresolved, 2 for unusable
     input or a refused destination.
     """
-    from scratchprobe.inspect import InspectOptions
     from scratchprobe.root import Root
     from scratchprobe.rootfs import (
         Destination,
@@ -78,7 +86,7 @@ def command(
     try:
         mtime = source_date_epoch(os.environ)
         inspection = inspect_for_image(
-            binaries, InspectOptions(root=root, library_path=library_path), install
+            binaries, inspect_options(root, library_path, **needs), install
         )
         if inspection.problems:
             for problem in inspection.problems:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from scratchprobe.cli.options import error, library_path_option, root_option
+from scratchprobe.cli.options import (
+    error,
+    inspect_options,
+    library_path_option,
+    needs_options,
+    root_option,
+)
 from scratchprobe.errors import ScratchprobeError
 
 if TYPE_CHECKING:
@@ -82,11 +88,22 @@ def _render(result: Verification) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _parse_hosts(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for value in values:
+        name, sep, address = value.partition(":")
+        if not sep or not name or not address:
+            raise click.BadParameter(f"{value!r} is not NAME:IP", param_hint="--add-host")
+        out.append((name, address))
+    return tuple(out)
+
+
 @click.command("verify")
 @click.argument("binary")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ARGS...]")
 @root_option
 @library_path_option
+@needs_options
 @click.option("--compare", is_flag=True, help="Also run it in the builder and compare.")
 @click.option(
     "--timeout",
@@ -102,6 +119,12 @@ def _render(result: Verification) -> str:
     multiple=True,
     metavar="K=V",
     help="Set K=V for the program; the environment is otherwise empty. Repeatable.",
+)
+@click.option(
+    "--add-host",
+    multiple=True,
+    metavar="NAME:IP",
+    help="Add a line to the /etc/hosts the run gets, as `docker run --add-host`. Repeatable.",
 )
 @click.option("--no-network", is_flag=True, help="Run without network (a new empty namespace).")
 @click.option(
@@ -121,6 +144,8 @@ def command(
     env_values: tuple[str, ...],
     no_network: bool,
     sandbox: str,
+    add_host: tuple[str, ...],
+    **needs: Any,
 ) -> None:
     """Write BINARY's root filesystem to a temporary place and run it there, with nothing
     else visible (bubblewrap, else unshare + chroot; QEMU for foreign architectures).
@@ -141,6 +166,8 @@ def command(
         timeout=timeout,
         network=not no_network,
         sandbox=None if sandbox == "auto" else SandboxKind(sandbox),
+        plan=inspect_options(root, library_path, **needs),
+        add_hosts=_parse_hosts(add_host),
     )
     try:
         result = verify(binary, options)
