@@ -10,6 +10,7 @@ where noted), created by byte patching with `struct`.  The symlinks
 
 Python 3.11 standard library only.  Output is deterministic.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,14 +18,14 @@ import struct
 import sys
 
 # ELF64 header field offsets (System V gABI).
-EI_CLASS = 4            # 1 byte: 1 = ELFCLASS32, 2 = ELFCLASS64
-EI_DATA = 5             # 1 byte: 1 = ELFDATA2LSB, 2 = ELFDATA2MSB
-E_PHOFF = 0x20          # Elf64_Off  (Q)
-E_SHOFF = 0x28          # Elf64_Off  (Q)
-E_PHENTSIZE = 0x36      # Elf64_Half (H)
-E_PHNUM = 0x38          # Elf64_Half (H)
-E_SHENTSIZE = 0x3A      # Elf64_Half (H)
-E_SHNUM = 0x3C          # Elf64_Half (H)
+EI_CLASS = 4  # 1 byte: 1 = ELFCLASS32, 2 = ELFCLASS64
+EI_DATA = 5  # 1 byte: 1 = ELFDATA2LSB, 2 = ELFDATA2MSB
+E_PHOFF = 0x20  # Elf64_Off  (Q)
+E_SHOFF = 0x28  # Elf64_Off  (Q)
+E_PHENTSIZE = 0x36  # Elf64_Half (H)
+E_PHNUM = 0x38  # Elf64_Half (H)
+E_SHENTSIZE = 0x3A  # Elf64_Half (H)
+E_SHNUM = 0x3C  # Elf64_Half (H)
 
 PT_DYNAMIC = 2
 PT_INTERP = 3
@@ -78,7 +79,7 @@ def main() -> None:
     if good[:4] != b"\x7fELF" or good[EI_CLASS] != 2 or good[EI_DATA] != 1:
         raise SystemExit("source must be an ELF64 little-endian file")
     size = len(good)
-    beyond = size + 0x10000          # a file offset well past EOF
+    beyond = size + 0x10000  # a file offset well past EOF
     out: dict[str, bytes] = {}
 
     # empty: zero-length file.
@@ -131,10 +132,10 @@ def main() -> None:
     # table outside the file.  (p_vaddr is left alone.)
     b = bytearray(good)
     off, ph = find_phdr(good, PT_DYNAMIC)
-    struct.pack_into("<Q", b, off + 8, beyond)                  # p_offset
+    struct.pack_into("<Q", b, off + 8, beyond)  # p_offset
     for soff, sh in shdrs(good):
         if sh[1] == SHT_DYNAMIC:
-            struct.pack_into("<Q", b, soff + 24, beyond)        # sh_offset
+            struct.pack_into("<Q", b, soff + 24, beyond)  # sh_offset
     out["dynamic-outside-file"] = bytes(b)
 
     # interp-unterminated: every byte of the PT_INTERP segment (p_filesz bytes,
@@ -150,7 +151,7 @@ def main() -> None:
     # interp-past-eof (extra): PT_INTERP p_offset = file size - 4 with the
     # original p_filesz (28), so the interpreter string runs past EOF.
     b = bytearray(good)
-    struct.pack_into("<Q", b, off + 8, size - 4)                 # p_offset
+    struct.pack_into("<Q", b, off + 8, size - 4)  # p_offset
     out["interp-past-eof"] = bytes(b)
 
     # dynstr-outside: the DT_STRTAB entry in the dynamic table gets

@@ -19,6 +19,7 @@ soname, nodeflib, max_glibc, libc, toolchain.
 Python 3.11 standard library only.  The environment variable READELF may name
 the readelf binary (default "readelf").
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -45,8 +46,8 @@ BUILD_INFO: list[tuple[str, str | None, str]] = [
     ("go-static", None, "go"),
     ("go-cgo", "glibc", "go"),
     ("rust-*", "glibc", "rust"),
-    ("foreign/*", "glibc", "c"),        # zig cc, -target <arch>-linux-gnu.2.36
-    ("c-*", "glibc", "c"),              # gcc: c-glibc-*, c-nodeflib, c-runpath-origin/*, c-lib-only/*
+    ("foreign/*", "glibc", "c"),  # zig cc, -target <arch>-linux-gnu.2.36
+    ("c-*", "glibc", "c"),  # gcc: c-glibc-*, c-nodeflib, c-runpath-origin/*, c-lib-only/*
     ("rpath-inherit/*", "glibc", "c"),
     ("runpath-not-inherited/*", "glibc", "c"),
 ]
@@ -74,7 +75,10 @@ GLIBC_RE = re.compile(r"^GLIBC_(\d+(?:\.\d+)+)$")
 def readelf(path: str) -> str:
     res = subprocess.run(
         [READELF, "-hldVW", path],
-        check=True, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"},
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LC_ALL": "C"},
     )
     return res.stdout
 
@@ -114,7 +118,7 @@ def version_needs_glibc(text: str) -> str | None:
             in_needs = True
             continue
         if in_needs and line and not line.startswith(" "):
-            in_needs = False     # next top-level readelf section
+            in_needs = False  # next top-level readelf section
         if not in_needs:
             continue
         m = re.search(r"Name:\s+(\S+)", line)
@@ -154,7 +158,9 @@ def record(path: str, rel: str) -> dict:
     else:
         m = re.match(r"<unknown>:\s*0x([0-9a-f]+)", mname)
         if not m:
-            raise ValueError(f"{rel}: unmapped machine {mname!r} (raw {raw}); extend MACHINE_NUMBERS")
+            raise ValueError(
+                f"{rel}: unmapped machine {mname!r} (raw {raw}); extend MACHINE_NUMBERS"
+            )
         machine = int(m.group(1), 16)
 
     etype = header_field(text, "Type").split()[0]

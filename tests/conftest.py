@@ -54,7 +54,7 @@ RootBuilder = Callable[[dict[str, str | Path]], Path]
 
 @pytest.fixture
 def make_root(tmp_path: Path) -> RootBuilder:
-    """Build a root filesystem from {in-root path: host file to copy, or '->target' for a symlink}."""
+    """Build a root from {in-root path: host file to copy, or '->target' for a symlink}."""
 
     def build(files: dict[str, str | Path]) -> Path:
         root = tmp_path / "root"

@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from scratchprobe.elf.classify import Libc, Linkage, ObjectKind, classify, libc_from_names, static_libc
+from scratchprobe.elf.classify import (
+    Libc,
+    Linkage,
+    ObjectKind,
+    classify,
+    libc_from_names,
+    static_libc,
+)
 from scratchprobe.elf.reader import format_version, read_elf
 from tests.conftest import TESTBINS, manifest
 

@@ -38,9 +38,7 @@ def test_system_dirs_are_read_from_the_roots_loader(make_root: RootBuilder) -> N
     assert report.closure is not None
     assert report.closure.system_dirs[:2] == ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu")
     assert report.closure.system_dirs_source.startswith("read from ")
-    assert found(report) == {
-        "libc.so.6": ("/lib/x86_64-linux-gnu/libc.so.6", FoundVia.SYSTEM_DIRS)
-    }
+    assert found(report) == {"libc.so.6": ("/lib/x86_64-linux-gnu/libc.so.6", FoundVia.SYSTEM_DIRS)}
     assert report.closure.interpreter is not None
     assert report.closure.interpreter.real_path == "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
 
@@ -260,7 +258,8 @@ def test_musl_path_file(make_root: RootBuilder) -> None:
         }
     )
     report = only(root, "/app")
-    assert report.libc is not None and report.libc.value == "musl"
+    assert report.libc is not None
+    assert report.libc.value == "musl"
     assert report.closure is not None
     # libc.so is the loader itself in musl (dynlink.c reserved names).
     assert report.closure.libraries == ()
@@ -306,4 +305,3 @@ def test_binary_from_outside_the_root_is_copied_from_the_context(make_root: Root
     assert binary.path == "/c-glibc-dynamic"
     assert binary.from_context
     assert result.exit_code == 0
-

@@ -46,9 +46,7 @@ def test_manifest_validates_for_every_testbin(name: str) -> None:
 
 
 def test_manifest_of_a_batch_shares_files() -> None:
-    doc = run_cli(
-        "inspect", "--format", "json", DYNAMIC, str(TESTBINS / "cpp-dynamic")
-    ).json()
+    doc = run_cli("inspect", "--format", "json", DYNAMIC, str(TESTBINS / "cpp-dynamic")).json()
     jsonschema.validate(doc, schema())
     paths = [f["path"] for f in doc["files"]]
     assert len(paths) == len(set(paths)), "several binaries share one plan with no duplicates"

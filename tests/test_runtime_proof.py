@@ -21,8 +21,8 @@ import pytest
 from scratchprobe.inspect import Inspection, InspectOptions
 from scratchprobe.needs.context import NeedsOptions
 from scratchprobe.needs.model import NeedKind
-from scratchprobe.rootfs import Destination, OutputKind, inspect_for_image, write_rootfs
 from scratchprobe.root import Root
+from scratchprobe.rootfs import Destination, OutputKind, inspect_for_image, write_rootfs
 from scratchprobe.verify import provide_runtime_files
 from tests.conftest import TESTBINS
 from tests.sandbox_probe import SandboxOptions, run_in_root
@@ -162,7 +162,9 @@ def test_detected_need_is_sufficient_and_necessary(
         pytest.skip("bubblewrap is not installed")
     inspection = plan(case)
     (report,) = inspection.binaries
-    found = [n for n, keep in zip(report.needs, report.included, strict=True) if n.kind is case.kind]
+    found = [
+        n for n, keep in zip(report.needs, report.included, strict=True) if n.kind is case.kind
+    ]
     assert found, f"{case.binary}: no {case.kind.value} need detected"
     assert all(
         keep for n, keep in zip(report.needs, report.included, strict=True) if n.kind is case.kind
