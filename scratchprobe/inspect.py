@@ -22,9 +22,8 @@ from scratchprobe.elf.constants import ElfType
 from scratchprobe.elf.reader import ElfFile
 from scratchprobe.errors import ELFError
 from scratchprobe.loader.closure import Closure, ElfCache, Resolver
-from scratchprobe.needs import detect_needs, included
 from scratchprobe.needs.context import Context, NeedsOptions
-from scratchprobe.needs.evidence import EvidenceCache, gather
+from scratchprobe.needs.evidence import EvidenceCache
 from scratchprobe.needs.model import NeedKind, RuntimeNeed
 from scratchprobe.plan import Plan, PlannedBinary, binary_file_paths, build_plan
 from scratchprobe.root import Root
@@ -160,6 +159,9 @@ def inspect(paths: tuple[str, ...], options: InspectOptions) -> Inspection:
 def _with_needs(
     report: BinaryReport, options: InspectOptions, context: Context, cache: EvidenceCache
 ) -> BinaryReport:
+    # Imported here: a --no-runtime run never loads the detectors.
+    from scratchprobe.needs.detect import detect_needs, included
+    from scratchprobe.needs.evidence import gather
     from scratchprobe.toolchain import detect_toolchain
 
     toolchain = detect_toolchain(report.elf)

@@ -44,6 +44,8 @@ class FileKind(Enum):
     DLOPEN = "dlopen"
     TMP = "tmp"
     MIME = "mime"
+    PYTHON = "python-stdlib"
+    DATA_DIRECTORY = "data-directory"
 
 
 _KIND_ORDER = {kind: index for index, kind in enumerate(FileKind)}

@@ -12,13 +12,17 @@ from __future__ import annotations
 import mmap
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from scratchprobe.elf.classify import Libc, Linkage
 from scratchprobe.elf.dynsym import imported_symbols
 from scratchprobe.elf.reader import ElfFile, parse_glibc_version
 from scratchprobe.errors import ELFError
 from scratchprobe.loader.closure import Closure, LoadedObject
-from scratchprobe.toolchain import ToolchainFacts
+
+if TYPE_CHECKING:
+    # Typing only: importing the toolchain readers costs ~15 ms a run that skips needs.
+    from scratchprobe.toolchain import ToolchainFacts
 
 CA_BUNDLE_PATHS = (
     "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Alpine, Gentoo
@@ -139,28 +143,45 @@ class Subject:
 class EvidenceCache:
     """Per-run cache: every library's evidence is read once for all binaries."""
 
-    _objects: dict[str, ObjectEvidence] = field(default_factory=dict)
+    _objects: dict[tuple[str, bool], ObjectEvidence] = field(default_factory=dict)
 
-    def of(self, elf: ElfFile, path: str, soname: str | None) -> ObjectEvidence:
-        cached = self._objects.get(elf.path)
+    def of(
+        self, elf: ElfFile, path: str, soname: str | None, library: bool = False
+    ) -> ObjectEvidence:
+        key = (elf.path, library)
+        cached = self._objects.get(key)
         if cached is None:
-            cached = _read_object(elf, path, soname)
-            self._objects[elf.path] = cached
+            cached = _read_object(elf, path, soname, library)
+            self._objects[key] = cached
         return cached
 
 
-def _read_object(elf: ElfFile, path: str, soname: str | None) -> ObjectEvidence:
-    try:
-        imports = imported_symbols(elf)
-    except ELFError:
-        imports = frozenset()
-    if soname and _LIBC_FAMILY.match(soname):
+def _read_object(elf: ElfFile, path: str, soname: str | None, library: bool) -> ObjectEvidence:
+    """A library is asked less than the program: the detectors read a library only for
+    compiled-in CA bundle paths, OpenSSL's directories, and (for the direct users of
+    OpenSSL) the provider-loading calls; reading no more keeps a 30-library closure cheap."""
+    is_libc = bool(soname and _LIBC_FAMILY.match(soname))
+    wants_imports = not library or any(n.startswith(_OPENSSL_SONAMES) for n in elf.needed)
+    imports: frozenset[str] = frozenset()
+    if wants_imports and not is_libc:
+        try:
+            imports = imported_symbols(elf)
+        except ELFError:
+            imports = frozenset()
+    if is_libc:
         return ObjectEvidence(path, soname, imports, frozenset())
-    strings, dirs = _scan(elf)
+    literals = CA_BUNDLE_PATHS if library else KNOWN_STRINGS
+    openssl = not library or bool(soname and soname.startswith("libcrypto.so"))
+    strings, dirs = _scan(elf, literals, openssl)
     return ObjectEvidence(path, soname, imports, strings, dirs)
 
 
-def _scan(elf: ElfFile) -> tuple[frozenset[str], tuple[tuple[str, str], ...]]:
+_OPENSSL_SONAMES = ("libcrypto.so", "libssl.so")
+
+
+def _scan(
+    elf: ElfFile, literals: tuple[str, ...], openssl_dirs: bool
+) -> tuple[frozenset[str], tuple[tuple[str, str], ...]]:
     ranges = [
         (s.offset, s.offset + s.size)
         for s in elf.sections
@@ -177,12 +198,12 @@ def _scan(elf: ElfFile) -> tuple[frozenset[str], tuple[tuple[str, str], ...]]:
         ):
             if not ranges:
                 ranges = [(0, len(view))]
-            for literal in KNOWN_STRINGS:
+            for literal in literals:
                 needle = literal.encode()
                 if any(view.find(needle, start, end) >= 0 for start, end in ranges):
                     found.add(literal)
             marker = b'DIR: "'
-            for start, end in ranges:
+            for start, end in ranges if openssl_dirs else ():
                 at = view.find(marker, start, end)
                 while 0 <= at < end:
                     window = view[max(at - 12, start) : min(at + 210, end)]
@@ -212,7 +233,7 @@ def gather(
     if closure is not None:
         objects: list[LoadedObject] = list(closure.libraries)
         for obj in objects:
-            libraries.append(cache.of(obj.elf, obj.path, obj.soname or obj.name))
+            libraries.append(cache.of(obj.elf, obj.path, obj.soname or obj.name, library=True))
             if obj.name == "libc.so.6":
                 versions = [parse_glibc_version(v) for v in obj.elf.version_defs]
                 known = [v for v in versions if v is not None]

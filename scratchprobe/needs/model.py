@@ -21,6 +21,8 @@ class NeedKind(Enum):
     DLOPEN = "dlopen"
     TMP = "tmp"
     MIME = "mime"
+    PYTHON = "python-stdlib"
+    DATA_DIRECTORY = "data-directory"
 
 
 class Confidence(Enum):

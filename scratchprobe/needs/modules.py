@@ -325,13 +325,17 @@ def _openssl(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
         modules = [dirs[k] for k in ("MODULESDIR", "ENGINESDIR") if k in dirs]
         existing = [d for d in modules if ctx.is_dir(d)]
         if explicit and existing:
+            # Loading a provider by name needs its module; engine and config calls only
+            # load modules when a user or a config file asks for one.
+            by_name = any(s.startswith("OSSL_PROVIDER_") for s in explicit)
             needs.append(
                 RuntimeNeed(
                     kind=NeedKind.OPENSSL_MODULES,
-                    confidence=Confidence.LIKELY,
+                    confidence=Confidence.LIKELY if by_name else Confidence.POSSIBLE,
                     summary=(
-                        "loads OpenSSL providers or engines by name: the image needs "
+                        "loads OpenSSL providers or engines by name, which live in "
                         + " and ".join(existing)
+                        + ("" if by_name else " (add with --with openssl-modules)")
                     ),
                     evidence=("calls " + ", ".join(explicit),),
                     files=tuple(NeededFile(d, "directory", source=d) for d in existing),

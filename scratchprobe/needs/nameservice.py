@@ -102,7 +102,7 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
             RuntimeNeed(
                 kind=NeedKind.NAME_SERVICE,
                 confidence=Confidence.LIKELY,
-                summary=f"looks {what} up: the image needs {path}",
+                summary=f"looks up {what}: the image needs {path}",
                 evidence=("calls " + ", ".join(used),),
                 files=files,
                 problems=problems,
