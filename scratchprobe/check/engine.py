@@ -133,10 +133,10 @@ class _SymbolCache:
         """True/False, or the reason the symbol tables could not be read."""
         cached = self._imports.get(elf.path)
         if cached is None:
-            from scratchprobe.elf.sections import read_symbols
+            from scratchprobe.elf.dynsym import imported_symbols
 
             try:
-                imported = read_symbols(elf).imported
+                imported = imported_symbols(elf)
                 cached = any(symbol in imported for symbol in DLOPEN_SYMBOLS)
             except ELFError as exc:
                 cached = str(exc)
