@@ -26,10 +26,12 @@ from scratchprobe.errors import ScratchprobeError
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["text", "json", "copy", "dockerfile"]),
+    type=click.Choice(["text", "json", "copy", "dockerfile", "cyclonedx"]),
     default="text",
     show_default=True,
-    help="text: the report; json: the manifest; copy: COPY lines; dockerfile: a scratch stage.",
+    help="text: the report; json: the manifest; copy: COPY lines; dockerfile: a scratch "
+    "stage; cyclonedx: a CycloneDX 1.6 SBOM (files with SHA-256 and owning packages, Go "
+    "modules, Rust crates).",
 )
 @click.option(
     "--from",
@@ -68,6 +70,12 @@ def command(
         error(str(exc))
         sys.exit(2)
     fmt = OutputFormat(output_format)
+    if fmt in (OutputFormat.JSON, OutputFormat.CYCLONEDX):
+        # Digests and package owners cost a read of every file and of the package
+        # database: only the outputs that show them pay for them.
+        from scratchprobe.annotate import annotate
+
+        result = annotate(result)
     options = RenderOptions(
         stage=stage,
         color=fmt is OutputFormat.TEXT and sys.stdout.isatty(),

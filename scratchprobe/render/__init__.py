@@ -16,6 +16,7 @@ class OutputFormat(Enum):
     JSON = "json"
     COPY = "copy"
     DOCKERFILE = "dockerfile"
+    CYCLONEDX = "cyclonedx"
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ _MODULES: dict[OutputFormat, str] = {
     OutputFormat.JSON: "scratchprobe.render.manifest",
     OutputFormat.COPY: "scratchprobe.render.copy",
     OutputFormat.DOCKERFILE: "scratchprobe.render.dockerfile",
+    OutputFormat.CYCLONEDX: "scratchprobe.render.cyclonedx",
 }
 
 

@@ -7,12 +7,15 @@ tests validate this output against it.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scratchprobe.elf.reader import format_version
 from scratchprobe.inspect import BinaryReport, Inspection
 from scratchprobe.plan import ImageFile, library_image_path
 from scratchprobe.render import RenderOptions
+
+if TYPE_CHECKING:
+    from scratchprobe.annotate import FileAnnotations
 
 SCHEMA_VERSION = 1
 
@@ -82,7 +85,7 @@ def _binary(report: BinaryReport) -> dict[str, Any]:
     }
 
 
-def _file(entry: ImageFile) -> dict[str, Any]:
+def _file(entry: ImageFile, annotations: FileAnnotations | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"path": entry.path}
     if entry.source is not None:
         out["source"] = entry.source
@@ -99,6 +102,26 @@ def _file(entry: ImageFile) -> dict[str, Any]:
         out["from_context"] = True
     if entry.source is not None and entry.type.value == "file":
         out["size"] = entry.size
+    # Added with the annotate step (json and cyclonedx only): digest, size of generated
+    # content, and the owning OS package (null when no package database lists the file).
+    facts = annotations.file(entry.path) if annotations is not None else None
+    if facts is not None:
+        if facts.sha256 is not None:
+            out["sha256"] = facts.sha256
+        if facts.size is not None and "size" not in out:
+            out["size"] = facts.size
+        package = facts.package
+        out["package"] = (
+            None
+            if package is None
+            else {
+                "name": package.name,
+                "version": package.version,
+                "arch": package.arch,
+                "purl": package.purl,
+                "manager": package.manager.value,
+            }
+        )
     return out
 
 
@@ -107,7 +130,7 @@ def manifest(inspection: Inspection) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "root": inspection.root,
         "binaries": [_binary(b) for b in inspection.binaries],
-        "files": [_file(f) for f in inspection.plan.files],
+        "files": [_file(f, inspection.annotations) for f in inspection.plan.files],
         "warnings": list(inspection.warnings),
         "errors": [{"path": p.path, "message": p.message} for p in inspection.problems],
         "env": dict(inspection.env),

@@ -1,0 +1,487 @@
+"""Annotate the plan for dependency manifests: digests, owning packages, embedded modules.
+
+This is a core step after `inspect()`, run only for the outputs that show its facts (the
+JSON manifest and the CycloneDX SBOM): hashing every file of the image and reading the
+package database cost time the `copy` and `text` outputs must not pay. The CLI decides.
+
+For every entry of the plan it records:
+- the SHA-256 and size of the bytes the image will hold: the source file, or the `content`
+  of a generated file (as UTF-8, the way the rootfs writer stores it);
+- for a directory copied whole (zoneinfo, ossl-modules, gconv, ...), each file and symlink
+  in it as a member with its own digest and owner: a scanner needs per-file facts, and the
+  directory has no single owner in general;
+- the OS package owning the source inside `--root` (scratchprobe.packages), looked up by
+  the symlink-free in-root path of the bytes copied, so a library found as
+  /lib/x86_64-linux-gnu/libc.so.6 matches whatever path its package lists;
+- the closure edges between files: a binary needs its interpreter, the libraries its own
+  DT_NEEDED entries resolved to and its runtime files; a library needs what its DT_NEEDED
+  entries resolved to (glibc-hwcaps copies stand beside the library they replace);
+- for each input binary, the modules built into it: Go modules from the build info (main
+  module, dependencies with their replacements, and the standard library, whose version is
+  the toolchain's), Rust crates from cargo-auditable's `.dep-v0`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from functools import cached_property
+
+from scratchprobe.errors import ELFError, RootError
+from scratchprobe.inspect import BinaryReport, Inspection
+from scratchprobe.loader.closure import Closure
+from scratchprobe.packages import Package, PackageManager, find_owners
+from scratchprobe.packages.interface import OsRelease, package_url
+from scratchprobe.plan import FileType, ImageFile, library_image_path
+from scratchprobe.root import Root
+from scratchprobe.toolchain.go import GoBuildInfo, read_go_buildinfo
+from scratchprobe.toolchain.rust import CrateKind, RustCrate, read_audit_data
+
+# A directory the plan copies whole is expected to hold at most a few thousand files
+# (zoneinfo: ~1,300); past this bound it is reported as not fully read, without a tree
+# digest, rather than walked without end.
+MAX_DIRECTORY_MEMBERS = 100_000
+_GO_RELEASE = re.compile(r"go(\d+(?:\.\d+){0,2}(?:(?:rc|beta)\d+)?)$")
+
+
+class Ecosystem(Enum):
+    """Where an embedded module comes from; the value is its package-URL type."""
+
+    GOLANG = "golang"
+    CARGO = "cargo"
+
+
+class ModuleRole(Enum):
+    MAIN = "main"
+    """The module or crate the binary was built from."""
+    DEPENDENCY = "dependency"
+    STDLIB = "stdlib"
+    """Go's standard library, versioned by the toolchain (purl pkg:golang/stdlib@1.21.13,
+    the name vulnerability databases use for it)."""
+
+
+@dataclass(frozen=True)
+class EmbeddedModule:
+    """A Go module or Rust crate compiled into a binary."""
+
+    ecosystem: Ecosystem
+    name: str
+    """Module path (`golang.org/x/net`) or crate name (`rustls`)."""
+    version: str | None
+    """None for a main module built from a work tree (`(devel)`)."""
+    purl: str
+    role: ModuleRole
+    checksum: str | None = None
+    """Go: the go.sum hash (`h1:...`, base64 SHA-256 of the module tree)."""
+    replaces: str | None = None
+    """Go: the module path and version this one replaced (go.mod `replace`)."""
+    replaced_by: str | None = None
+    """Go: the directory that replaced this module (a local `replace`, which has no
+    version: the code built is that directory's, not the version named)."""
+    source: str | None = None
+    """Rust: cargo-auditable's source (`crates.io`, `git`, `local`, `registry`)."""
+    build_only: bool = False
+    """Rust: a build-time dependency (build script, proc macro), not linked in."""
+    dependencies: tuple[str, ...] = ()
+    """Rust: purls of the crates this crate depends on (cargo-auditable's graph)."""
+
+
+@dataclass(frozen=True)
+class AnnotatedFile:
+    """Facts about one entry of the image (a plan entry, or a member of a directory)."""
+
+    path: str
+    """Absolute path inside the image."""
+    type: FileType
+    source: str | None
+    """Where the bytes come from: the symlink-free in-root path, the host path of a file
+    from the build context, or None for generated and created entries."""
+    sha256: str | None = None
+    """Hex digest of the bytes the image holds; None for directories and symlinks, and
+    when the source is unreadable (see `problem`)."""
+    size: int | None = None
+    package: Package | None = None
+    """The OS package owning `source`. For a directory: the one package owning every
+    member, when there is one."""
+    target: str | None = None
+    """For a symlink: where it points."""
+    members: tuple[AnnotatedFile, ...] = ()
+    """For a directory copied whole: every file and symlink under it, by path."""
+    tree_sha256: str | None = None
+    """For a directory copied whole: SHA-256 of its listing, one line per member in path
+    order, `DIGEST  RELATIVE/PATH` for a file and `symlink:TARGET  RELATIVE/PATH` for a
+    symlink (the `sha256sum` layout, so `find` + `sha256sum` in the image can check it)."""
+    needs: tuple[str, ...] = ()
+    """Image paths of the plan entries this one needs (closure edges, runtime files)."""
+    modules: tuple[EmbeddedModule, ...] = ()
+    """For an input binary: the Go modules or Rust crates built into it."""
+    problem: str | None = None
+    """Why a fact is missing (the source could not be read)."""
+
+    @property
+    def owners(self) -> tuple[Package, ...]:
+        """The packages owning this file, or for a directory every member, by purl."""
+        found = {m.package.purl: m.package for m in self.members if m.package is not None}
+        if self.package is not None:
+            found.setdefault(self.package.purl, self.package)
+        return tuple(found[purl] for purl in sorted(found))
+
+
+@dataclass(frozen=True)
+class FileAnnotations:
+    """The annotation of a whole plan: one `AnnotatedFile` per plan entry, in plan order."""
+
+    files: tuple[AnnotatedFile, ...]
+    os_release: OsRelease
+    databases: tuple[tuple[PackageManager, str], ...]
+    """Package databases read (manager, in-root location); empty when the root has none."""
+    warnings: tuple[str, ...] = field(default=())
+
+    @cached_property
+    def _by_path(self) -> dict[str, AnnotatedFile]:
+        return {f.path: f for f in self.files}
+
+    def file(self, path: str) -> AnnotatedFile | None:
+        """The annotation of the plan entry at image path `path`."""
+        return self._by_path.get(path)
+
+
+def annotate(inspection: Inspection) -> Inspection:
+    """`inspection` with `annotations` set and their warnings appended to its own."""
+    annotations = annotate_plan(inspection)
+    warnings = tuple(dict.fromkeys(inspection.warnings + annotations.warnings))
+    return replace(inspection, annotations=annotations, warnings=warnings)
+
+
+@dataclass
+class _Draft:
+    """A plan entry while it is being annotated (mutable, never leaves this module)."""
+
+    entry: ImageFile
+    source: str | None = None
+    root_path: str | None = None
+    """In-root symlink-free path, for the owner lookup (None outside the root)."""
+    sha256: str | None = None
+    size: int | None = None
+    target: str | None = None
+    members: list[_Draft] = field(default_factory=list)
+    problem: str | None = None
+
+
+def annotate_plan(inspection: Inspection) -> FileAnnotations:
+    """Digests, owners, edges and modules of every plan entry. Never raises for unreadable
+    files or package databases: what cannot be read is left unknown, with a warning."""
+    try:
+        root = Root(inspection.root)
+    except RootError as exc:
+        return FileAnnotations((), OsRelease(None, None), (), (str(exc),))
+    warnings: list[str] = []
+    digests: dict[str, tuple[str, int]] = {}
+    drafts = [_draft(root, entry, digests, warnings) for entry in inspection.plan.files]
+    wanted = frozenset(
+        d.root_path
+        for draft in drafts
+        for d in (draft, *draft.members)
+        if d.root_path is not None and d.entry.type is not FileType.DIRECTORY
+    )
+    ownership = find_owners(root, wanted)
+    owners = dict(ownership.owners)
+    warnings += ownership.warnings
+    needs = _needs(inspection)
+    modules = {r.path: _modules(r, warnings) for r in inspection.binaries}
+    files = tuple(
+        _finish(draft, owners, needs.get(draft.entry.path, ()), modules.get(draft.entry.path, ()))
+        for draft in drafts
+    )
+    return FileAnnotations(
+        files=files,
+        os_release=ownership.os_release,
+        databases=ownership.databases,
+        warnings=tuple(dict.fromkeys(warnings)),
+    )
+
+
+# ------------------------------------------------------------------------------ digests
+
+
+def _digest(host_path: str, cache: dict[str, tuple[str, int]]) -> tuple[str, int]:
+    """SHA-256 and size of a file, once per host path (two image paths often share one
+    source: the CA bundle at /etc/ssl/certs/ca-certificates.crt and /usr/lib/ssl/cert.pem)."""
+    cached = cache.get(host_path)
+    if cached is None:
+        with open(host_path, "rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256")
+            size = handle.tell()
+        cached = (digest.hexdigest(), size)
+        cache[host_path] = cached
+    return cached
+
+
+def _draft(
+    root: Root, entry: ImageFile, cache: dict[str, tuple[str, int]], warnings: list[str]
+) -> _Draft:
+    draft = _Draft(entry, target=entry.target)
+    if entry.type is FileType.FILE and entry.content is not None:
+        data = entry.content.encode("utf-8")
+        draft.sha256, draft.size = hashlib.sha256(data).hexdigest(), len(data)
+        return draft
+    if entry.source is None or entry.type is FileType.SYMLINK:
+        return draft
+    try:
+        if entry.from_context:
+            host = os.path.realpath(entry.source)
+            draft.source = host
+            mode = os.stat(host).st_mode
+        else:
+            resolved = root.resolve(entry.source)
+            host, draft.source, draft.root_path = (
+                resolved.host_path,
+                resolved.path,
+                resolved.path,
+            )
+            mode = resolved.mode
+        if entry.type is FileType.DIRECTORY and stat.S_ISDIR(mode):
+            draft.members, incomplete = _walk(entry, host, draft.root_path, cache)
+            if incomplete is not None:
+                draft.problem = f"{entry.source} not fully read ({incomplete})"
+        elif entry.type is FileType.FILE and stat.S_ISREG(mode):
+            draft.sha256, draft.size = _digest(host, cache)
+        else:
+            draft.problem = f"{entry.source} is not a {entry.type.value}"
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        draft.problem = f"{entry.source}: {reason}"
+    if draft.problem is not None:
+        warnings.append(f"{entry.path}: {draft.problem}")
+    return draft
+
+
+def _walk(
+    entry: ImageFile, host_dir: str, root_dir: str | None, cache: dict[str, tuple[str, int]]
+) -> tuple[list[_Draft], str | None]:
+    """Files and symlinks under a directory the image copies whole, and what could not be
+    read (None when everything was). Symlinks are members, not followed: COPY of a
+    directory, and the rootfs writer, keep them as symlinks."""
+    members: list[_Draft] = []
+    pending = [""]
+    while pending:
+        relative = pending.pop()
+        try:
+            with os.scandir(os.path.join(host_dir, relative) if relative else host_dir) as it:
+                items = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            return members, f"{relative or '.'}: {exc.strerror}"
+        subdirs = []
+        for item in items:
+            rel = f"{relative}/{item.name}" if relative else item.name
+            image_path = f"{entry.path.rstrip('/')}/{rel}"
+            root_path = f"{root_dir.rstrip('/')}/{rel}" if root_dir is not None else None
+            member = ImageFile(image_path, FileType.FILE, entry.kind, entry.reason)
+            try:
+                mode = item.stat(follow_symlinks=False).st_mode
+                if stat.S_ISLNK(mode):
+                    member = replace(member, type=FileType.SYMLINK)
+                    draft = _Draft(member, root_path=root_path, target=os.readlink(item.path))
+                elif stat.S_ISDIR(mode):
+                    subdirs.append(rel)
+                    continue
+                elif stat.S_ISREG(mode):
+                    draft = _Draft(member, source=root_path or item.path, root_path=root_path)
+                    draft.sha256, draft.size = _digest(item.path, cache)
+                else:
+                    continue  # sockets, fifos, devices: not copied by COPY in any useful way
+            except OSError as exc:
+                return members, f"{rel}: {exc.strerror}"
+            members.append(draft)
+            if len(members) > MAX_DIRECTORY_MEMBERS:
+                return members, f"more than {MAX_DIRECTORY_MEMBERS} files"
+        pending.extend(reversed(subdirs))
+    return members, None
+
+
+def _finish(
+    draft: _Draft,
+    owners: dict[str, Package],
+    needs: tuple[str, ...],
+    modules: tuple[EmbeddedModule, ...],
+) -> AnnotatedFile:
+    members = tuple(
+        sorted((_finish(m, owners, (), ()) for m in draft.members), key=lambda m: m.path)
+    )
+    package = owners.get(draft.root_path) if draft.root_path is not None else None
+    tree: str | None = None
+    if draft.entry.type is FileType.DIRECTORY:
+        owning = {m.package for m in members}
+        package = next(iter(owning)) if len(owning) == 1 else None
+        if draft.source is not None and draft.problem is None:
+            tree = _tree_digest(draft.entry.path, members)
+    return AnnotatedFile(
+        path=draft.entry.path,
+        type=draft.entry.type,
+        source=draft.source,
+        sha256=draft.sha256,
+        size=draft.size,
+        package=package,
+        target=draft.target,
+        members=members,
+        tree_sha256=tree,
+        needs=needs,
+        modules=modules,
+        problem=draft.problem,
+    )
+
+
+def _tree_digest(directory: str, members: tuple[AnnotatedFile, ...]) -> str:
+    prefix = directory.rstrip("/") + "/"
+    listing = hashlib.sha256()
+    for member in members:
+        first = f"symlink:{member.target}" if member.type is FileType.SYMLINK else member.sha256
+        relative = member.path.removeprefix(prefix)
+        listing.update(f"{first}  {relative}\n".encode("utf-8", "surrogateescape"))
+    return listing.hexdigest()
+
+
+# ------------------------------------------------------------------------------ edges
+
+
+def _needs(inspection: Inspection) -> dict[str, tuple[str, ...]]:
+    """Image paths each plan entry needs, from every binary's closure and runtime needs."""
+    edges: dict[str, dict[str, None]] = {}
+
+    def add(needer: str, needed: str) -> None:
+        if needer != needed:
+            edges.setdefault(needer, {})[needed] = None
+
+    for report in inspection.binaries:
+        closure = report.closure
+        if closure is not None:
+            _closure_edges(report.path, closure, add)
+        for need, keep in zip(report.needs, report.included, strict=True):
+            if keep:
+                for needed_file in need.files:
+                    add(report.path, needed_file.path)
+    return {needer: tuple(needed) for needer, needed in edges.items()}
+
+
+def _closure_edges(binary: str, closure: Closure, add: Callable[[str, str], None]) -> None:
+    # The loader's in-root paths (where it opened each object) -> where the image has it.
+    placed: dict[str, tuple[str, ...]] = {binary: (binary,)}
+    if closure.interpreter is not None:
+        placed[closure.interpreter.path] = (closure.interpreter.path,)
+        add(binary, closure.interpreter.path)
+    for obj in closure.libraries:
+        image_path = library_image_path(obj, closure)[0]
+        placed[obj.path] = (image_path, *(v.path for v in obj.hwcaps_variants))
+    for dependency in closure.dependencies:
+        if dependency.path is None:
+            continue
+        for needer in placed.get(dependency.needer, ()):
+            for needed in placed.get(dependency.path, ()):
+                add(needer, needed)
+
+
+# ------------------------------------------------------------------------------ modules
+
+
+def _modules(report: BinaryReport, warnings: list[str]) -> tuple[EmbeddedModule, ...]:
+    try:
+        buildinfo = read_go_buildinfo(report.elf)
+    except ELFError as exc:
+        warnings.append(f"{report.path}: Go modules not listed, {exc}")
+        return ()
+    if buildinfo is not None:
+        return _go_modules(buildinfo)
+    try:
+        audit = read_audit_data(report.elf)
+    except ELFError as exc:
+        warnings.append(f"{report.path}: Rust crates not listed, {exc}")
+        return ()
+    return _rust_crates(audit[1]) if audit is not None else ()
+
+
+def _go_purl(path: str, version: str | None) -> str:
+    namespace, _, name = path.rpartition("/")
+    return package_url("golang", namespace or None, name, version, {})
+
+
+def _go_version(version: str) -> str | None:
+    return None if not version or version == "(devel)" else version
+
+
+def _go_modules(buildinfo: GoBuildInfo) -> tuple[EmbeddedModule, ...]:
+    modules: list[EmbeddedModule] = []
+    main = buildinfo.main
+    if main is not None:
+        version = _go_version(main.version)
+        modules.append(
+            EmbeddedModule(
+                Ecosystem.GOLANG,
+                main.path,
+                version,
+                _go_purl(main.path, version),
+                ModuleRole.MAIN,
+                checksum=main.sum or None,
+            )
+        )
+    for dep in buildinfo.deps:
+        new = dep.replace
+        if new is not None and _go_version(new.version) is not None:
+            # Replaced by another module version: that is the code built in.
+            modules.append(
+                EmbeddedModule(
+                    Ecosystem.GOLANG,
+                    new.path,
+                    new.version,
+                    _go_purl(new.path, new.version),
+                    ModuleRole.DEPENDENCY,
+                    checksum=new.sum or None,
+                    replaces=f"{dep.path} {dep.version}",
+                )
+            )
+            continue
+        version = _go_version(dep.version)
+        modules.append(
+            EmbeddedModule(
+                Ecosystem.GOLANG,
+                dep.path,
+                version,
+                _go_purl(dep.path, version),
+                ModuleRole.DEPENDENCY,
+                checksum=dep.sum or None,
+                replaced_by=new.path if new is not None else None,
+            )
+        )
+    release = _GO_RELEASE.match(buildinfo.go_version.split()[0] if buildinfo.go_version else "")
+    if release is not None:
+        modules.append(
+            EmbeddedModule(
+                Ecosystem.GOLANG,
+                "stdlib",
+                release.group(1),
+                package_url("golang", None, "stdlib", release.group(1), {}),
+                ModuleRole.STDLIB,
+            )
+        )
+    return tuple(modules)
+
+
+def _rust_crates(crates: tuple[RustCrate, ...]) -> tuple[EmbeddedModule, ...]:
+    purls = [package_url("cargo", None, c.name, c.version, {}) for c in crates]
+    return tuple(
+        EmbeddedModule(
+            Ecosystem.CARGO,
+            crate.name,
+            crate.version,
+            purl,
+            ModuleRole.MAIN if crate.root else ModuleRole.DEPENDENCY,
+            source=crate.source,
+            build_only=crate.kind is CrateKind.BUILD,
+            dependencies=tuple(dict.fromkeys(purls[i] for i in crate.dependencies)),
+        )
+        for crate, purl in zip(crates, purls, strict=True)
+    )

@@ -1,0 +1,145 @@
+"""apk's database inside the root (Alpine, Wolfi, postmarketOS).
+
+/lib/apk/db/installed (apk-tools src/database.c `apk_db_index_read`, documented in
+apk-tools doc/apk-v2.5 "installed database"): one record per package, records separated by
+a blank line, each line a one-letter key, `:` and a value. The keys used here:
+`P` name, `V` version, `A` architecture, `L` licence (an SPDX expression on current
+Alpine), `o` origin (source package), `F` a directory relative to `/`, and `R` a file in the
+most recent `F` directory. Other keys (checksums `Z:`, modes `a:`/`M:`, ...) are skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from scratchprobe.packages.interface import (
+    DirectoryResolver,
+    OsRelease,
+    Package,
+    PackageManager,
+    package_url,
+)
+from scratchprobe.root import Root
+
+# apk-tools 2 keeps its database under /lib; apk-tools 3 on a merged-/usr Alpine looks
+# under /usr/lib as well.
+INSTALLED_PATHS = ("/lib/apk/db/installed", "/usr/lib/apk/db/installed")
+_MAX_BYTES = 256 << 20
+
+
+@dataclass(frozen=True)
+class ApkRecord:
+    """One package of the installed database, with the paths it installed."""
+
+    name: str
+    version: str
+    arch: str | None
+    license: str | None
+    origin: str | None
+    files: tuple[str, ...]
+    """Absolute paths as listed (`/` + F + `/` + R)."""
+
+
+def parse_installed(text: str) -> Iterator[ApkRecord]:
+    """The records of an `installed` file; a record without P: or V: is skipped."""
+    fields: dict[str, str] = {}
+    files: list[str] = []
+    directory = ""
+
+    def flush() -> ApkRecord | None:
+        name, version = fields.get("P"), fields.get("V")
+        if not name or not version:
+            return None
+        return ApkRecord(
+            name=name,
+            version=version,
+            arch=fields.get("A") or None,
+            license=fields.get("L") or None,
+            origin=fields.get("o") or None,
+            files=tuple(files),
+        )
+
+    for line in text.splitlines():
+        if not line.strip():
+            record = flush()
+            if record is not None:
+                yield record
+            fields, files, directory = {}, [], ""
+            continue
+        key, colon, value = line.partition(":")
+        if not colon or len(key) != 1:
+            continue
+        if key == "F":
+            directory = value.strip("/")
+        elif key == "R":
+            files.append(f"/{directory}/{value}" if directory else f"/{value}")
+        else:
+            fields.setdefault(key, value)
+    record = flush()
+    if record is not None:
+        yield record
+
+
+class ApkDatabase:
+    """apk's installed database in one root."""
+
+    manager = PackageManager.APK
+
+    def __init__(self, root: Root, os_release: OsRelease, location: str) -> None:
+        self._root = root
+        self._os = os_release
+        self.location = location
+        self.warnings: list[str] = []
+        self._records: tuple[ApkRecord, ...] = ()
+        try:
+            with open(root.resolve(location).host_path, "rb") as handle:
+                text = handle.read(_MAX_BYTES).decode("utf-8", "surrogateescape")
+        except (OSError, ValueError) as exc:
+            self.warnings.append(f"apk: {location} is unreadable: {exc}")
+            return
+        self._records = tuple(parse_installed(text))
+
+    def owners(self, paths: frozenset[str]) -> dict[str, Package]:
+        wanted_names = frozenset(p.rpartition("/")[2] for p in paths)
+        resolver = DirectoryResolver(self._root)
+        found: dict[str, Package] = {}
+        for record in self._records:
+            package: Package | None = None
+            for listed in record.files:
+                if listed.rpartition("/")[2] not in wanted_names:
+                    continue
+                key = resolver.key(listed)
+                if key is not None and key in paths and key not in found:
+                    package = package or self._package(record)
+                    found[key] = package
+        return found
+
+    def _package(self, record: ApkRecord) -> Package:
+        purl = package_url(
+            "apk",
+            self._os.id or "alpine",
+            record.name,
+            record.version,
+            {"arch": record.arch, "distro": self._os.distro},
+        )
+        return Package(
+            name=record.name,
+            version=record.version,
+            arch=record.arch,
+            manager=PackageManager.APK,
+            purl=purl,
+            licenses=(record.license,) if record.license else (),
+            source_package=record.origin if record.origin != record.name else None,
+        )
+
+
+def find_apk(root: Root, os_release: OsRelease) -> ApkDatabase | None:
+    """The apk database of the root, None when it has none."""
+    for location in INSTALLED_PATHS:
+        try:
+            if root.resolve(location).is_file:
+                return ApkDatabase(root, os_release, location)
+        except (OSError, ValueError):
+            continue
+    return None

@@ -1,0 +1,139 @@
+"""What every package-database reader returns, and the one question it answers.
+
+A reader is built once per run for one root; `owners` is then asked once with every path the
+image needs. The readers take the whole set at once because none of the three databases has
+a path -> package index on disk that is cheap to use (dpkg's is spread over one `.list` file
+per package, apk's and rpm's are inside each package record): each reader walks its records
+once and keeps only the paths that were asked for.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from scratchprobe.root import Root
+
+
+class PackageManager(Enum):
+    """The package database a file's owner was read from (the JSON `manager`)."""
+
+    DPKG = "dpkg"
+    APK = "apk"
+    RPM = "rpm"
+
+
+@dataclass(frozen=True)
+class Package:
+    """An installed OS package that owns at least one file of the image."""
+
+    name: str
+    version: str
+    """As the package manager writes it: `2.36-9+deb12u14`, `1.2.4-r2`, `8.2.1-3.fc39`
+    (rpm: version-release, epoch in `epoch`)."""
+    arch: str | None
+    manager: PackageManager
+    purl: str
+    """The package URL (purl-spec PURL-TYPES: deb, apk, rpm), with distro from os-release."""
+    licenses: tuple[str, ...] = ()
+    """As the package metadata states them (apk `L:`, rpm LICENSE, the `License:` short
+    names of a machine-readable debian/copyright); empty when it states none."""
+    epoch: str | None = None
+    """rpm's EPOCH (dpkg keeps the epoch inside `version`)."""
+    source_package: str | None = None
+    """dpkg's `Source:` when it differs from the binary package name."""
+
+
+@dataclass(frozen=True)
+class OsRelease:
+    """The fields of /etc/os-release that name a distribution in a package URL."""
+
+    id: str | None
+    """`debian`, `alpine`, `fedora`, ... (os-release ID)."""
+    version_id: str | None
+    """`12`, `3.19.1`, `39` (os-release VERSION_ID; absent on rolling releases)."""
+
+    @property
+    def distro(self) -> str | None:
+        """The purl `distro` qualifier: `debian-12`, `alpine-3.19.1`; None when unknown."""
+        if self.id is None:
+            return None
+        return f"{self.id}-{self.version_id}" if self.version_id else self.id
+
+
+class PackageDatabase(Protocol):
+    """One package database inside the root."""
+
+    @property
+    def manager(self) -> PackageManager: ...
+
+    @property
+    def location(self) -> str:
+        """In-root path of the database (for reports)."""
+        ...
+
+    @property
+    def warnings(self) -> list[str]:
+        """Problems met while reading (unreadable lists, corrupt records)."""
+        ...
+
+    def owners(self, paths: frozenset[str]) -> dict[str, Package]:
+        """The package owning each of `paths` (in-root, symlink-free) that some package owns.
+
+        Paths no package lists are absent from the answer. Called once per run.
+        """
+        ...
+
+
+class DirectoryResolver:
+    """Maps a path as a package lists it to the path it names in the root.
+
+    Packages list paths as they were built (`/lib/x86_64-linux-gnu/libc.so.6`), but on a
+    merged-/usr system `/lib` is a symlink to `usr/lib`, so the file the image copies is
+    `/usr/lib/x86_64-linux-gnu/libc.so.6`. Resolving the *directory* of a listed path inside
+    the root, and keeping its last component, gives the path the plan uses; resolving the
+    last component too would be wrong: a package that lists a symlink (`/usr/bin/awk` ->
+    alternatives -> `/usr/bin/mawk`) does not own the file it points to. Directories are
+    resolved once each: a database lists a few thousand directories but ~10^5 files.
+    """
+
+    def __init__(self, root: Root) -> None:
+        self._root = root
+        self._dirs: dict[str, str | None] = {}
+
+    def key(self, listed: str) -> str | None:
+        """The in-root path `listed` names with its directory resolved; None when the
+        directory does not exist in the root."""
+        directory, _, name = listed.rpartition("/")
+        if not name:
+            return None
+        if directory not in self._dirs:
+            try:
+                self._dirs[directory] = self._root.resolve(directory or "/").path
+            except (OSError, ValueError):  # ValueError: a NUL byte in a corrupt list
+                self._dirs[directory] = None
+        resolved = self._dirs[directory]
+        if resolved is None:
+            return None
+        return posixpath.join(resolved, name)
+
+
+def package_url(
+    kind: str,
+    namespace: str | None,
+    name: str,
+    version: str | None,
+    qualifiers: dict[str, str | None],
+) -> str:
+    """A canonical package URL string (packageurl-python does the purl-spec escaping, e.g.
+    Debian's `+` becomes `%2B`); qualifiers that are None are left out."""
+    from packageurl import PackageURL
+
+    kept = {key: value for key, value in qualifiers.items() if value}
+    return str(
+        PackageURL(
+            type=kind, namespace=namespace, name=name, version=version or None, qualifiers=kept
+        ).to_string()
+    )
