@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from scratchprobe.discover import Candidate, InputProblem, discover
 from scratchprobe.elf.classify import (
@@ -27,6 +29,11 @@ from scratchprobe.needs.evidence import EvidenceCache
 from scratchprobe.needs.model import NeedKind, RuntimeNeed
 from scratchprobe.plan import Plan, PlannedBinary, binary_file_paths, build_plan
 from scratchprobe.root import Root
+
+if TYPE_CHECKING:
+    # Type only: scratchprobe.annotate imports this module, and a run that does not
+    # annotate never loads it.
+    from scratchprobe.annotate import FileAnnotations
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,9 @@ class Inspection:
     runtime_provided: tuple[str, ...] = ()
     """Files the container runtime mounts (not in the plan)."""
     user: str | None = None
+    annotations: FileAnnotations | None = None
+    """Digests, owning packages and embedded modules (scratchprobe.annotate): computed only
+    for the outputs that show them (json, cyclonedx); None otherwise."""
 
     @property
     def exit_code(self) -> int:
@@ -112,7 +122,17 @@ def inspect(paths: tuple[str, ...], options: InspectOptions) -> Inspection:
         report = _inspect_one(candidate, cache, resolver, problems)
         if report is not None:
             if options.runtime_needs:
-                report = _with_needs(report, options, context, evidence)
+                try:
+                    report = _with_needs(report, options, context, evidence)
+                except (ELFError, ValueError, OverflowError, IndexError, struct.error) as exc:
+                    # The loader's tables were fine but the rest (Go tables, notes, string
+                    # sections) is corrupt: keep the closure, and say what was not analysed.
+                    problems.append(
+                        InputProblem(
+                            candidate.label,
+                            f"malformed data: {exc} (runtime files not analysed)",
+                        )
+                    )
             reports.append(report)
     planned = tuple(
         PlannedBinary(

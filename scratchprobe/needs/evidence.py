@@ -146,17 +146,24 @@ class EvidenceCache:
     _objects: dict[tuple[str, bool], ObjectEvidence] = field(default_factory=dict)
 
     def of(
-        self, elf: ElfFile, path: str, soname: str | None, library: bool = False
+        self,
+        elf: ElfFile,
+        path: str,
+        soname: str | None,
+        library: bool = False,
+        go: bool = False,
     ) -> ObjectEvidence:
         key = (elf.path, library)
         cached = self._objects.get(key)
         if cached is None:
-            cached = _read_object(elf, path, soname, library)
+            cached = _read_object(elf, path, soname, library, go)
             self._objects[key] = cached
         return cached
 
 
-def _read_object(elf: ElfFile, path: str, soname: str | None, library: bool) -> ObjectEvidence:
+def _read_object(
+    elf: ElfFile, path: str, soname: str | None, library: bool, go: bool
+) -> ObjectEvidence:
     """A library is asked less than the program: the detectors read a library only for
     compiled-in CA bundle paths, OpenSSL's directories, and (for the direct users of
     OpenSSL) the provider-loading calls; reading no more keeps a 30-library closure cheap."""
@@ -170,13 +177,34 @@ def _read_object(elf: ElfFile, path: str, soname: str | None, library: bool) -> 
             imports = frozenset()
     if is_libc:
         return ObjectEvidence(path, soname, imports, frozenset())
-    literals = CA_BUNDLE_PATHS if library else KNOWN_STRINGS
-    openssl = not library or bool(soname and soname.startswith("libcrypto.so"))
+    literals = () if go else CA_BUNDLE_PATHS if library else KNOWN_STRINGS
+    openssl = not go and (not library or bool(soname and soname.startswith("libcrypto.so")))
     strings, dirs = _scan(elf, literals, openssl)
     return ObjectEvidence(path, soname, imports, strings, dirs)
 
 
 _OPENSSL_SONAMES = ("libcrypto.so", "libssl.so")
+
+
+def _find_literals(
+    view: mmap.mmap, ranges: list[tuple[int, int]], literals: tuple[str, ...]
+) -> set[str]:
+    """Which literals occur: one search per distinct 5-byte prefix ("/etc/", "/usr/",
+    "__nss"), then a compare at each hit, instead of one search per literal."""
+    groups: dict[bytes, list[bytes]] = {}
+    for literal in literals:
+        encoded = literal.encode()
+        groups.setdefault(encoded[:5], []).append(encoded)
+    found: set[str] = set()
+    for prefix, members in groups.items():
+        for start, end in ranges:
+            at = view.find(prefix, start, end)
+            while at >= 0 and len(found) < len(literals):
+                for member in members:
+                    if view[at : at + len(member)] == member and at + len(member) <= end:
+                        found.add(member.decode())
+                at = view.find(prefix, at + 1, end)
+    return found
 
 
 def _scan(
@@ -198,10 +226,7 @@ def _scan(
         ):
             if not ranges:
                 ranges = [(0, len(view))]
-            for literal in literals:
-                needle = literal.encode()
-                if any(view.find(needle, start, end) >= 0 for start, end in ranges):
-                    found.add(literal)
+            found = _find_literals(view, ranges, literals)
             marker = b'DIR: "'
             for start, end in ranges if openssl_dirs else ():
                 at = view.find(marker, start, end)
@@ -227,7 +252,9 @@ def gather(
     cache: EvidenceCache,
     toolchain: ToolchainFacts | None = None,
 ) -> Subject:
-    binary = cache.of(elf, path, elf.soname)
+    # A Go program's own strings are never read: its detectors use the function table, and
+    # scanning tens of MB of Go read-only data would cost more than everything else.
+    binary = cache.of(elf, path, elf.soname, go=toolchain is not None and toolchain.go is not None)
     libraries: list[ObjectEvidence] = []
     root_glibc = None
     if closure is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import mmap
 import posixpath
+import re
 import struct
 
 from scratchprobe.elf.classify import Libc
@@ -124,6 +125,9 @@ _BUILTIN_CHARSETS = frozenset(
     }
 )  # fmt: skip
 _MAX_CHARSET_SCAN = 64 << 20
+# A whole C string made of the characters charset names use (after upper-casing).
+# A literal first byte (the NUL) lets the regex engine skip ahead at memchr speed.
+_CHARSET_STRING = re.compile(rb"\0([A-Za-z0-9][A-Za-z0-9_.:/()+-]{4,62})(?=\0)")
 
 
 def _compiled_gconv_dir(subject: Subject, ctx: Context) -> str | None:
@@ -151,8 +155,19 @@ def _compiled_gconv_dir(subject: Subject, ctx: Context) -> str | None:
     return path if path.startswith("/") else None
 
 
-def _gconv_config(ctx: Context, gconv: str) -> tuple[dict[str, str], dict[str, str], list[str]]:
-    """(alias -> charset, charset -> module file name, config files) from gconv-modules."""
+_GconvConfig = tuple[dict[str, str], dict[str, str], list[str]]
+_GCONV_CONFIGS: dict[tuple[str, str], _GconvConfig] = {}
+
+
+def _gconv_config(ctx: Context, gconv: str) -> _GconvConfig:
+    """(alias -> charset, charset -> module file name, config files), read once per run."""
+    key = (ctx.root.directory, gconv)
+    if key not in _GCONV_CONFIGS:
+        _GCONV_CONFIGS[key] = _read_gconv_config(ctx, gconv)
+    return _GCONV_CONFIGS[key]
+
+
+def _read_gconv_config(ctx: Context, gconv: str) -> _GconvConfig:
     aliases: dict[str, str] = {}
     modules: dict[str, str] = {}
     configs = [posixpath.join(gconv, "gconv-modules")]
@@ -184,7 +199,7 @@ def _charsets_in(elf: ElfFile, names: list[str]) -> list[str]:
     ranges = [
         (s.offset, s.size)
         for s in elf.sections
-        if s.name in (".rodata", ".rodata1", ".data") and s.type != 8
+        if s.name in (".rodata", ".rodata1") and s.type != 8
     ] or [(0, elf.size)]
     try:
         with open(elf.path, "rb") as handle:
@@ -196,19 +211,14 @@ def _charsets_in(elf: ElfFile, names: list[str]) -> list[str]:
                 blob += b"\0" + handle.read(size) + b"\0"
     except OSError:
         return []
-    upper = blob.upper()
-    found = []
-    for name in names:
-        # A literal passed to iconv_open is a whole C string, maybe with "//TRANSLIT".
-        needle = b"\0" + name.encode()
-        at = upper.find(needle)
-        while at >= 0:
-            after = upper[at + len(needle) : at + len(needle) + 1]
-            if after in (b"\0", b"/"):
-                found.append(name)
-                break
-            at = upper.find(needle, at + 1)
-    return found
+    # Every C string of the data, whole and up to a "//" suffix ("ISO-8859-1//TRANSLIT"):
+    # one pass over the bytes instead of one search per charset name.
+    strings: set[bytes] = set()
+    for match in _CHARSET_STRING.finditer(blob):
+        item = match.group(1).upper()
+        strings.add(item)
+        strings.add(item.split(b"/", 1)[0])
+    return [name for name in names if name.encode() in strings]
 
 
 def _gconv(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
