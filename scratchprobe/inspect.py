@@ -106,34 +106,29 @@ class Inspection:
         return 0
 
 
-def inspect(paths: tuple[str, ...], options: InspectOptions) -> Inspection:
+# Below this many binaries a second process costs more (fork, pickling) than it saves.
+PARALLEL_THRESHOLD = 64
+
+
+def inspect(paths: tuple[str, ...], options: InspectOptions, jobs: int | None = None) -> Inspection:
+    """Analyse `paths` inside `options.root`. A large batch is split over `jobs` processes
+    (default: the usable CPUs); each reads the libraries it meets once."""
     root = Root(options.root)
     candidates, problems = discover(paths, root)
-    cache = ElfCache()
-    resolver = Resolver(root, options.library_path, cache)
-    context = Context(root, resolver, options.needs)
-    evidence = EvidenceCache()
-    reports: list[BinaryReport] = []
+    unique: list[Candidate] = []
     seen: set[str] = set()
     for candidate in candidates:
-        if candidate.image_path in seen:
-            continue
-        seen.add(candidate.image_path)
-        report = _inspect_one(candidate, cache, resolver, problems)
-        if report is not None:
-            if options.runtime_needs:
-                try:
-                    report = _with_needs(report, options, context, evidence)
-                except (ELFError, ValueError, OverflowError, IndexError, struct.error) as exc:
-                    # The loader's tables were fine but the rest (Go tables, notes, string
-                    # sections) is corrupt: keep the closure, and say what was not analysed.
-                    problems.append(
-                        InputProblem(
-                            candidate.label,
-                            f"malformed data: {exc} (runtime files not analysed)",
-                        )
-                    )
-            reports.append(report)
+        if candidate.image_path not in seen:
+            seen.add(candidate.image_path)
+            unique.append(candidate)
+    workers = jobs if jobs is not None else len(os.sched_getaffinity(0))
+    if workers > 1 and len(unique) >= PARALLEL_THRESHOLD:
+        analysed = _analyse_in_parallel(unique, options, workers)
+    else:
+        analysed = _analyse(unique, options)
+    reports = [r for r in analysed.reports if r is not None]
+    problems += analysed.problems
+    root_warnings = analysed.root_warnings
     planned = tuple(
         PlannedBinary(
             r.path,
@@ -155,7 +150,7 @@ def inspect(paths: tuple[str, ...], options: InspectOptions) -> Inspection:
         )
         for r, p in zip(reports, planned, strict=True)
     )
-    warnings = list(plan.warnings) + list(resolver.root_warnings)
+    warnings = list(plan.warnings) + list(root_warnings)
     env: dict[str, str] = {}
     provided: list[str] = []
     for p in planned:
@@ -174,6 +169,67 @@ def inspect(paths: tuple[str, ...], options: InspectOptions) -> Inspection:
         runtime_provided=tuple(dict.fromkeys(provided)),
         user=options.needs.user,
     )
+
+
+@dataclass(frozen=True)
+class _Analysed:
+    """What analysing some candidates gave, in candidate order."""
+
+    reports: tuple[BinaryReport | None, ...]
+    problems: tuple[InputProblem, ...]
+    root_warnings: tuple[str, ...]
+
+
+def _analyse(candidates: list[Candidate], options: InspectOptions) -> _Analysed:
+    """Closure and runtime needs of each candidate, sharing the parsed libraries."""
+    root = Root(options.root)
+    cache = ElfCache()
+    resolver = Resolver(root, options.library_path, cache)
+    context = Context(root, resolver, options.needs)
+    evidence = EvidenceCache()
+    reports: list[BinaryReport | None] = []
+    problems: list[InputProblem] = []
+    for candidate in candidates:
+        report = _inspect_one(candidate, cache, resolver, problems)
+        if report is not None and options.runtime_needs:
+            try:
+                report = _with_needs(report, options, context, evidence)
+            except (ELFError, ValueError, OverflowError, IndexError, struct.error) as exc:
+                # The loader's tables were fine but the rest (Go tables, notes, string
+                # sections) is corrupt: keep the closure, and say what was not analysed.
+                problems.append(
+                    InputProblem(
+                        candidate.label, f"malformed data: {exc} (runtime files not analysed)"
+                    )
+                )
+        reports.append(report)
+    return _Analysed(tuple(reports), tuple(problems), tuple(resolver.root_warnings))
+
+
+def _analyse_chunk(args: tuple[list[Candidate], InspectOptions]) -> _Analysed:
+    return _analyse(*args)
+
+
+def _analyse_in_parallel(
+    candidates: list[Candidate], options: InspectOptions, workers: int
+) -> _Analysed:
+    """Interleaved chunks (big and small files mix in a directory listing) over forked
+    workers; results are put back in candidate order, so output does not depend on it."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = [candidates[i::workers] for i in range(workers)]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        results = list(pool.map(_analyse_chunk, [(chunk, options) for chunk in chunks]))
+    reports: list[BinaryReport | None] = [None] * len(candidates)
+    for offset, result in enumerate(results):
+        for index, report in enumerate(result.reports):
+            reports[offset + index * workers] = report
+    order = {c.label: i for i, c in enumerate(candidates)}
+    problems = sorted((p for r in results for p in r.problems), key=lambda p: order.get(p.path, -1))
+    warnings = tuple(dict.fromkeys(w for r in results for w in r.root_warnings))
+    return _Analysed(tuple(reports), tuple(problems), warnings)
 
 
 def _with_needs(

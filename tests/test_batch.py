@@ -1,0 +1,30 @@
+"""A batch split over processes gives exactly what one process gives."""
+
+from __future__ import annotations
+
+import pytest
+
+import scratchprobe.inspect as inspect_module
+from scratchprobe.discover import discover
+from scratchprobe.inspect import InspectOptions, _analyse, _analyse_in_parallel, inspect
+from scratchprobe.render import OutputFormat, RenderOptions, renderer
+from scratchprobe.root import Root
+from tests.conftest import TESTBINS
+
+
+def test_parallel_analysis_equals_sequential() -> None:
+    candidates, _problems = discover((str(TESTBINS),), Root("/"))
+    assert len(candidates) > 20
+    options = InspectOptions()
+    sequential = _analyse(candidates, options)
+    parallel = _analyse_in_parallel(candidates, options, workers=2)
+    assert parallel == sequential
+
+
+def test_batch_output_does_not_depend_on_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inspect_module, "PARALLEL_THRESHOLD", 2)
+    paths = (str(TESTBINS),)
+    one = inspect(paths, InspectOptions(), jobs=1)
+    two = inspect(paths, InspectOptions(), jobs=2)
+    for fmt in (OutputFormat.JSON, OutputFormat.COPY):
+        assert renderer(fmt)(one, RenderOptions()) == renderer(fmt)(two, RenderOptions())
