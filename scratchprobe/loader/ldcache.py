@@ -13,7 +13,7 @@ The cache's byte order is the target's, so it is tried in both orders and valida
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 OLD_MAGIC = b"ld.so-1.7.0"
 NEW_MAGIC = b"glibc-ld.so.cache1.1"
@@ -40,6 +40,14 @@ class LdCache:
     entries: tuple[CacheEntry, ...]
     format: str
     """`new`, `old` or `old+new`."""
+    by_name: dict[str, tuple[CacheEntry, ...]] = field(init=False, repr=False, compare=False)
+    """Entries per name in cache order: a batch looks names up thousands of times."""
+
+    def __post_init__(self) -> None:
+        index: dict[str, list[CacheEntry]] = {}
+        for entry in self.entries:
+            index.setdefault(entry.name, []).append(entry)
+        object.__setattr__(self, "by_name", {k: tuple(v) for k, v in index.items()})
 
     def lookup(self, name: str, accepted_flags: frozenset[int]) -> tuple[CacheEntry, ...]:
         """Entries for `name` in cache order whose flags this loader accepts.
@@ -49,8 +57,8 @@ class LdCache:
         """
         return tuple(
             e
-            for e in self.entries
-            if e.name == name and (not accepted_flags or e.flags in accepted_flags)
+            for e in self.by_name.get(name, ())
+            if not accepted_flags or e.flags in accepted_flags
         )
 
 
