@@ -151,9 +151,10 @@ class FileAnnotations:
         return self._by_path.get(path)
 
 
-def annotate(inspection: Inspection) -> Inspection:
-    """`inspection` with `annotations` set and their warnings appended to its own."""
-    annotations = annotate_plan(inspection)
+def annotate(inspection: Inspection, licenses: bool = True) -> Inspection:
+    """`inspection` with `annotations` set and their warnings appended to its own;
+    `licenses` False skips reading the packages' licences (the JSON manifest has none)."""
+    annotations = annotate_plan(inspection, licenses)
     warnings = tuple(dict.fromkeys(inspection.warnings + annotations.warnings))
     return replace(inspection, annotations=annotations, warnings=warnings)
 
@@ -173,7 +174,7 @@ class _Draft:
     problem: str | None = None
 
 
-def annotate_plan(inspection: Inspection) -> FileAnnotations:
+def annotate_plan(inspection: Inspection, licenses: bool = True) -> FileAnnotations:
     """Digests, owners, edges and modules of every plan entry. Never raises for unreadable
     files or package databases: what cannot be read is left unknown, with a warning."""
     try:
@@ -189,7 +190,7 @@ def annotate_plan(inspection: Inspection) -> FileAnnotations:
         for d in (draft, *draft.members)
         if d.root_path is not None and d.entry.type is not FileType.DIRECTORY
     )
-    ownership = find_owners(root, wanted)
+    ownership = find_owners(root, wanted, licenses)
     owners = dict(ownership.owners)
     warnings += ownership.warnings
     needs = _needs(inspection)

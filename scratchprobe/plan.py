@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from scratchprobe.loader.closure import Closure, FoundVia, LoadedObject
-from scratchprobe.needs.model import RuntimeNeed
+from scratchprobe.needs.model import NeedKind, RuntimeNeed
 
 
 class FileType(Enum):
@@ -26,29 +26,20 @@ class FileType(Enum):
 
 
 class FileKind(Enum):
-    """Why a file is in the image, by category (the JSON `kind`). The runtime kinds share
-    their values with scratchprobe.needs.model.NeedKind."""
+    """Why a file is in the image, for the loader's part. Runtime files carry the NeedKind
+    of the need that added them; both give the JSON `kind` through `.value`."""
 
     BINARY = "binary"
     INTERPRETER = "interpreter"
     LIBRARY = "library"
-    CA_CERTIFICATES = "ca-certificates"
-    ZONEINFO = "zoneinfo"
-    USERS = "users"
-    NAME_SERVICE = "name-service"
-    NSS_MODULES = "nss-modules"
-    GCONV = "gconv"
-    UNWINDER = "unwinder"
-    OPENSSL_CONFIG = "openssl-config"
-    OPENSSL_MODULES = "openssl-modules"
-    DLOPEN = "dlopen"
-    TMP = "tmp"
-    MIME = "mime"
-    PYTHON = "python-stdlib"
-    DATA_DIRECTORY = "data-directory"
 
 
-_KIND_ORDER = {kind: index for index, kind in enumerate(FileKind)}
+ImageKind = FileKind | NeedKind
+"""The `kind` of an image entry."""
+
+_KIND_ORDER: dict[ImageKind, int] = {
+    kind: index for index, kind in enumerate((*FileKind, *NeedKind))
+}
 
 
 @dataclass(frozen=True)
@@ -58,7 +49,7 @@ class ImageFile:
     path: str
     """Absolute path inside the image."""
     type: FileType
-    kind: FileKind
+    kind: ImageKind
     reason: str
     source: str | None = None
     """Absolute path inside the root to copy from (None for generated entries)."""
@@ -221,7 +212,7 @@ def build_plan(binaries: tuple[PlannedBinary, ...], sizes: dict[str, int] | None
                     ImageFile(
                         path=needed.path,
                         type=FileType(needed.type),
-                        kind=FileKind(need.kind.value),
+                        kind=need.kind,
                         reason=reason,
                         source=needed.source,
                         content=needed.content,

@@ -56,9 +56,7 @@ class LdCache:
         checks the file's ELF class and machine, as the loader's open_verify does.
         """
         return tuple(
-            e
-            for e in self.by_name.get(name, ())
-            if not accepted_flags or e.flags in accepted_flags
+            e for e in self.by_name.get(name, ()) if not accepted_flags or e.flags in accepted_flags
         )
 
 

@@ -32,7 +32,7 @@ class Ownership:
     warnings: tuple[str, ...]
 
 
-def find_owners(root: Root, paths: frozenset[str]) -> Ownership:
+def find_owners(root: Root, paths: frozenset[str], licenses: bool = True) -> Ownership:
     """Read the root's package databases once and find the owner of each in-root path.
 
     Never raises for a missing or damaged database: a root without one (a distroless or
@@ -57,7 +57,7 @@ def find_owners(root: Root, paths: frozenset[str]) -> Ownership:
     for database in databases:
         if not remaining:
             break
-        found.update(database.owners(remaining))
+        found.update(database.owners(remaining, licenses))
         remaining = frozenset(p for p in remaining if p not in found)
         warnings += database.warnings
     return Ownership(

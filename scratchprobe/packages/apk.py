@@ -100,7 +100,7 @@ class ApkDatabase:
             return
         self._records = tuple(parse_installed(text))
 
-    def owners(self, paths: frozenset[str]) -> dict[str, Package]:
+    def owners(self, paths: frozenset[str], licenses: bool = True) -> dict[str, Package]:
         wanted_names = frozenset(p.rpartition("/")[2] for p in paths)
         resolver = DirectoryResolver(self._root)
         found: dict[str, Package] = {}

@@ -242,7 +242,7 @@ class DpkgDatabase:
             return listed
         return text.splitlines()
 
-    def owners(self, paths: frozenset[str]) -> dict[str, Package]:
+    def owners(self, paths: frozenset[str], licenses: bool = True) -> dict[str, Package]:
         wanted_names = frozenset(p.rpartition("/")[2] for p in paths)
         resolver = DirectoryResolver(self._root)
         found: dict[str, _Record] = {}
@@ -265,10 +265,10 @@ class DpkgDatabase:
                     found[key] = record
             if len(found) == len(paths):
                 break
-        packages = {record: self._package(record) for record in set(found.values())}
+        packages = {record: self._package(record, licenses) for record in set(found.values())}
         return {path: packages[record] for path, record in found.items()}
 
-    def _package(self, record: _Record) -> Package:
+    def _package(self, record: _Record, licenses: bool = True) -> Package:
         namespace = self._os.id or "debian"
         purl = package_url(
             "deb",
@@ -283,7 +283,8 @@ class DpkgDatabase:
             arch=record.arch,
             manager=PackageManager.DPKG,
             purl=purl,
-            licenses=self._licenses(record.name),
+            # Reading copyright files is the slow part; only the SBOM shows licences.
+            licenses=self._licenses(record.name) if licenses else (),
             source_package=record.source,
         )
 

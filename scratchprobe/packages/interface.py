@@ -79,7 +79,7 @@ class PackageDatabase(Protocol):
         """Problems met while reading (unreadable lists, corrupt records)."""
         ...
 
-    def owners(self, paths: frozenset[str]) -> dict[str, Package]:
+    def owners(self, paths: frozenset[str], licenses: bool = True) -> dict[str, Package]:
         """The package owning each of `paths` (in-root, symlink-free) that some package owns.
 
         Paths no package lists are absent from the answer. Called once per run.

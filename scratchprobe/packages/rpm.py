@@ -244,7 +244,7 @@ class RpmDatabase:
             self.warnings.append(f"rpm: {broken} unreadable package headers in {location}")
         self._headers = tuple(headers)
 
-    def owners(self, paths: frozenset[str]) -> dict[str, Package]:
+    def owners(self, paths: frozenset[str], licenses: bool = True) -> dict[str, Package]:
         wanted_names = frozenset(p.rpartition("/")[2] for p in paths)
         resolver = DirectoryResolver(self._root)
         found: dict[str, Package] = {}
