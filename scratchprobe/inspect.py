@@ -244,7 +244,7 @@ def _with_needs(
     subject = gather(
         report.path, report.elf, report.linkage, report.libc, report.closure, cache, toolchain
     )
-    needs = detect_needs(subject, context)
+    needs = detect_needs(subject, context, options.with_kinds)
     keep = tuple(
         included(n, options.strict, options.with_kinds, options.without_kinds) for n in needs
     )

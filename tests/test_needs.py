@@ -216,3 +216,16 @@ def test_dlopen_note_names_the_library(tmp_path: Path) -> None:
     assert need.confidence is Confidence.CERTAIN
     assert [f.path for f in need.files] == ["/lib/x86_64-linux-gnu/libgcc_s.so.1"]
     assert "/lib/x86_64-linux-gnu/libgcc_s.so.1" in {f.path for f in result.plan.files}
+
+
+def test_with_adds_a_kind_no_evidence_showed() -> None:
+    """--with tmp on a program whose temp_dir use left no trace (Rust) adds /tmp, saying
+    why; kinds whose files depend on the program (gconv) are not invented."""
+    requested = frozenset({NeedKind.TMP, NeedKind.GCONV})
+    result = inspect((str(RUNTIME / "rust-std-env"),), InspectOptions(with_kinds=requested))
+    needs = {n.kind: n for n in result.binaries[0].needs}
+    assert needs[NeedKind.TMP].evidence == ("--with tmp",)
+    assert NeedKind.GCONV not in needs
+    assert "/tmp" in {f.path for f in result.plan.files}
+    plain = inspect((str(RUNTIME / "rust-std-env"),), InspectOptions())
+    assert NeedKind.TMP not in {n.kind for n in plain.binaries[0].needs}

@@ -47,6 +47,7 @@ class Case:
     prefix: bool = False
     remove_runtime_provided: bool = False
     """The need's evidence is a runtime-provided file (/etc/hosts): remove that instead."""
+    with_kinds: frozenset[NeedKind] = frozenset()
 
 
 USER = NeedsOptions(user="scratchprobe", generate_etc=True)
@@ -97,12 +98,22 @@ CASES = [
     Case("go-lookup-netgo", (TEST_HOST,), NeedKind.NAME_SERVICE, "127.0.0.1\n",
          add_hosts=HOSTS, remove_runtime_provided=True),
     Case("go-tempfile", (), NeedKind.TMP, "ok", prefix=True),
+    # std::env::home_dir without $HOME asks libc (getpwuid_r) for the user's entry.
+    Case("rust-std-env", ("home",), NeedKind.USERS, "home_dir=/root\n"),
+    # temp_dir leaves no evidence in an optimised Rust file ("/tmp" is an instruction
+    # operand): --with tmp is the user's way, and the same proof applies.
+    Case("rust-std-env", ("temp",), NeedKind.TMP, "temp_dir=/tmp ok\n",
+         with_kinds=frozenset({NeedKind.TMP})),
 ]  # fmt: skip
 
 
 def _ids(case: Case) -> str:
     extra = "-tz" if case.needs.tz else ""
-    return f"{case.binary}{extra}"
+    return (
+        "-".join((case.binary + extra, *case.argv[:1]))
+        if case.binary.startswith("rust")
+        else (case.binary + extra)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +126,9 @@ def plan(case: Case) -> Inspection:
     binary = RUNTIME / case.binary
     if not binary.exists():
         pytest.skip(f"{binary} is not built")
-    inspection = inspect_for_image((str(binary),), InspectOptions(needs=case.needs))
+    inspection = inspect_for_image(
+        (str(binary),), InspectOptions(needs=case.needs, with_kinds=case.with_kinds)
+    )
     assert not inspection.problems, inspection.problems
     return inspection
 

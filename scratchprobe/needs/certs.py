@@ -23,11 +23,11 @@ from scratchprobe.needs.rust import rust_view
 GO_DEFAULT = "/etc/ssl/certs/ca-certificates.crt"
 
 
-def _bundle_file(path: str, source: str, note: str) -> NeededFile:
+def bundle_file(path: str, source: str, note: str) -> NeededFile:
     return NeededFile(path=path, type="file", source=source, note=note)
 
 
-def _missing_bundle() -> tuple[str, ...]:
+def missing_bundle() -> tuple[str, ...]:
     return (
         "the root has no CA bundle (" + ", ".join(CA_BUNDLE_PATHS[:2]) + ", ...): install "
         "ca-certificates in the builder stage",
@@ -50,10 +50,10 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
                     f"that exists: the image needs a CA bundle at {GO_DEFAULT}"
                 ),
                 evidence=go.evidence("crypto/x509 system roots", SYSTEM_ROOTS),
-                files=(_bundle_file(GO_DEFAULT, bundle, "Go's first certFiles entry"),)
+                files=(bundle_file(GO_DEFAULT, bundle, "Go's first certFiles entry"),)
                 if bundle
                 else (),
-                problems=() if bundle else _missing_bundle(),
+                problems=() if bundle else missing_bundle(),
             )
         )
         return needs
@@ -81,8 +81,8 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
                         f"needs the CA bundle at {target} (or SSL_CERT_FILE pointing at one)"
                     ),
                     evidence=tuple(evidence),
-                    files=(_bundle_file(target, bundle, "OPENSSLDIR/cert.pem"),) if bundle else (),
-                    problems=() if bundle else _missing_bundle(),
+                    files=(bundle_file(target, bundle, "OPENSSLDIR/cert.pem"),) if bundle else (),
+                    problems=() if bundle else missing_bundle(),
                 )
             )
 
@@ -102,10 +102,10 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
                             "needs the bundle there to verify TLS peers"
                         ),
                         evidence=(f'string "{path}" in {obj.name}',),
-                        files=(_bundle_file(path, bundle, "compiled-in bundle path"),)
+                        files=(bundle_file(path, bundle, "compiled-in bundle path"),)
                         if bundle
                         else (),
-                        problems=() if bundle else _missing_bundle(),
+                        problems=() if bundle else missing_bundle(),
                     )
                 )
     return needs

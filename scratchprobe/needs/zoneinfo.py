@@ -22,7 +22,7 @@ _LOCAL_TIME = ("localtime", "localtime_r", "tzset", "mktime", "ctime", "ctime_r"
 _MAYBE = ("strftime", "strftime_l", "wcsftime", "asctime")
 
 
-def _files(
+def zone_files(
     ctx: Context,
 ) -> tuple[tuple[NeededFile, ...], tuple[tuple[str, str], ...], tuple[str, ...]]:
     if not ctx.is_dir(ZONEINFO):
@@ -77,7 +77,7 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
             evidence.append('static libc with the zoneinfo path "/usr/share/zoneinfo" linked in')
         else:
             return []
-    files, env, problems = _files(ctx)
+    files, env, problems = zone_files(ctx)
     summary = (
         "converts times to named zones: without zone files it silently uses UTC; the image "
         f"needs {ZONEINFO}"
