@@ -98,6 +98,8 @@ CASES = [
     Case("go-lookup-netgo", (TEST_HOST,), NeedKind.NAME_SERVICE, "127.0.0.1\n",
          add_hosts=HOSTS, remove_runtime_provided=True),
     Case("go-tempfile", (), NeedKind.TMP, "ok", prefix=True),
+    Case("rust-rustls-native-certs", ("https://localhost:{port}/",),
+         NeedKind.CA_CERTIFICATES, "roots=1\n", tls=True, prefix=True),
     # std::env::home_dir without $HOME asks libc (getpwuid_r) for the user's entry.
     Case("rust-std-env", ("home",), NeedKind.USERS, "home_dir=/root\n"),
     # temp_dir leaves no evidence in an optimised Rust file ("/tmp" is an instruction

@@ -61,6 +61,29 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
     rust = rust_view(subject)
     if rust is not None and rust.embedded_roots:
         return needs
+    if rust is not None and rust.native_roots:
+        # openssl-probe (used by rustls-native-certs and native-tls) joins its directory
+        # list with its file list at run time, so no whole path is in the file; on every
+        # distribution its first hit is a file Go's list also names.
+        needs.append(
+            RuntimeNeed(
+                kind=NeedKind.CA_CERTIFICATES,
+                confidence=Confidence.LIKELY,
+                summary=(
+                    "loads the system's CA roots through openssl-probe's search: the image "
+                    f"needs a CA bundle at {GO_DEFAULT}"
+                ),
+                evidence=("crates " + ", ".join(sorted(rust.native_root_crates)),),
+                files=(
+                    bundle_file(
+                        GO_DEFAULT, bundle, "openssl-probe: /etc/ssl + certs/ca-certificates.crt"
+                    ),
+                )
+                if bundle
+                else (),
+                problems=() if bundle else missing_bundle(),
+            )
+        )
 
     openssl = subject.library("libcrypto.so")
     if openssl is not None:

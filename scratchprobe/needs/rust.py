@@ -27,6 +27,14 @@ class RustView:
         return bool(self.crates & _EMBEDDED_ROOTS) and not self.crates & _NATIVE_ROOTS
 
     @property
+    def native_roots(self) -> bool:
+        return bool(self.native_root_crates)
+
+    @property
+    def native_root_crates(self) -> frozenset[str]:
+        return self.crates & _NATIVE_ROOTS
+
+    @property
     def zone_crates(self) -> frozenset[str]:
         return self.crates & _ZONE_CRATES
 
