@@ -12,6 +12,7 @@ from scratchprobe.elf.reader import format_version
 from scratchprobe.inspect import BinaryReport, Inspection
 from scratchprobe.loader.closure import Closure, Dependency
 from scratchprobe.render import RenderOptions
+from scratchprobe.render.console import report_console
 from scratchprobe.render.copy import copy_lines
 
 
@@ -136,15 +137,7 @@ def _needs(console: Console, report: BinaryReport) -> None:
 
 def render(inspection: Inspection, options: RenderOptions) -> str:
     buffer = io.StringIO()
-    console = Console(
-        file=buffer,
-        force_terminal=options.color,
-        no_color=not options.color,
-        # Piped output is never wrapped, so that every line stays greppable.
-        width=options.width or (None if options.color else 100_000),
-        highlight=False,
-        soft_wrap=True,
-    )
+    console = report_console(buffer, options.color, options.width)
     for report in inspection.binaries:
         _binary(console, report)
     for warning in inspection.warnings:

@@ -14,6 +14,7 @@ from rich.markup import escape
 from scratchprobe.check.engine import BinaryCheck, CheckResult, Status
 from scratchprobe.check.formats import FormatOptions, relative_path
 from scratchprobe.check.rules import Severity
+from scratchprobe.render.console import report_console
 
 _MARK = {
     Severity.ERROR: "[red]✗ error[/red]",
@@ -42,15 +43,7 @@ def _binary(console: Console, check: BinaryCheck, options: FormatOptions) -> Non
 
 def render(result: CheckResult, options: FormatOptions) -> str:
     buffer = io.StringIO()
-    console = Console(
-        file=buffer,
-        force_terminal=options.color,
-        no_color=not options.color,
-        # Piped output is never wrapped, so that every line stays greppable.
-        width=options.width or (None if options.color else 100_000),
-        highlight=False,
-        soft_wrap=True,
-    )
+    console = report_console(buffer, options.color, options.width)
     for check in result.binaries:
         _binary(console, check, options)
     failed = sum(not b.passed for b in result.binaries)
