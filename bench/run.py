@@ -627,6 +627,23 @@ def cold_cases(
                 frozenset({0, 1}),
             )
         )
+    # The report a user reads, and the COPY lines: neither hashes files nor reads the
+    # package database, which only json and cyclonedx pay for. These rows run with bytecode
+    # cached (when this environment forbids writing it), as an installed copy does.
+    cases.append(
+        Case("sp-text", "scratchprobe text report", "scratchprobe",
+             [[*SP_MODULE, "inspect", binary]], frozenset({0, 1}), env=cached_env)
+    )  # fmt: skip
+    cases.append(
+        Case("sp-copy", "scratchprobe --format copy", "scratchprobe",
+             [sp_inspect("copy", [binary])], frozenset({0, 1}), env=cached_env)
+    )  # fmt: skip
+    if tools.no_runtime:
+        cases.append(
+            Case("sp-copy-closure", "scratchprobe --format copy --no-runtime", "scratchprobe",
+                 [[*sp_inspect("copy", [binary]), "--no-runtime"]], frozenset({0, 1}),
+                 env=cached_env)
+        )  # fmt: skip
     if cached_env is not None:
         cases.append(
             Case(
@@ -962,6 +979,10 @@ RATIO_PAIRS = (
     ("sp-closure", "lddtree-py", "scratchprobe --no-runtime / lddtree (same python)"),
     ("sp-closure", "libtree", "scratchprobe --no-runtime / libtree"),
     ("sp-closure", "libtree-each", "scratchprobe --no-runtime / libtree once per file"),
+    ("sp-text", "lddtree", "scratchprobe text / lddtree"),
+    ("sp-copy", "lddtree", "scratchprobe copy / lddtree"),
+    ("sp-copy-closure", "lddtree", "scratchprobe copy --no-runtime / lddtree"),
+    ("sp-copy-closure", "libtree", "scratchprobe copy --no-runtime / libtree"),
 )
 
 

@@ -35,35 +35,28 @@ CA_BUNDLE_PATHS = (
 """Go's crypto/x509 root_linux.go certFiles, in its order; most other consumers use one of
 these as a compiled-in path too."""
 
-KNOWN_STRINGS = (
-    *CA_BUNDLE_PATHS,
-    "/etc/ssl/certs",
-    "/etc/nsswitch.conf",
-    "/etc/passwd",
-    "/etc/group",
-    "/etc/shadow",
-    "/etc/hosts",
-    "/etc/resolv.conf",
-    "/etc/services",
-    "/etc/protocols",
+PROGRAM_STRINGS = (*CA_BUNDLE_PATHS, "/tmp/", "TMPDIR")
+"""Literals the detectors read in any program's own data (each costs a pass over it)."""
+
+STATIC_STRINGS = (
+    # In a static file the libc is linked in, so its strings stand for the libc functions
+    # that were linked: zoneinfo and resolver paths (musl, glibc's tz code), /etc/passwd
+    # (musl reads it itself), gconv (glibc's iconv), and glibc's per-database NSS entry
+    # points: a static glibc keeps the name of each database it looks up
+    # (getpwnam -> __nss_passwd_lookup2), whereas the NSS file paths come along for any use.
     "/usr/share/zoneinfo",
     "/etc/localtime",
+    "/etc/resolv.conf",
+    "/etc/passwd",
     "gconv-modules",
-    "libnss_",
-    "/tmp/",
-    "/etc/mime.types",
-    "SSL_CERT_FILE",
-    # glibc's per-database NSS entry points: a static glibc binary keeps the name of each
-    # database it looks up (getpwnam -> __nss_passwd_lookup2), whereas the NSS file paths
-    # (/etc/passwd, /etc/hosts, ...) come along for any NSS use.
     "__nss_passwd_lookup2",
     "__nss_group_lookup2",
     "__nss_shadow_lookup2",
     "__nss_hosts_lookup2",
     "__nss_services_lookup2",
     "__nss_protocols_lookup2",
-    "TMPDIR",
 )
+"""Literals read only in static files (never looked for in a dynamic one)."""
 
 # Objects whose strings say nothing about what the program does: the C library itself
 # carries every NSS and time-zone path whether or not the program calls those functions.
@@ -82,7 +75,8 @@ class ObjectEvidence:
     soname: str | None
     imports: frozenset[str]
     strings: frozenset[str]
-    """Entries of KNOWN_STRINGS found in its read-only data."""
+    """Entries of PROGRAM_STRINGS (and, for a static file, STATIC_STRINGS) found in its
+    read-only data."""
     openssl_dirs: tuple[tuple[str, str], ...] = ()
     """OPENSSLDIR / MODULESDIR / ENGINESDIR compiled into a libcrypto."""
 
@@ -177,7 +171,10 @@ def _read_object(
             imports = frozenset()
     if is_libc:
         return ObjectEvidence(path, soname, imports, frozenset())
-    literals = () if go else CA_BUNDLE_PATHS if library else KNOWN_STRINGS
+    static = not elf.interpreter and not elf.needed
+    literals: tuple[str, ...] = (
+        () if go else CA_BUNDLE_PATHS if library else PROGRAM_STRINGS + STATIC_STRINGS * static
+    )
     openssl = not go and (not library or bool(soname and soname.startswith("libcrypto.so")))
     strings, dirs = _scan(elf, literals, openssl)
     return ObjectEvidence(path, soname, imports, strings, dirs)
