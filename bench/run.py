@@ -814,6 +814,17 @@ def batch_cases(
                 frozenset({0, 1}),
             )
         )
+        # The like-for-like row: the loader closure and the COPY lines, no digests, no
+        # package database, no runtime files (what lddtree and libtree compute).
+        cases.append(
+            Case(
+                "sp-copy-closure",
+                "scratchprobe copy --no-runtime, FILE...",
+                "scratchprobe",
+                [[*sp_inspect("copy", sp_args), "--no-runtime"]],
+                frozenset({0, 1}),
+            )
+        )
     # The console script differs from `python -m` only in start-up, which the cold curl
     # scenario shows; a batch row for it would cost a whole batch run per round.
     if tools.lddtree:
@@ -983,6 +994,7 @@ RATIO_PAIRS = (
     ("sp-copy", "lddtree", "scratchprobe copy / lddtree"),
     ("sp-copy-closure", "lddtree", "scratchprobe copy --no-runtime / lddtree"),
     ("sp-copy-closure", "libtree", "scratchprobe copy --no-runtime / libtree"),
+    ("sp-copy-closure", "libtree-each", "scratchprobe copy --no-runtime / libtree once per file"),
 )
 
 
