@@ -28,7 +28,8 @@ class Candidate:
     image_path: str
     """Where the binary goes in the image."""
     source: str
-    """In-root real path to copy from, or the host path for build-context files."""
+    """In-root real path to copy from; for a build-context file, its path as given (relative
+    paths stay relative: a Dockerfile COPY names context files relative to the context)."""
     host_path: str
     """Where this process reads it."""
     from_context: bool
@@ -122,7 +123,7 @@ def _discover_context(arg: str) -> tuple[list[Candidate], InputProblem | None]:
             Candidate(
                 label=path,
                 image_path="/" + os.path.relpath(path, arg),
-                source=os.path.abspath(path),
+                source=os.path.normpath(path),
                 host_path=path,
                 from_context=True,
                 walked=True,
@@ -136,7 +137,7 @@ def _discover_context(arg: str) -> tuple[list[Candidate], InputProblem | None]:
         return [], InputProblem(arg, "not a regular file")
     real = os.path.realpath(arg)
     return [
-        Candidate(arg, "/" + os.path.basename(real), os.path.abspath(arg), real, True, False)
+        Candidate(arg, "/" + os.path.basename(real), os.path.normpath(arg), real, True, False)
     ], None
 
 
