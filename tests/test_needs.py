@@ -229,3 +229,22 @@ def test_with_adds_a_kind_no_evidence_showed() -> None:
     assert "/tmp" in {f.path for f in result.plan.files}
     plain = inspect((str(RUNTIME / "rust-std-env"),), InspectOptions())
     assert NeedKind.TMP not in {n.kind for n in plain.binaries[0].needs}
+
+
+@pytest.mark.parametrize("zone", ["../../etc/passwd", "/etc/passwd", "Europe/../../../etc"])
+def test_tz_cannot_leave_zoneinfo(zone: str) -> None:
+    result = inspect(
+        (str(RUNTIME / "c-localtime"),), InspectOptions(needs=NeedsOptions(tz=(zone,)))
+    )
+    assert all(".." not in f.path for f in result.plan.files)
+    assert "/etc/passwd" not in {f.path for f in result.plan.files}
+    assert result.env == ()
+    assert any("not a time zone name" in w for w in result.warnings)
+
+
+def test_user_spec_cannot_inject_dockerfile_lines() -> None:
+    result = run_cli(
+        "inspect", "--format", "dockerfile", "--user", "x\nRUN rm -rf /", "/usr/bin/id"
+    )
+    assert result.returncode == 2
+    assert "RUN rm" not in result.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -43,6 +44,16 @@ def library_path_option(func: F) -> F:
 _NEED_KINDS = [kind.value for kind in NeedKind]
 
 
+_USER_SPEC = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?$")
+
+
+def _check_user(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A user spec goes into a USER line and /etc/passwd: only names and numbers pass."""
+    if value is not None and not _USER_SPEC.match(value):
+        raise click.BadParameter(f"{value!r} is not NAME, UID, NAME:GROUP or UID:GID")
+    return value
+
+
 def needs_options(func: F) -> F:
     """Options that choose which runtime needs go into the plan (every planning command)."""
     options = [
@@ -81,6 +92,7 @@ def needs_options(func: F) -> F:
         click.option(
             "--user",
             metavar="NAME|UID[:GID]",
+            callback=_check_user,
             help="Run as this user (USER line); its passwd entry must exist.",
         ),
         click.option(

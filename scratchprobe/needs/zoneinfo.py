@@ -9,6 +9,7 @@ is why this is found in production, not in tests. Go's time.LoadLocation reads
 from __future__ import annotations
 
 import posixpath
+import re
 
 from scratchprobe.elf.classify import Libc
 from scratchprobe.needs.context import Context
@@ -18,6 +19,7 @@ from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNe
 from scratchprobe.needs.rust import rust_view
 
 ZONEINFO = "/usr/share/zoneinfo"
+_ZONE_NAME = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+.-]+)*$")
 _LOCAL_TIME = ("localtime", "localtime_r", "tzset", "mktime", "ctime", "ctime_r", "timelocal")
 _MAYBE = ("strftime", "strftime_l", "wcsftime", "asctime")
 
@@ -32,15 +34,26 @@ def zone_files(
         return (NeededFile(ZONEINFO, "directory", source=ZONEINFO),), (), ()
     files: list[NeededFile] = []
     problems: list[str] = []
+    valid: list[str] = []
     for zone in zones:
+        # A zone is a name under the zoneinfo directory, never a way out of it.
+        if not _ZONE_NAME.match(zone) or ".." in zone.split("/"):
+            problems.append(f"{zone!r} is not a time zone name (like Europe/Paris)")
+            continue
         path = posixpath.join(ZONEINFO, zone)
-        if ctx.real(path) is None:
+        try:
+            if not ctx.root.resolve(path).is_file:
+                raise FileNotFoundError(path)
+        except OSError:
             problems.append(f"zone {zone} is not in the root's {ZONEINFO}")
             continue
+        valid.append(zone)
         files.append(NeededFile(path, "file", source=path, note=f"--tz {zone}"))
-    first = posixpath.join(ZONEINFO, zones[0])
+    if not valid:
+        return tuple(files), (), tuple(problems)
+    first = posixpath.join(ZONEINFO, valid[0])
     files.append(NeededFile("/etc/localtime", "symlink", target=first, note="the default zone"))
-    return tuple(files), (("TZ", zones[0]),), tuple(problems)
+    return tuple(files), (("TZ", valid[0]),), tuple(problems)
 
 
 def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
