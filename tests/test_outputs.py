@@ -157,3 +157,16 @@ def test_version() -> None:
     result = run_cli("--version")
     assert result.returncode == 0
     assert "scratchprobe" in result.stdout
+
+
+def test_stage_name_cannot_inject_dockerfile_lines() -> None:
+    result = run_cli("inspect", "--format", "dockerfile", "--from", "b\nRUN evil", DYNAMIC)
+    assert result.returncode == 2
+    assert "RUN evil" not in result.stdout
+
+
+def test_path_with_newline_is_quoted(tmp_path: Path) -> None:
+    odd = tmp_path / "app\nRUN evil"
+    odd.write_bytes((TESTBINS / "c-glibc-static").read_bytes())
+    lines = run_cli("inspect", "--format", "dockerfile", str(odd)).stdout.splitlines()
+    assert not any(line.startswith("RUN evil") for line in lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
@@ -16,6 +17,15 @@ from scratchprobe.cli.options import (
     root_option,
 )
 from scratchprobe.errors import ScratchprobeError
+
+_STAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]*$")
+
+
+def _check_stage(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A stage name or image reference goes into FROM and COPY --from lines as it is."""
+    if not _STAGE.match(value):
+        raise click.BadParameter(f"{value!r} is not a stage name or image reference")
+    return value
 
 
 @click.command("inspect")
@@ -39,6 +49,7 @@ from scratchprobe.errors import ScratchprobeError
     default="builder",
     show_default=True,
     metavar="STAGE",
+    callback=_check_stage,
     help="Builder stage the COPY lines copy from.",
 )
 @click.option(
