@@ -36,13 +36,21 @@ def copy_lines(inspection: Inspection, stage: str) -> list[str]:
     return lines
 
 
+def uncopyable_note(inspection: Inspection) -> str | None:
+    """A comment naming the entries no COPY line can create, or None when there are none."""
+    generated = [f.path for f in inspection.plan.files if copy_line(f, "x") is None]
+    if not generated:
+        return None
+    return (
+        "# not expressible as COPY (generated, empty directory or symlink): "
+        + ", ".join(generated)
+        + "; use --format dockerfile or `scratchprobe rootfs`"
+    )
+
+
 def render(inspection: Inspection, options: RenderOptions) -> str:
     lines = copy_lines(inspection, options.stage)
-    generated = [f.path for f in inspection.plan.files if copy_line(f, options.stage) is None]
-    if generated:
-        lines.append(
-            "# not expressible as COPY (generated, empty directory or symlink): "
-            + ", ".join(generated)
-            + "; use --format dockerfile or `scratchprobe rootfs`"
-        )
+    note = uncopyable_note(inspection)
+    if note is not None:
+        lines.append(note)
     return "\n".join(lines) + ("\n" if lines else "")

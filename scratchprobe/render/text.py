@@ -13,7 +13,7 @@ from scratchprobe.inspect import BinaryReport, Inspection
 from scratchprobe.loader.closure import Closure, Dependency
 from scratchprobe.render import RenderOptions
 from scratchprobe.render.console import report_console
-from scratchprobe.render.copy import copy_lines
+from scratchprobe.render.copy import copy_lines, uncopyable_note
 
 
 def human_size(size: int) -> str:
@@ -149,4 +149,7 @@ def render(inspection: Inspection, options: RenderOptions) -> str:
         console.print(f"[bold]COPY lines[/bold] (from stage {escape(options.stage)!s}):")
         for line in lines:
             console.print(escape(line))
+        note = uncopyable_note(inspection)
+        if note is not None:
+            console.print(escape(note))
     return buffer.getvalue()
