@@ -12,6 +12,7 @@ under bubblewrap: `podman run` needs more than this test may assume.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -153,3 +154,46 @@ def test_rootfs_stage_builds_a_working_image(name: str, tmp_path: Path, images: 
     assert run_cli("rootfs", binary, "--output", str(written)).returncode == 0
     assert tree_of(image_root) == tree_of(written)
     assert_runs_like_the_host(image_root, binary)
+
+
+def test_copy_lines_with_generated_entries(tmp_path: Path, images: list[str]) -> None:
+    """Entries COPY cannot express (a generated nsswitch.conf, /tmp with mode 1777) come
+    from the small stage the Dockerfile builds on the builder, and the program works."""
+    busybox = "/bin/busybox"
+    if not os.path.exists(busybox):
+        pytest.skip("the builder's shell is a static busybox: apt-get install busybox-static")
+    runtime = TESTBINS / "runtime"
+    binaries = [str(runtime / "c-mkstemp"), str(runtime / "c-getaddrinfo")]
+    printed = run_cli("inspect", "--format", "dockerfile", *binaries)
+    assert printed.returncode == 0, printed.stderr
+    assert "FROM builder AS scratchprobe-generated" in printed.stdout
+    builder = tmp_path / "builder"
+    for line in printed.stdout.splitlines():
+        match = COPY_FROM_BUILDER.match(line)
+        if match:
+            target = builder / match.group(1).lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(Path(match.group(1)).read_bytes())
+            target.chmod(0o755)
+    # A builder's shell and the two tools the stage uses: one static busybox.
+    (builder / "bin").mkdir()
+    (builder / "bin/busybox").write_bytes(Path(busybox).read_bytes())
+    (builder / "bin/busybox").chmod(0o755)
+    for tool in ("sh", "mkdir", "chmod", "ln", "printf"):
+        (builder / "bin" / tool).symlink_to("busybox")
+    name_of_builder = import_builder(builder, images, change="ENV PATH=/bin")
+    # Two binaries give no ENTRYPOINT; `podman create` wants a command to record.
+    command = json.dumps([binaries[0]])
+    dockerfile = f"FROM {name_of_builder} AS builder\n{printed.stdout}CMD {command}\n"
+    image_root = build_and_export(dockerfile, tmp_path, images)
+    # The exported layer itself (extraction with the "tar" filter drops the sticky bit).
+    with tarfile.open(tmp_path / "image.tar") as exported:
+        modes = {m.name.strip("./"): m.mode for m in exported.getmembers()}
+    assert modes["tmp"] & 0o7777 == 0o1777
+    nsswitch = (image_root / "etc/nsswitch.conf").read_text()
+    assert "hosts:     files dns" in nsswitch
+    run = run_sandboxed(
+        SandboxSpec(argv=(binaries[0],), root=str(image_root)), SandboxKind.BWRAP, 60
+    )
+    assert run.succeeded, run
+    assert run.stdout == b"ok\n"
