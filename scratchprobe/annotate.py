@@ -151,10 +151,11 @@ class FileAnnotations:
         return self._by_path.get(path)
 
 
-def annotate(inspection: Inspection, licenses: bool = True) -> Inspection:
-    """`inspection` with `annotations` set and their warnings appended to its own;
-    `licenses` False skips reading the packages' licences (the JSON manifest has none)."""
-    annotations = annotate_plan(inspection, licenses)
+def annotate(inspection: Inspection, sbom: bool = True) -> Inspection:
+    """`inspection` with `annotations` set and their warnings appended to its own.
+    `sbom` False skips what only the SBOM shows: the packages' licences and the digests of
+    the files inside copied directories (the JSON manifest has neither)."""
+    annotations = annotate_plan(inspection, sbom)
     warnings = tuple(dict.fromkeys(inspection.warnings + annotations.warnings))
     return replace(inspection, annotations=annotations, warnings=warnings)
 
@@ -174,7 +175,7 @@ class _Draft:
     problem: str | None = None
 
 
-def annotate_plan(inspection: Inspection, licenses: bool = True) -> FileAnnotations:
+def annotate_plan(inspection: Inspection, sbom: bool = True) -> FileAnnotations:
     """Digests, owners, edges and modules of every plan entry. Never raises for unreadable
     files or package databases: what cannot be read is left unknown, with a warning."""
     try:
@@ -183,14 +184,17 @@ def annotate_plan(inspection: Inspection, licenses: bool = True) -> FileAnnotati
         return FileAnnotations((), OsRelease(None, None), (), (str(exc),))
     warnings: list[str] = []
     digests: dict[str, tuple[str, int]] = {}
-    drafts = [_draft(root, entry, digests, warnings) for entry in inspection.plan.files]
+    drafts = [
+        _draft(root, entry, digests, warnings, member_digests=sbom)
+        for entry in inspection.plan.files
+    ]
     wanted = frozenset(
         d.root_path
         for draft in drafts
         for d in (draft, *draft.members)
         if d.root_path is not None and d.entry.type is not FileType.DIRECTORY
     )
-    ownership = find_owners(root, wanted, licenses)
+    ownership = find_owners(root, wanted, licenses=sbom)
     owners = dict(ownership.owners)
     warnings += ownership.warnings
     needs = _needs(inspection)
@@ -224,7 +228,11 @@ def _digest(host_path: str, cache: dict[str, tuple[str, int]]) -> tuple[str, int
 
 
 def _draft(
-    root: Root, entry: ImageFile, cache: dict[str, tuple[str, int]], warnings: list[str]
+    root: Root,
+    entry: ImageFile,
+    cache: dict[str, tuple[str, int]],
+    warnings: list[str],
+    member_digests: bool = True,
 ) -> _Draft:
     draft = _Draft(entry, target=entry.target)
     if entry.type is FileType.FILE and entry.content is not None:
@@ -247,7 +255,9 @@ def _draft(
             )
             mode = resolved.mode
         if entry.type is FileType.DIRECTORY and stat.S_ISDIR(mode):
-            draft.members, incomplete = _walk(entry, host, draft.root_path, cache)
+            draft.members, incomplete = _walk(
+                entry, host, draft.root_path, cache if member_digests else None
+            )
             if incomplete is not None:
                 draft.problem = f"{entry.source} not fully read ({incomplete})"
         elif entry.type is FileType.FILE and stat.S_ISREG(mode):
@@ -263,7 +273,10 @@ def _draft(
 
 
 def _walk(
-    entry: ImageFile, host_dir: str, root_dir: str | None, cache: dict[str, tuple[str, int]]
+    entry: ImageFile,
+    host_dir: str,
+    root_dir: str | None,
+    cache: dict[str, tuple[str, int]] | None,
 ) -> tuple[list[_Draft], str | None]:
     """Files and symlinks under a directory the image copies whole, and what could not be
     read (None when everything was). Symlinks are members, not followed: COPY of a
@@ -293,7 +306,8 @@ def _walk(
                     continue
                 elif stat.S_ISREG(mode):
                     draft = _Draft(member, source=root_path or item.path, root_path=root_path)
-                    draft.sha256, draft.size = _digest(item.path, cache)
+                    if cache is not None:  # None: only the SBOM shows member digests
+                        draft.sha256, draft.size = _digest(item.path, cache)
                 else:
                     continue  # sockets, fifos, devices: not copied by COPY in any useful way
             except OSError as exc:

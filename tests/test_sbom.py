@@ -312,9 +312,9 @@ def test_copy_and_text_do_not_annotate(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     original = scratchprobe.annotate.annotate
 
-    def spy(inspection: Any, licenses: bool = True) -> Any:
+    def spy(inspection: Any, sbom: bool = True) -> Any:
         calls.append("annotate")
-        return original(inspection, licenses)
+        return original(inspection, sbom)
 
     monkeypatch.setattr(scratchprobe.annotate, "annotate", spy)
     binary = str(TESTBINS / "c-glibc-dynamic")

@@ -86,7 +86,7 @@ def command(
         # database: only the outputs that show them pay for them.
         from scratchprobe.annotate import annotate
 
-        result = annotate(result, licenses=fmt is OutputFormat.CYCLONEDX)
+        result = annotate(result, sbom=fmt is OutputFormat.CYCLONEDX)
     options = RenderOptions(
         stage=stage,
         color=fmt is OutputFormat.TEXT and sys.stdout.isatty(),
