@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,3 +227,43 @@ def test_dlopen_is_reported_not_guessed() -> None:
     assert need.confidence.value == "possible"
     assert need.files == ()
     assert "calls dlopen" in need.evidence
+
+
+@pytest.fixture(scope="module")
+def static_openssl_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The OpenSSL client linked statically (OpenSSL inside the program, no libcrypto in
+    the closure), built here because the 5 MB result is not worth committing."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed")
+    out = tmp_path_factory.mktemp("static-openssl") / "c-openssl-client-static"
+    source = TESTBINS.parent / "src/runtime/c-openssl-client.c"
+    proc = subprocess.run(
+        ["gcc", "-O2", "-static", "-o", str(out), str(source), "-lssl", "-lcrypto"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"static OpenSSL is not installed (libssl-dev): {proc.stderr[-200:]}")
+    return out
+
+
+def test_static_openssl_reads_its_compiled_in_cert_file(
+    static_openssl_client: Path, tmp_path: Path, tls_port_and_ca: tuple[int, Path]
+) -> None:
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed")
+    inspection = inspect_for_image((str(static_openssl_client),), InspectOptions())
+    (report,) = inspection.binaries
+    (need,) = [n for n in report.needs if n.kind is NeedKind.CA_CERTIFICATES]
+    assert [f.path for f in need.files] == ["/usr/lib/ssl/cert.pem"]
+    case = Case("c-openssl-client-static", ("{port}",), NeedKind.CA_CERTIFICATES, "HTTP/1.",
+                tls=True, prefix=True)  # fmt: skip
+    port, ca = tls_port_and_ca
+    tree = write(inspection, tmp_path, case)
+    shutil.copyfile(ca, tree / "usr/lib/ssl/cert.pem")
+    code, stdout, stderr = run(tree, inspection, case, port)
+    assert ok(case, code, stdout), (code, stdout, stderr)
+    remove(tree, ["/usr/lib/ssl/cert.pem"])
+    code, stdout, stderr = run(tree, inspection, case, port)
+    assert not ok(case, code, stdout)

@@ -86,25 +86,51 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
         )
 
     openssl = subject.library("libcrypto.so")
-    if openssl is not None:
-        opensslldir = dict(openssl.openssl_dirs).get("OPENSSLDIR")
-        uses_tls = subject.library("libssl.so") is not None
-        evidence = [f"{openssl.name} in the closure"]
-        if uses_tls:
+    carrier = openssl if openssl is not None else subject.binary
+    dirs = dict(carrier.openssl_dirs)
+    opensslldir = dirs.get("OPENSSLDIR")
+    cert_file = posixpath.join(opensslldir, "cert.pem") if opensslldir else dirs.get("CERTFILE")
+    if openssl is not None or cert_file is not None:
+        # libssl in the closure, or OpenSSL's verify-path code linked into the program.
+        uses_tls = subject.library("libssl.so") is not None or openssl is None
+        evidence = [f"{carrier.name} in the closure" if openssl else "OpenSSL linked in"]
+        if subject.library("libssl.so") is not None:
             evidence.append("libssl in the closure (TLS)")
         if opensslldir:
-            evidence.append(f'{openssl.name} has OPENSSLDIR "{opensslldir}"')
-            target = posixpath.join(opensslldir, "cert.pem")
+            evidence.append(f'{carrier.name} has OPENSSLDIR "{opensslldir}"')
+        elif cert_file:
+            evidence.append(f'the default certificate file "{cert_file}" is compiled in')
+        if cert_file is not None:
             needs.append(
                 RuntimeNeed(
                     kind=NeedKind.CA_CERTIFICATES,
                     confidence=Confidence.LIKELY if uses_tls else Confidence.POSSIBLE,
                     summary=(
-                        "OpenSSL's default verify paths read OPENSSLDIR/cert.pem: the image "
-                        f"needs the CA bundle at {target} (or SSL_CERT_FILE pointing at one)"
+                        "OpenSSL's default verify paths read its compiled-in certificate file: "
+                        f"the image needs the CA bundle at {cert_file}"
                     ),
                     evidence=tuple(evidence),
-                    files=(bundle_file(target, bundle, "OPENSSLDIR/cert.pem"),) if bundle else (),
+                    files=(bundle_file(cert_file, bundle, "OpenSSL's default cert file"),)
+                    if bundle
+                    else (),
+                    problems=() if bundle else missing_bundle(),
+                )
+            )
+        else:
+            # OpenSSL without a readable default path: SSL_CERT_FILE is the honest fix.
+            needs.append(
+                RuntimeNeed(
+                    kind=NeedKind.CA_CERTIFICATES,
+                    confidence=Confidence.LIKELY if uses_tls else Confidence.POSSIBLE,
+                    summary=(
+                        "OpenSSL's compiled-in certificate path could not be read: the image "
+                        f"gets the CA bundle at {GO_DEFAULT} and SSL_CERT_FILE naming it"
+                    ),
+                    evidence=tuple(evidence),
+                    files=(bundle_file(GO_DEFAULT, bundle, "named by SSL_CERT_FILE"),)
+                    if bundle
+                    else (),
+                    env=(("SSL_CERT_FILE", GO_DEFAULT),) if bundle else (),
                     problems=() if bundle else missing_bundle(),
                 )
             )

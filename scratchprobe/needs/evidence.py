@@ -235,9 +235,30 @@ def _scan(
                         if pair not in dirs:
                             dirs.append(pair)
                     at = view.find(marker, at + 1, end)
+            if openssl_dirs:
+                cert_file = _default_cert_file(view, ranges)
+                if cert_file is not None:
+                    dirs.append(("CERTFILE", cert_file))
     except (OSError, ValueError):
         return frozenset(found), tuple(dirs)
     return frozenset(found), tuple(dirs)
+
+
+def _default_cert_file(view: mmap.mmap, ranges: list[tuple[int, int]]) -> str | None:
+    """OpenSSL's X509_get_default_cert_file(), compiled in beside the name of the variable
+    that overrides it (SSL_CERT_FILE). It is there whenever libcrypto's verify-path code is
+    linked, also in a static program, where the OPENSSLDIR version string often is not."""
+    if not any(view.find(b"SSL_CERT_FILE\0", start, end) >= 0 for start, end in ranges):
+        return None
+    for start, end in ranges:
+        at = view.find(b"/cert.pem\0", start, end)
+        while at >= 0:
+            begin = view.rfind(b"\0", max(start, at - 256), at) + 1
+            path = view[begin : at + len(b"/cert.pem")]
+            if path.startswith(b"/") and all(0x21 <= c < 0x7F for c in path):
+                return path.decode("ascii")
+            at = view.find(b"/cert.pem\0", at + 1, end)
+    return None
 
 
 def gather(
