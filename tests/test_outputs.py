@@ -63,6 +63,7 @@ def test_contract_field_types() -> None:
     assert binary["libc"] == "glibc"
     assert binary["arch"] == "x86_64"
     assert binary["max_glibc"] == "2.34"
+    assert binary["elf_type"] == "DYN"
     assert binary["libraries"] == [
         {
             "soname": "libc.so.6",

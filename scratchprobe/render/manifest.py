@@ -54,6 +54,7 @@ def _binary(report: BinaryReport) -> dict[str, Any]:
         # Fields added after the first contract (additive).
         "source": report.source,
         "type": report.object_kind.value,
+        "elf_type": elf.elf_type.name,
         "elf_class": elf.arch.elf_class.bits,
         "byte_order": elf.arch.byte_order.value,
         "machine": elf.arch.machine,
