@@ -34,30 +34,45 @@ def missing_bundle() -> tuple[str, ...]:
     )
 
 
+def ca_need(
+    path: str,
+    bundle: str | None,
+    summary: str,
+    evidence: tuple[str, ...],
+    confidence: Confidence = Confidence.LIKELY,
+    note: str = "",
+    env: tuple[tuple[str, str], ...] = (),
+) -> RuntimeNeed:
+    """The root's CA bundle at `path` in the image, or the problem that the root has none."""
+    return RuntimeNeed(
+        kind=NeedKind.CA_CERTIFICATES,
+        confidence=confidence,
+        summary=summary,
+        evidence=evidence,
+        files=(bundle_file(path, bundle, note),) if bundle else (),
+        env=env if bundle else (),
+        problems=() if bundle else missing_bundle(),
+    )
+
+
 def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
-    needs: list[RuntimeNeed] = []
     bundle = ctx.ca_bundle()
     go = go_view(subject)
     if go is not None and go.uses_system_roots:
         if go.fallback_roots:
-            return needs
-        needs.append(
-            RuntimeNeed(
-                kind=NeedKind.CA_CERTIFICATES,
-                confidence=Confidence.LIKELY,
-                summary=(
-                    "Go's crypto/x509 loads the system roots from the first of its certFiles "
-                    f"that exists: the image needs a CA bundle at {GO_DEFAULT}"
-                ),
-                evidence=go.evidence("crypto/x509 system roots", SYSTEM_ROOTS),
-                files=(bundle_file(GO_DEFAULT, bundle, "Go's first certFiles entry"),)
-                if bundle
-                else (),
-                problems=() if bundle else missing_bundle(),
+            return []
+        return [
+            ca_need(
+                GO_DEFAULT,
+                bundle,
+                "Go's crypto/x509 loads the system roots from the first of its certFiles "
+                f"that exists: the image needs a CA bundle at {GO_DEFAULT}",
+                go.evidence("crypto/x509 system roots", SYSTEM_ROOTS),
+                note="Go's first certFiles entry",
             )
-        )
-        return needs
+        ]
 
+    needs: list[RuntimeNeed] = []
     rust = rust_view(subject)
     if rust is not None and rust.embedded_roots:
         return needs
@@ -66,22 +81,13 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
         # list with its file list at run time, so no whole path is in the file; on every
         # distribution its first hit is a file Go's list also names.
         needs.append(
-            RuntimeNeed(
-                kind=NeedKind.CA_CERTIFICATES,
-                confidence=Confidence.LIKELY,
-                summary=(
-                    "loads the system's CA roots through openssl-probe's search: the image "
-                    f"needs a CA bundle at {GO_DEFAULT}"
-                ),
-                evidence=("crates " + ", ".join(sorted(rust.native_root_crates)),),
-                files=(
-                    bundle_file(
-                        GO_DEFAULT, bundle, "openssl-probe: /etc/ssl + certs/ca-certificates.crt"
-                    ),
-                )
-                if bundle
-                else (),
-                problems=() if bundle else missing_bundle(),
+            ca_need(
+                GO_DEFAULT,
+                bundle,
+                "loads the system's CA roots through openssl-probe's search: the image "
+                f"needs a CA bundle at {GO_DEFAULT}",
+                ("crates " + ", ".join(sorted(rust.native_root_crates)),),
+                note="openssl-probe: /etc/ssl + certs/ca-certificates.crt",
             )
         )
 
@@ -93,6 +99,7 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
     if openssl is not None or cert_file is not None:
         # libssl in the closure, or OpenSSL's verify-path code linked into the program.
         uses_tls = subject.library("libssl.so") is not None or openssl is None
+        confidence = Confidence.LIKELY if uses_tls else Confidence.POSSIBLE
         evidence = [f"{carrier.name} in the closure" if openssl else "OpenSSL linked in"]
         if subject.library("libssl.so") is not None:
             evidence.append("libssl in the closure (TLS)")
@@ -102,59 +109,46 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
             evidence.append(f'the default certificate file "{cert_file}" is compiled in')
         if cert_file is not None:
             needs.append(
-                RuntimeNeed(
-                    kind=NeedKind.CA_CERTIFICATES,
-                    confidence=Confidence.LIKELY if uses_tls else Confidence.POSSIBLE,
-                    summary=(
-                        "OpenSSL's default verify paths read its compiled-in certificate file: "
-                        f"the image needs the CA bundle at {cert_file}"
-                    ),
-                    evidence=tuple(evidence),
-                    files=(bundle_file(cert_file, bundle, "OpenSSL's default cert file"),)
-                    if bundle
-                    else (),
-                    problems=() if bundle else missing_bundle(),
+                ca_need(
+                    cert_file,
+                    bundle,
+                    "OpenSSL's default verify paths read its compiled-in certificate file: "
+                    f"the image needs the CA bundle at {cert_file}",
+                    tuple(evidence),
+                    confidence,
+                    note="OpenSSL's default cert file",
                 )
             )
         else:
             # OpenSSL without a readable default path: SSL_CERT_FILE is the honest fix.
             needs.append(
-                RuntimeNeed(
-                    kind=NeedKind.CA_CERTIFICATES,
-                    confidence=Confidence.LIKELY if uses_tls else Confidence.POSSIBLE,
-                    summary=(
-                        "OpenSSL's compiled-in certificate path could not be read: the image "
-                        f"gets the CA bundle at {GO_DEFAULT} and SSL_CERT_FILE naming it"
-                    ),
-                    evidence=tuple(evidence),
-                    files=(bundle_file(GO_DEFAULT, bundle, "named by SSL_CERT_FILE"),)
-                    if bundle
-                    else (),
-                    env=(("SSL_CERT_FILE", GO_DEFAULT),) if bundle else (),
-                    problems=() if bundle else missing_bundle(),
+                ca_need(
+                    GO_DEFAULT,
+                    bundle,
+                    "OpenSSL's compiled-in certificate path could not be read: the image "
+                    f"gets the CA bundle at {GO_DEFAULT} and SSL_CERT_FILE naming it",
+                    tuple(evidence),
+                    confidence,
+                    note="named by SSL_CERT_FILE",
+                    env=(("SSL_CERT_FILE", GO_DEFAULT),),
                 )
             )
 
     # Compiled-in bundle paths anywhere in the program or its libraries (GnuTLS, libcurl,
-    # openssl-probe, ...). OpenSSL's own is handled above through OPENSSLDIR.
+    # openssl-probe, ...). OpenSSL's own is handled above.
     claimed = {f.path for n in needs for f in n.files}
     for obj in subject.objects():
         for path in CA_BUNDLE_PATHS:
             if path in obj.strings and path not in claimed:
                 claimed.add(path)
                 needs.append(
-                    RuntimeNeed(
-                        kind=NeedKind.CA_CERTIFICATES,
-                        confidence=Confidence.LIKELY,
-                        summary=(
-                            f"{obj.name} has the CA bundle path {path} compiled in: the image "
-                            "needs the bundle there to verify TLS peers"
-                        ),
-                        evidence=(f'string "{path}" in {obj.name}',),
-                        files=(bundle_file(path, bundle, "compiled-in bundle path"),)
-                        if bundle
-                        else (),
-                        problems=() if bundle else missing_bundle(),
+                    ca_need(
+                        path,
+                        bundle,
+                        f"{obj.name} has the CA bundle path {path} compiled in: the image "
+                        "needs the bundle there to verify TLS peers",
+                        (f'string "{path}" in {obj.name}',),
+                        note="compiled-in bundle path",
                     )
                 )
     return needs
