@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import mmap
 import posixpath
 from enum import Enum
 
 from scratchprobe.elf.constants import ElfType
 from scratchprobe.elf.reader import ElfFile
+from scratchprobe.elf.strings import literals_in
 
 
 class Linkage(Enum):
@@ -100,24 +100,4 @@ def static_libc(elf: ElfFile) -> Libc | None:
 
 def _scan_strings(elf: ElfFile, needles: tuple[bytes, ...]) -> set[bytes]:
     """Which needles occur in the read-only data (the whole file when sections are stripped)."""
-    ranges: list[tuple[int, int]] = [
-        (s.offset, s.offset + s.size)
-        for s in elf.sections
-        if s.name in (".rodata", ".rodata1", ".data.rel.ro", ".go.buildinfo") and s.type != 8
-    ]
-    found: set[bytes] = set()
-    try:
-        with open(elf.path, "rb") as handle:
-            if elf.size == 0:
-                return found
-            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
-                if not ranges:
-                    ranges = [(0, len(view))]
-                for needle in needles:
-                    for start, end in ranges:
-                        if view.find(needle, start, min(end, len(view))) >= 0:
-                            found.add(needle)
-                            break
-    except (OSError, ValueError):
-        return found
-    return found
+    return literals_in(elf, (".rodata", ".rodata1", ".data.rel.ro", ".go.buildinfo"), needles)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from scratchprobe.elf.classify import Libc, Linkage
 from scratchprobe.elf.dynsym import imported_symbols
 from scratchprobe.elf.reader import ElfFile, parse_glibc_version
+from scratchprobe.elf.strings import find_literals, section_ranges
 from scratchprobe.errors import ELFError
 from scratchprobe.loader.closure import Closure, LoadedObject
 
@@ -183,35 +184,10 @@ def _read_object(
 _OPENSSL_SONAMES = ("libcrypto.so", "libssl.so")
 
 
-def _find_literals(
-    view: mmap.mmap, ranges: list[tuple[int, int]], literals: tuple[str, ...]
-) -> set[str]:
-    """Which literals occur: one search per distinct 5-byte prefix ("/etc/", "/usr/",
-    "__nss"), then a compare at each hit, instead of one search per literal."""
-    groups: dict[bytes, list[bytes]] = {}
-    for literal in literals:
-        encoded = literal.encode()
-        groups.setdefault(encoded[:5], []).append(encoded)
-    found: set[str] = set()
-    for prefix, members in groups.items():
-        for start, end in ranges:
-            at = view.find(prefix, start, end)
-            while at >= 0 and len(found) < len(literals):
-                for member in members:
-                    if view[at : at + len(member)] == member and at + len(member) <= end:
-                        found.add(member.decode())
-                at = view.find(prefix, at + 1, end)
-    return found
-
-
 def _scan(
     elf: ElfFile, literals: tuple[str, ...], openssl_dirs: bool
 ) -> tuple[frozenset[str], tuple[tuple[str, str], ...]]:
-    ranges = [
-        (s.offset, s.offset + s.size)
-        for s in elf.sections
-        if s.name in _STRING_SECTIONS and s.type != 8 and s.offset + s.size <= elf.size
-    ]
+    ranges = section_ranges(elf, _STRING_SECTIONS)
     found: set[str] = set()
     dirs: list[tuple[str, str]] = []
     if elf.size == 0:
@@ -223,7 +199,8 @@ def _scan(
         ):
             if not ranges:
                 ranges = [(0, len(view))]
-            found = _find_literals(view, ranges, literals)
+            hits = find_literals(view, ranges, tuple(lit.encode() for lit in literals))
+            found = {hit.decode() for hit in hits}
             marker = b'DIR: "'
             for start, end in ranges if openssl_dirs else ():
                 at = view.find(marker, start, end)
