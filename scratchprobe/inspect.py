@@ -240,7 +240,7 @@ def _with_needs(
     from scratchprobe.needs.evidence import gather
     from scratchprobe.toolchain import detect_toolchain
 
-    toolchain = detect_toolchain(report.elf)
+    toolchain = detect_toolchain(report.elf, report.libc)
     subject = gather(
         report.path, report.elf, report.linkage, report.libc, report.closure, cache, toolchain
     )

@@ -77,13 +77,15 @@ _CXX_SCAN_SECTIONS = (".dynstr", ".rodata")
 _MAX_SCAN = 256 << 20
 
 
-def detect_toolchain(elf: ElfFile) -> ToolchainFacts:
+def detect_toolchain(elf: ElfFile, known_libc: Libc | None = None) -> ToolchainFacts:
     """Go, then Rust, then C++, then C; UNKNOWN for a file with no libc and no other sign.
 
     Raises ELFError only when the file cannot be read; malformed Go or Rust metadata is
     reported in the facts' warnings instead.
     """
-    libc = libc_from_names(elf.interpreter, elf.needed)
+    # `known_libc`: what the caller already found (inspect classifies every file first), so a
+    # static file's data is not scanned for libc markers a second time.
+    libc = known_libc or libc_from_names(elf.interpreter, elf.needed)
     go = go_facts(elf)
     if go is not None:
         return ToolchainFacts(Toolchain.GO, go, None, None, libc, describe_go(go))
