@@ -1,37 +1,64 @@
-"""Run a program inside a root filesystem with nothing else visible, and QEMU for foreign ELF.
+"""Run a program inside a root filesystem with nothing of the host visible, and QEMU for
+foreign ELF.
 
-Two runners take the same `SandboxSpec`:
-- bubblewrap: `bwrap` starts from an empty tmpfs root, binds what the spec names, adds /dev and
-  /proc, clears the environment and runs the program in new PID (and, when asked, network)
-  namespaces; `--json-status-fd` tells the program's exit code apart from bwrap's own errors;
-- unshare + chroot, where bwrap is missing: `unshare` makes the namespaces and runs a small
-  Python helper (this module's `_HELPER`) that mounts the same layout, chroots, and stays as
-  PID 1 of the namespace while the program runs as its child (a program running as PID 1
-  would be immune to its own signals: `abort()` could not kill it).
+The runner is bubblewrap, configured so that the program gets nothing of the host
+(docs/security-verify.md lists each promise and the test that proves it):
+- bwrap itself runs as the unprivileged host user 65534 (when scratchprobe runs as root) and
+  maps the program to uid/gid 65534 in a new user namespace: no capability in any namespace
+  (`--cap-drop ALL`), no_new_privs, and no further user namespace (`--disable-userns`);
+- new PID, IPC, UTS, cgroup and network namespaces (the network shows only loopback unless
+  the host's is asked for), a new session, killed with its parent;
+- the root is bwrap's own tmpfs: the image's tree is *copied* into it from descriptors
+  (`--file FD`), then remounted read-only, so no host path appears in
+  /proc/self/mountinfo; /tmp (and paths asked for) are tmpfs; /dev is bwrap's minimal one;
+- bwrap's options come from a descriptor (`--args FD`), so /proc/1/cmdline shows only
+  `bwrap --args N -- PROGRAM ARGS`;
+- stdout and stderr are read incrementally and cut at OUTPUT_LIMIT, which stops the run.
+
+The unshare + chroot runner of earlier versions is refused: a chroot can be escaped by a
+process that may call chroot(2) again, it exposed the host's /dev and the program kept
+root's capabilities. Nothing weaker than the above is ever used.
 
 The environment is always cleared: a scratch image has no PATH, HOME or LANG unless the image
 config sets them, so only `--env` values are passed, plus PWD=/: bwrap always sets PWD to the
-working directory after clearing, so every runner does the same to keep runs comparable.
+working directory after clearing, so every run does the same to keep runs comparable.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import resource
+import selectors
 import shutil
+import stat
 import subprocess
-import sys
-import tempfile
-from dataclasses import dataclass
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from enum import Enum
 
 from scratchprobe.errors import ScratchprobeError
 
 BWRAP_HINT = "install bubblewrap (apt-get install bubblewrap)"
+UNSHARE_REFUSED = (
+    "the unshare + chroot sandbox is refused: a chroot can be escaped, it showed the host's "
+    f"/dev and left the program root's capabilities; {BWRAP_HINT}"
+)
 EMULATOR_DIR = "/.scratchprobe"
 """Where a QEMU user-mode emulator is placed inside the root filesystem for a foreign binary."""
 
+SANDBOX_UID = 65534
+"""The program's uid and gid inside the sandbox, and the host user bwrap runs as when
+scratchprobe runs as root: the traditional `nobody`, which owns nothing on the host."""
+SANDBOX_HOSTNAME = "localhost"
+"""The hostname the program sees (its own UTS namespace): the host's name stays hidden, and
+this one resolves through the runtime-provided /etc/hosts."""
+OUTPUT_LIMIT = 16 * 1024 * 1024
+"""Bytes kept per stream; a program that writes more is stopped (`yes` would fill memory)."""
+OUTPUT_LIMIT_TEXT = "16 MiB"
 # scratchprobe architecture names (elf.arch.arch_name) -> QEMU user-mode target names.
 _QEMU_NAMES: dict[str, str] = {
     "x86_64": "x86_64",
@@ -139,6 +166,8 @@ class MountKind(Enum):
     BIND = "bind"
     TMPFS = "tmpfs"
     SYMLINK = "symlink"
+    DIR = "dir"
+    """An empty directory (read-only once the root is remounted)."""
 
 
 @dataclass(frozen=True)
@@ -157,11 +186,15 @@ class SandboxSpec:
     argv: tuple[str, ...]
     """Program (a path inside the sandbox) and its arguments."""
     root: str | None
-    """Host directory bound read-write as `/`; None: an empty tmpfs holding only `mounts`."""
+    """Host directory whose tree is copied into the sandbox's own read-only root; None: an
+    empty root holding only `mounts`. A `/tmp` directory in the tree becomes a tmpfs."""
     mounts: tuple[Mount, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
-    network: bool = True
-    """Share the host's network; False: a new, empty network namespace."""
+    network: bool = False
+    """Share the host's network; False: a new network namespace with only loopback."""
+    writable: tuple[str, ...] = ()
+    """Paths inside the sandbox that are a writable tmpfs (with the tree's content there, if
+    any) instead of read-only; /tmp always is."""
 
 
 @dataclass(frozen=True)
@@ -171,54 +204,77 @@ class RunResult:
     argv: tuple[str, ...]
     exit_status: int | None
     """Exit code, 128+N when killed by signal N (the shell's convention); None when the
-    program did not start or was stopped at the timeout."""
+    program did not start or was stopped (timeout, output over the limit)."""
     stdout: bytes
     stderr: bytes
     timed_out: bool = False
     exec_error: str | None = None
     """Why the program could not be started (e.g. its ELF interpreter is missing)."""
+    stdout_cut: bool = False
+    """stdout reached OUTPUT_LIMIT: the run was stopped there and `stdout` holds the limit."""
+    stderr_cut: bool = False
 
     @property
     def succeeded(self) -> bool:
         return self.exit_status == 0
 
+    @property
+    def output_cut(self) -> bool:
+        return self.stdout_cut or self.stderr_cut
+
 
 def find_sandbox(preferred: SandboxKind | None = None) -> SandboxKind:
-    """The sandbox to use: bwrap when present, else unshare + chroot."""
-    if preferred is SandboxKind.BWRAP or preferred is None:
-        if shutil.which("bwrap"):
-            return SandboxKind.BWRAP
-        if preferred is SandboxKind.BWRAP:
-            raise SandboxUnavailable(f"bwrap not found: {BWRAP_HINT}")
-    if shutil.which("unshare") and shutil.which("mount"):
-        return SandboxKind.UNSHARE
-    raise SandboxUnavailable(f"neither bwrap nor unshare found: {BWRAP_HINT}")
+    """The sandbox to use: bwrap, or SandboxUnavailable with the install hint."""
+    if preferred is SandboxKind.UNSHARE:
+        raise SandboxUnavailable(UNSHARE_REFUSED)
+    if shutil.which("bwrap") is None:
+        raise SandboxUnavailable(f"bwrap not found: {BWRAP_HINT}")
+    return SandboxKind.BWRAP
+
+
+# Top-level entries of a builder's tree that are not its files: the kernel's and the
+# runtime's. /tmp gets a fresh tmpfs; /run (sockets of the host's daemons, which a read-only
+# bind would still let the program connect to) an empty directory.
+_NOT_BUILDER_FILES = frozenset({"dev", "proc", "sys", "tmp"})
+_EMPTY_IN_BUILDER = {"run": MountKind.DIR}
+BUILDER_HIDDEN = _NOT_BUILDER_FILES | set(_EMPTY_IN_BUILDER)
+"""Top-level directories of the builder that builder_mounts does not show."""
 
 
 def builder_mounts(root: str) -> tuple[Mount, ...]:
     """The builder's filesystem `root` seen as `/`, read-only, without modifying it.
 
     Binding `root` itself as `/` would make bwrap create /dev, /proc and every mount point
-    inside the builder's tree; instead each top-level entry is bound (or re-created, for a
-    symlink) on a tmpfs root, with its own /dev, /proc and an empty /tmp.
+    inside the builder's tree; instead each top-level entry is bound read-only (or
+    re-created, for a symlink) on the sandbox's own root, with its own /dev, /proc, an empty
+    /tmp and an empty /run.
     """
     mounts = []
     for name in sorted(os.listdir(root)):
-        if name in ("dev", "proc", "sys", "tmp"):
+        if name in _NOT_BUILDER_FILES:
             continue
         path = os.path.join(root, name)
         if os.path.islink(path):
             mounts.append(Mount(MountKind.SYMLINK, "/" + name, os.readlink(path)))
+        elif name in _EMPTY_IN_BUILDER and os.path.isdir(path):
+            mounts.append(Mount(_EMPTY_IN_BUILDER[name], "/" + name))
         elif os.path.isdir(path) or os.path.isfile(path):
             mounts.append(Mount(MountKind.RO_BIND, "/" + name, path))
     mounts.append(Mount(MountKind.TMPFS, "/tmp"))
     return tuple(mounts)
 
 
-def run_sandboxed(spec: SandboxSpec, kind: SandboxKind, timeout: float | None) -> RunResult:
-    if kind is SandboxKind.BWRAP:
-        return _run_bwrap(spec, timeout)
-    return _run_unshare(spec, timeout)
+def run_sandboxed(
+    spec: SandboxSpec,
+    kind: SandboxKind,
+    timeout: float | None,
+    prefix: Sequence[str] = (),
+) -> RunResult:
+    """Run `spec` in the sandbox. `prefix` goes before the bwrap command (a tracer such as
+    `strace -f -o FILE`); it runs as the same unprivileged user as bwrap."""
+    if kind is not SandboxKind.BWRAP:
+        raise SandboxUnavailable(UNSHARE_REFUSED)
+    return _run_bwrap(spec, timeout, tuple(prefix))
 
 
 def run_host(
@@ -228,10 +284,10 @@ def run_host(
     executable: str | None = None,
     network: bool = True,
 ) -> RunResult:
-    """Run on this machine as it is (the builder is `/`), with the same cleared environment.
+    """Run on this machine as it is, with the same cleared environment. Only for programs
+    the caller trusts (tests comparing a testbin's run); `verify` never uses it.
 
-    Without network, the run goes into a new network namespace (`unshare --net`) so that both
-    sides see the same empty network.
+    Without network, the run goes into a new network namespace (`unshare --net`).
     """
     command = list(argv)
     exe = executable
@@ -242,21 +298,19 @@ def run_host(
         command = [unshare, "--net", "--", executable or argv[0], *argv[1:]]
         exe = None
     try:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             command,
             executable=exe,
             env=program_env(env),
             cwd="/",
             stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
-    except subprocess.TimeoutExpired as exc:
-        return RunResult(argv, None, _bytes(exc.stdout), _bytes(exc.stderr), timed_out=True)
     except OSError as exc:
         return RunResult(argv, None, b"", b"", exec_error=exc.strerror or str(exc))
-    return RunResult(argv, _status(proc.returncode), proc.stdout, proc.stderr)
+    return _collect(proc, argv, timeout)[0]
 
 
 def program_env(env: tuple[tuple[str, str], ...]) -> dict[str, str]:
@@ -264,94 +318,257 @@ def program_env(env: tuple[tuple[str, str], ...]) -> dict[str, str]:
     return {**dict(env), "PWD": "/"}
 
 
-def _bytes(data: bytes | str | None) -> bytes:
-    if data is None:
-        return b""
-    return data.encode() if isinstance(data, str) else data
-
-
 def _status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def bwrap_command(spec: SandboxSpec, status_fd: int | None = None) -> list[str]:
-    command = ["bwrap"]
+class Descriptors(contextlib.AbstractContextManager["Descriptors"]):
+    """The host files and directories handed to bwrap by descriptor, closed on exit.
+
+    Passing descriptors instead of paths keeps host paths out of bwrap's command line, and
+    lets the unprivileged bwrap read what root opened for it (a rootfs under a 0700
+    temporary directory)."""
+
+    def __init__(self) -> None:
+        self._fds: list[int] = []
+
+    def _keep(self, fd: int) -> int:
+        self._fds.append(fd)
+        return fd
+
+    def file(self, path: str) -> int:
+        return self._keep(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC))
+
+    def path(self, path: str) -> int:
+        """An O_PATH descriptor of a file or directory, for --ro-bind-fd."""
+        return self._keep(os.open(path, os.O_PATH | os.O_CLOEXEC))
+
+    def data(self, content: bytes) -> int:
+        fd = self._keep(os.memfd_create("scratchprobe-bwrap-args", os.MFD_CLOEXEC))
+        os.write(fd, content)
+        os.lseek(fd, 0, os.SEEK_SET)
+        return fd
+
+    @property
+    def all(self) -> tuple[int, ...]:
+        return tuple(self._fds)
+
+    def __exit__(self, *exc: object) -> None:
+        for fd in self._fds:
+            os.close(fd)
+        self._fds.clear()
+
+
+def _tree_options(
+    host_dir: str, dest: str, writable: set[str], fds: Descriptors, top: bool = True
+) -> list[str]:
+    """bwrap options that re-create the tree at `host_dir` at `dest` in the sandbox's root:
+    directories with their modes, files copied from descriptors, symlinks; a directory named
+    in `writable` becomes a tmpfs first, so what is copied into it stays writable."""
+    options: list[str] = []
+    info = os.lstat(host_dir)
+    mode = f"{stat.S_IMODE(info.st_mode):04o}"
+    if not top or dest != "/":
+        options += ["--perms", mode, "--dir", dest]
+    if dest in writable:
+        options += ["--perms", mode, "--tmpfs", dest]
+    with os.scandir(host_dir) as entries:
+        names = sorted(entries, key=lambda entry: entry.name)
+    for entry in names:
+        inner = dest.rstrip("/") + "/" + entry.name
+        st = entry.stat(follow_symlinks=False)
+        if stat.S_ISLNK(st.st_mode):
+            options += ["--symlink", os.readlink(entry.path), inner]
+        elif stat.S_ISDIR(st.st_mode):
+            options += _tree_options(entry.path, inner, writable, fds, top=False)
+        elif stat.S_ISREG(st.st_mode):
+            perms = f"{stat.S_IMODE(st.st_mode):04o}"
+            options += ["--perms", perms, "--file", str(fds.file(entry.path)), inner]
+        else:
+            raise SandboxFailed(f"{entry.path}: not a file, directory or symlink")
+    return options
+
+
+def bwrap_options(spec: SandboxSpec, fds: Descriptors, status_fd: int | None) -> list[str]:
+    """Every bwrap option for `spec` (what `--args FD` passes), opening the descriptors the
+    options name in `fds`. The program's argv is not included."""
+    options = ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
+    # No capability in the sandbox's user namespace, and none gained through a nested one.
+    options += ["--disable-userns", "--cap-drop", "ALL"]
+    options += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup"]
+    if not spec.network:
+        # A new network namespace: bwrap brings its loopback up and adds nothing else.
+        options.append("--unshare-net")
+    options += ["--hostname", SANDBOX_HOSTNAME, "--new-session", "--die-with-parent"]
+    writable = {"/tmp", *spec.writable}
+    present: set[str] = set()
     if spec.root is not None:
-        command += ["--bind", spec.root, "/"]
+        options += _tree_options(spec.root, "/", writable, fds)
+        present = {w for w in writable if os.path.isdir(spec.root + w)}
     for mount in spec.mounts:
+        dest = mount.destination
         if mount.kind is MountKind.TMPFS:
-            command += ["--tmpfs", mount.destination]
+            options += ["--perms", "1777" if dest == "/tmp" else "0755", "--tmpfs", dest]
+            present.add(dest)
+        elif mount.kind is MountKind.DIR:
+            options += ["--perms", "0755", "--dir", dest]
         elif mount.kind is MountKind.SYMLINK:
             assert mount.source is not None
-            command += ["--symlink", mount.source, mount.destination]
+            options += ["--symlink", mount.source, dest]
         else:
             assert mount.source is not None
-            command += [f"--{mount.kind.value}", mount.source, mount.destination]
-    command += ["--dev", "/dev", "--proc", "/proc", "--chdir", "/"]
-    command += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent"]
-    if not spec.network:
-        command.append("--unshare-net")
-    command.append("--clearenv")
-    for key, value in spec.env:
-        command += ["--setenv", key, value]
+            bind = "--bind-fd" if mount.kind is MountKind.BIND else "--ro-bind-fd"
+            if os.path.isfile(mount.source):
+                # A bind onto a file needs the file to exist in the root first.
+                options += ["--perms", "0644", "--file", str(fds.data(b"")), dest]
+            options += [bind, str(fds.path(mount.source)), dest]
+    for path in spec.writable:
+        if path not in present:
+            # Asked for but not in the tree (or under a read-only bind): an empty tmpfs.
+            options += ["--perms", "0755", "--dir", path, "--perms", "0755", "--tmpfs", path]
+    options += ["--dev", "/dev", "--proc", "/proc", "--remount-ro", "/", "--chdir", "/"]
+    options.append("--clearenv")
+    for key, value in program_env(spec.env).items():
+        options += ["--setenv", key, value]
     if status_fd is not None:
-        command += ["--json-status-fd", str(status_fd)]
-    return [*command, "--", *spec.argv]
+        options += ["--json-status-fd", str(status_fd)]
+    return options
 
 
-def _run_bwrap(spec: SandboxSpec, timeout: float | None) -> RunResult:
+def bwrap_command(options_fd: int, argv: Sequence[str]) -> list[str]:
+    """The command line itself: bwrap reads its options from `options_fd` (as written by
+    bwrap_options), so neither they nor any host path show in /proc/1/cmdline."""
+    return ["bwrap", "--args", str(options_fd), "--", *argv]
+
+
+def _runner_user(spec: SandboxSpec) -> int | None:
+    """The host user bwrap runs as: SANDBOX_UID when we are root and that user can reach
+    every bound directory, else ourselves (None).
+
+    bwrap resolves a bind's source path again (even one given as a descriptor), so a
+    builder tree under a 0700 directory can only be bound by root; then the program is still
+    uid 65534 without capabilities inside its own user namespace, which maps it to root's uid.
+    """
+    if os.geteuid() != 0:
+        return None
+    sources = [
+        m.source for m in spec.mounts if m.kind in (MountKind.RO_BIND, MountKind.BIND) and m.source
+    ]
+    if all(_reachable_by_others(os.path.realpath(source)) for source in sources):
+        return SANDBOX_UID
+    return None
+
+
+def _reachable_by_others(path: str) -> bool:
+    parent = os.path.dirname(path)
+    while True:
+        info = os.stat(parent)
+        if not (info.st_mode & stat.S_IXOTH or info.st_uid == SANDBOX_UID):
+            return False
+        if parent == "/":
+            return True
+        parent = os.path.dirname(parent)
+
+
+def _ensure_descriptors(needed: int) -> None:
+    """Raise the soft descriptor limit to the hard one when an image has many files."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if needed + 64 <= soft:
+        return
+    if hard != resource.RLIM_INFINITY and needed + 64 > hard:
+        raise SandboxFailed(
+            f"the image has about {needed} files, more descriptors than this process may "
+            f"open (ulimit -n {hard})"
+        )
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _count_files(spec: SandboxSpec) -> int:
+    if spec.root is None:
+        return len(spec.mounts)
+    return sum(len(files) for _dir, _dirs, files in os.walk(spec.root)) + len(spec.mounts)
+
+
+def _run_bwrap(spec: SandboxSpec, timeout: float | None, prefix: tuple[str, ...]) -> RunResult:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise SandboxUnavailable(f"bwrap not found: {BWRAP_HINT}")
+    _ensure_descriptors(_count_files(spec))
     read_fd, write_fd = os.pipe()
     try:
-        command = bwrap_command(spec, write_fd)
-        command[0] = bwrap
-        result = _run_with_status(command, spec.argv, timeout, read_fd, write_fd)
+        with Descriptors() as fds:
+            try:
+                options = bwrap_options(spec, fds, write_fd)
+            except OSError as exc:
+                os.close(write_fd)
+                raise SandboxFailed(f"{exc.filename}: {exc.strerror or exc}") from None
+            options_fd = fds.data(b"".join(o.encode() + b"\0" for o in options))
+            command = bwrap_command(options_fd, spec.argv)
+            executable = bwrap
+            if prefix:
+                command = [*prefix, bwrap, *command[1:]]
+                executable = shutil.which(prefix[0]) or prefix[0]
+            status, proc_result = _run_with_status(
+                command,
+                executable,
+                spec.argv,
+                timeout,
+                read_fd,
+                write_fd,
+                fds.all,
+                _runner_user(spec),
+            )
     finally:
         os.close(read_fd)
-    status, proc_result = result
-    if proc_result.timed_out or status.get("exit-code") is not None:
+    if proc_result.timed_out or proc_result.output_cut or status.get("exit-code") is not None:
         return proc_result
     stderr = proc_result.stderr.decode(errors="replace").strip()
     # bwrap reports a failed execvp of the program itself like this; that is the program's
     # failure to start in this root (a missing interpreter, say), not the sandbox's.
-    prefix = f"bwrap: execvp {spec.argv[0]}: "
-    if stderr.startswith(prefix):
-        return RunResult(spec.argv, None, proc_result.stdout, b"", exec_error=stderr[len(prefix) :])
+    exec_prefix = f"bwrap: execvp {spec.argv[0]}: "
+    if stderr.startswith(exec_prefix):
+        return RunResult(
+            spec.argv, None, proc_result.stdout, b"", exec_error=stderr[len(exec_prefix) :]
+        )
     raise SandboxFailed(f"bwrap failed: {stderr.splitlines()[-1] if stderr else 'no message'}")
 
 
 def _run_with_status(
     command: list[str],
+    executable: str,
     argv: tuple[str, ...],
     timeout: float | None,
     read_fd: int,
     write_fd: int,
+    pass_fds: tuple[int, ...],
+    user: int | None,
 ) -> tuple[dict[str, object], RunResult]:
-    """Run `command`, collecting the JSON status lines it writes to `write_fd` (which this
-    function closes)."""
+    """Run `command` (as host user `user`, None: ourselves), collecting the JSON status
+    lines it writes to `write_fd` (which this function closes)."""
     try:
         proc = subprocess.Popen(
             command,
+            executable=executable,
             env={},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            pass_fds=(write_fd,),
+            pass_fds=(write_fd, *pass_fds),
+            # Its own session: a terminal's ^C reaches scratchprobe, which stops the run.
+            start_new_session=True,
+            # The program, even if it left every namespace, would be an unprivileged user.
+            user=user,
+            group=user,
+            extra_groups=None if user is None else [],
         )
     except OSError as exc:
         raise SandboxFailed(f"{command[0]}: {exc.strerror or exc}") from None
     finally:
         # Only the runner holds the write end now, so reading stops when it exits.
         os.close(write_fd)
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        # --die-with-parent / --kill-child take the program down with the runner.
-        proc.kill()
-        stdout, stderr = proc.communicate()
-        return {}, RunResult(argv, None, stdout, stderr, timed_out=True)
+    result, returncode = _collect(proc, argv, timeout)
+    if result.timed_out or result.output_cut:
+        return {}, result
     status: dict[str, object] = {}
     data = b""
     while chunk := os.read(read_fd, 65536):
@@ -364,105 +581,64 @@ def _run_with_status(
         if isinstance(record, dict):
             status.update(record)
     code = status.get("exit-code")
-    exit_status = code if isinstance(code, int) else _status(proc.returncode)
-    return status, RunResult(argv, exit_status, stdout, stderr)
+    exit_status = code if isinstance(code, int) else _status(returncode)
+    return status, RunResult(argv, exit_status, result.stdout, result.stderr)
 
 
-# The unshare fallback: runs as PID 1 of the new namespaces, as root of a private mount
-# namespace. Argument: the JSON spec. Writes JSON status lines to spec["status_fd"], like bwrap;
-# that descriptor is close-on-exec so the program never holds it.
-_HELPER = r"""
-import json, os, subprocess, sys
-spec = json.loads(sys.argv[1])
-os.set_inheritable(spec["status_fd"], False)
-status = os.fdopen(spec["status_fd"], "w")
-def report(**record):
-    status.write(json.dumps(record) + "\n"); status.flush()
-def mount(*args):
-    subprocess.run([spec["mount"], *args], check=True)
-def place(path, is_dir):
-    os.makedirs(path if is_dir else os.path.dirname(path), exist_ok=True)
-    if not is_dir and not os.path.lexists(path):
-        open(path, "a").close()
-try:
-    new = spec["workdir"]
-    if spec["root"] is None:
-        mount("-t", "tmpfs", "tmpfs", new)
-    else:
-        mount("--bind", spec["root"], new)
-    for kind, dest, source in spec["mounts"]:
-        target = new + dest
-        if kind == "symlink":
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            os.symlink(source, target)
-        elif kind == "tmpfs":
-            place(target, True)
-            mount("-t", "tmpfs", "tmpfs", target)
-        else:
-            place(target, os.path.isdir(source))
-            mount("--rbind", source, target)
-            if kind == "ro-bind":
-                mount("-o", "remount,bind,ro", target)
-    place(new + "/dev", True)
-    mount("--rbind", "/dev", new + "/dev")
-    place(new + "/proc", True)
-    mount("-t", "proc", "proc", new + "/proc")
-    os.chroot(new)
-    os.chdir("/")
-except Exception as exc:
-    report(setup_error=str(exc))
-    sys.exit(125)
-argv = spec["argv"]
-env = dict(spec["env"])
-pid = os.fork()
-if pid == 0:
+@dataclass
+class _Stream:
+    data: bytearray = field(default_factory=bytearray)
+    cut: bool = False
+
+
+def _collect(
+    proc: subprocess.Popen[bytes], argv: tuple[str, ...], timeout: float | None
+) -> tuple[RunResult, int]:
+    """Read stdout and stderr as they come, each up to OUTPUT_LIMIT; stop the process at the
+    timeout or when a stream passes the limit. The process is gone when this returns, even
+    on KeyboardInterrupt (--die-with-parent takes the program down with bwrap)."""
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    out, err = _Stream(), _Stream()
+    streams = {proc.stdout.fileno(): out, proc.stderr.fileno(): err}
+    deadline = None if timeout is None else time.monotonic() + timeout
+    timed_out = False
     try:
-        os.execve(argv[0], argv, env)
-    except OSError as exc:
-        report(exec_error=exc.strerror or str(exc))
-        os._exit(127)
-while True:
-    done, wait_status = os.waitpid(-1, 0)
-    if done == pid:
-        break
-code = os.waitstatus_to_exitcode(wait_status)
-code = 128 - code if code < 0 else code
-report(**{"exit-code": code})
-sys.exit(code)
-"""
-
-
-def _run_unshare(spec: SandboxSpec, timeout: float | None) -> RunResult:
-    unshare = shutil.which("unshare")
-    mount = shutil.which("mount")
-    if unshare is None or mount is None:
-        raise SandboxUnavailable(f"unshare or mount not found: {BWRAP_HINT}")
-    with tempfile.TemporaryDirectory(prefix="scratchprobe-chroot-") as workdir:
-        payload: dict[str, object] = {
-            "workdir": workdir,
-            "root": spec.root,
-            "mounts": [(m.kind.value, m.destination, m.source) for m in spec.mounts],
-            "argv": list(spec.argv),
-            "env": list(program_env(spec.env).items()),
-            "mount": mount,
-        }
-        command = [unshare, "--mount", "--pid", "--fork", "--kill-child"]
-        if not spec.network:
-            command.append("--net")
-        if os.geteuid() != 0:
-            command.append("--map-root-user")
-        read_fd, write_fd = os.pipe()
-        payload["status_fd"] = write_fd
-        command += ["--", sys.executable, "-I", "-c", _HELPER, json.dumps(payload)]
-        try:
-            status, result = _run_with_status(command, spec.argv, timeout, read_fd, write_fd)
-        finally:
-            os.close(read_fd)
-    if result.timed_out:
-        return result
-    if "exec_error" in status:
-        return RunResult(spec.argv, None, result.stdout, b"", exec_error=str(status["exec_error"]))
-    if "exit-code" not in status:
-        detail = status.get("setup_error") or result.stderr.decode(errors="replace").strip()
-        raise SandboxFailed(f"unshare + chroot failed: {detail or 'no message'}")
-    return result
+        with selectors.DefaultSelector() as selector:
+            for fd in streams:
+                os.set_blocking(fd, False)
+                selector.register(fd, selectors.EVENT_READ)
+            while selector.get_map():
+                wait = None if deadline is None else deadline - time.monotonic()
+                if wait is not None and wait <= 0:
+                    timed_out = True
+                    break
+                for key, _events in selector.select(wait):
+                    fd = int(key.fd)
+                    stream = streams[fd]
+                    chunk = os.read(fd, 1 << 16)
+                    if not chunk:
+                        selector.unregister(fd)
+                        continue
+                    room = OUTPUT_LIMIT - len(stream.data)
+                    stream.data += chunk[:room]
+                    if len(chunk) > room:
+                        stream.cut = True
+                if out.cut or err.cut:
+                    break
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        returncode = proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    result = RunResult(
+        argv,
+        None if timed_out or out.cut or err.cut else _status(returncode),
+        bytes(out.data),
+        bytes(err.data),
+        timed_out=timed_out,
+        stdout_cut=out.cut,
+        stderr_cut=err.cut,
+    )
+    return result, returncode

@@ -6,10 +6,10 @@ A foreign binary runs through a static QEMU user-mode emulator copied into that 
 /.scratchprobe/qemu-ARCH-static; the emulator's own ELF loader then opens the binary's
 interpreter and libraries inside the sandbox, so a missing file still makes the run fail.
 
-With `compare`, the same command also runs "in the builder": on this machine when the root is
-`/`, else in a sandbox showing the builder's tree read-only as `/`. Both runs get the same
-argv[0], environment, working directory (`/`) and network, so their outputs can be compared
-byte for byte.
+With `compare`, the same command also runs "in the builder": in the same sandbox, showing
+the builder's tree (`--root`, the host's `/` by default) read-only as `/`, never on the host
+itself. Both runs get the same argv[0], environment, working directory (`/`), user,
+network and writable paths, so their outputs can be compared byte for byte.
 
 The core never prints: it returns a `Verification`.
 """
@@ -32,6 +32,7 @@ from scratchprobe.rootfs import (
     write_rootfs,
 )
 from scratchprobe.sandbox import (
+    BUILDER_HIDDEN,
     Emulator,
     Mount,
     MountKind,
@@ -41,7 +42,6 @@ from scratchprobe.sandbox import (
     builder_mounts,
     emulator_for,
     find_sandbox,
-    run_host,
     run_sandboxed,
 )
 
@@ -58,13 +58,17 @@ class VerifyOptions:
     """The only environment the program gets, in both runs."""
     compare: bool = False
     timeout: float | None = DEFAULT_TIMEOUT
-    network: bool = True
+    network: bool = False
+    """Share the host's network; False (the default): a network of its own, only loopback."""
     sandbox: SandboxKind | None = None
-    """None: bwrap where present, else unshare + chroot."""
+    """None: bwrap (the only sandbox; UNSHARE is refused with the install hint)."""
     plan: InspectOptions | None = None
     """How to plan the image (runtime needs, --tz, --user, ...); None: the defaults."""
     add_hosts: tuple[tuple[str, str], ...] = ()
     """(name, address) lines for the runtime-provided /etc/hosts, as `docker run --add-host`."""
+    writable: tuple[str, ...] = ()
+    """Paths (inside the image) that are writable in the run; the rest of the root is
+    read-only except /tmp."""
 
 
 RUNTIME_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
@@ -180,17 +184,23 @@ def verify(binary: str, options: VerifyOptions) -> Verification:
     argv = (report.path, *options.args)
     if emulator is not None:
         argv = (emulator.image_path, *argv)
+    builder_run = None
+    comparison = None
+    # The rootfs goes away however the run ends: an error, the timeout, ^C (the CLI turns
+    # SIGTERM into an exception too).
     with tempfile.TemporaryDirectory(prefix="scratchprobe-verify-") as work:
         rootfs = write_rootfs(
             plan, root, Destination(os.path.join(work, "rootfs"), OutputKind.DIRECTORY)
         )
         provide_runtime_files(rootfs.destination.path, options.add_hosts)
         image_spec = SandboxSpec(
-            argv=argv, root=rootfs.destination.path, env=options.env, network=options.network
+            argv=argv,
+            root=rootfs.destination.path,
+            env=options.env,
+            network=options.network,
+            writable=options.writable,
         )
         image_run = run_sandboxed(image_spec, kind, options.timeout)
-    builder_run = None
-    comparison = None
     if options.compare:
         builder_run = _run_in_builder(
             report.path, report.source, report.from_context, root, argv, emulator, kind, options
@@ -221,23 +231,22 @@ def _run_in_builder(
     kind: SandboxKind,
     options: VerifyOptions,
 ) -> RunResult:
-    """The same command in the builder's filesystem, with the same argv and environment."""
-    if root.is_host:
-        if emulator is None:
-            # The image path is the in-root path, which on the host root is the host path.
-            return run_host(argv, options.env, options.timeout, network=options.network)
-        host_argv = (emulator.host_path, *argv[1:])
-        run = run_host(host_argv, options.env, options.timeout, network=options.network)
-        return RunResult(
-            argv, run.exit_status, run.stdout, run.stderr, run.timed_out, run.exec_error
-        )
+    """The same command in the builder's filesystem, with the same argv and environment,
+    in the same sandbox: the builder's tree (the host's `/` too) is only seen read-only."""
     mounts = list(builder_mounts(root.directory))
-    if from_context:
-        # A build-context binary is not in the builder's tree: show it at its image path.
+    top = image_path.strip("/").split("/", 1)[0]
+    if from_context or top in BUILDER_HIDDEN:
+        # A build-context binary is not in the builder's tree, and one under /tmp of the
+        # host's root is hidden by the fresh /tmp: show it at its image path.
         mounts.append(Mount(MountKind.RO_BIND, image_path, os.path.realpath(source)))
     if emulator is not None:
         mounts.append(Mount(MountKind.RO_BIND, emulator.image_path, emulator.host_path))
     spec = SandboxSpec(
-        argv=argv, root=None, mounts=tuple(mounts), env=options.env, network=options.network
+        argv=argv,
+        root=None,
+        mounts=tuple(mounts),
+        env=options.env,
+        network=options.network,
+        writable=options.writable,
     )
     return run_sandboxed(spec, kind, options.timeout)

@@ -14,12 +14,14 @@ from scratchprobe.root import Root
 from scratchprobe.rootfs import Destination, OutputKind, inspect_for_image, write_rootfs
 from scratchprobe.sandbox import (
     CannotEmulate,
+    Descriptors,
     Mount,
     MountKind,
     SandboxKind,
     SandboxSpec,
     SandboxUnavailable,
     bwrap_command,
+    bwrap_options,
     emulator_for,
     find_sandbox,
     qemu_name,
@@ -27,7 +29,7 @@ from scratchprobe.sandbox import (
 )
 from scratchprobe.verify import VerifyOptions, verify
 from tests.conftest import TESTBINS, RootBuilder, glibc_base, run_cli
-from tests.helpers_sandbox import needs_bwrap, needs_unshare
+from tests.helpers_sandbox import needs_bwrap
 
 pytestmark = pytest.mark.sandbox
 
@@ -132,30 +134,38 @@ def test_missing_sandbox_tool_exits_2_with_the_install_hint(tmp_path: Path) -> N
     assert "apt-get install bubblewrap" in result.stderr
 
 
-def test_find_sandbox_prefers_bwrap(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_find_sandbox_is_bwrap_or_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
     found = {"bwrap": "/usr/bin/bwrap", "unshare": "/usr/bin/unshare", "mount": "/bin/mount"}
     monkeypatch.setattr(shutil, "which", found.get)
     assert find_sandbox() is SandboxKind.BWRAP
+    # unshare + chroot is never used, not even when it is the only tool left.
+    with pytest.raises(SandboxUnavailable, match=r"apt-get install bubblewrap\)$"):
+        find_sandbox(SandboxKind.UNSHARE)
     del found["bwrap"]
-    assert find_sandbox() is SandboxKind.UNSHARE
+    with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
+        find_sandbox()
     with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
         find_sandbox(SandboxKind.BWRAP)
 
 
-def test_bwrap_command_shows_nothing_else() -> None:
-    spec = SandboxSpec(argv=("/app", "x"), root="/r", env=(("A", "b"),), network=False)
-    command = bwrap_command(spec)
-    assert command[:4] == ["bwrap", "--bind", "/r", "/"]
-    assert "--clearenv" in command
-    assert "--unshare-net" in command
-    assert "--unshare-pid" in command
-    assert "--die-with-parent" in command
-    assert command[command.index("--setenv") : command.index("--setenv") + 3] == [
+def test_bwrap_command_shows_nothing_else(tmp_path: Path) -> None:
+    (tmp_path / "app").write_bytes(b"#")
+    spec = SandboxSpec(argv=("/app", "x"), root=str(tmp_path), env=(("A", "b"),))
+    with Descriptors() as fds:
+        options = bwrap_options(spec, fds, None)
+        command = bwrap_command(99, spec.argv)
+    # The tree is copied in, not bound: no host path among the options.
+    assert str(tmp_path) not in " ".join(options)
+    assert options[options.index("--file") + 2] == "/app"
+    for flag in ("--clearenv", "--unshare-net", "--unshare-pid", "--die-with-parent"):
+        assert flag in options
+    assert options[options.index("--setenv") : options.index("--setenv") + 3] == [
         "--setenv",
         "A",
         "b",
     ]
-    assert command[-3:] == ["--", "/app", "x"]
+    assert options.index("--remount-ro") > options.index("--file")
+    assert command == ["bwrap", "--args", "99", "--", "/app", "x"]
 
 
 def _write(binary: str, into: Path, root: str = "/") -> Path:
@@ -280,22 +290,21 @@ def test_compare_reports_a_difference() -> None:
     assert "stdout differs" in result.stdout
 
 
-@needs_unshare
-@pytest.mark.parametrize("name", ["c-glibc-dynamic", "c-musl-dynamic", "go-static"])
-def test_unshare_chroot_fallback(name: str) -> None:
+@pytest.mark.parametrize("name", ["c-glibc-dynamic", "go-static"])
+def test_unshare_fallback_is_refused_with_the_install_hint(name: str) -> None:
     result = run_cli("verify", "--sandbox", "unshare", "--compare", str(TESTBINS / name))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "sandbox: unshare" in result.stdout
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("scratchprobe: error: ")
+    assert lines[0].endswith("install bubblewrap (apt-get install bubblewrap)")
 
 
-@needs_unshare
-def test_unshare_fallback_can_fail(tmp_path: Path) -> None:
-    binary = str(TESTBINS / "c-glibc-dynamic")
-    rootfs = _write(binary, tmp_path)
-    (rootfs / "lib/x86_64-linux-gnu/libc.so.6").unlink()
-    failed = run_sandboxed(SandboxSpec(argv=(binary,), root=str(rootfs)), SandboxKind.UNSHARE, 30)
-    assert not failed.succeeded
-    assert b"libc.so.6" in failed.stderr
+def test_unshare_runner_is_refused(tmp_path: Path) -> None:
+    spec = SandboxSpec(argv=("/bin/true",), root=str(tmp_path))
+    with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
+        run_sandboxed(spec, SandboxKind.UNSHARE, 30)
 
 
 def test_verify_usage_errors(tmp_path: Path) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
-from typing import TYPE_CHECKING, Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -15,6 +18,7 @@ from scratchprobe.cli.options import (
     root_option,
 )
 from scratchprobe.errors import ScratchprobeError
+from scratchprobe.sandbox import OUTPUT_LIMIT_TEXT
 
 if TYPE_CHECKING:
     from scratchprobe.sandbox import RunResult
@@ -32,6 +36,8 @@ def _parse_env(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 
 
 def _status(run: RunResult) -> str:
+    if run.output_cut:
+        return f"stopped: output over {OUTPUT_LIMIT_TEXT}"
     if run.timed_out:
         return "timed out (stopped)"
     if run.exec_error is not None:
@@ -39,10 +45,12 @@ def _status(run: RunResult) -> str:
     return f"exit {run.exit_status}"
 
 
-def _stream(name: str, data: bytes) -> list[str]:
+def _stream(name: str, data: bytes, cut: bool = False) -> list[str]:
     if not data:
         return [f"--- {name}: empty"]
     text = data.decode(errors="replace")
+    if cut:
+        return [f"--- {name} (output cut at {OUTPUT_LIMIT_TEXT}):", text.rstrip("\n")]
     return [f"--- {name}:", text.rstrip("\n")]
 
 
@@ -56,16 +64,16 @@ def _render(result: Verification) -> str:
         f"{rootfs.directory_count} directories, {rootfs.symlink_count} symlinks, "
         f"{rootfs.total_bytes} bytes; sandbox: {how}",
         f"image run: {_status(result.image_run)}",
-        *_stream("stdout", result.image_run.stdout),
-        *_stream("stderr", result.image_run.stderr),
+        *_stream("stdout", result.image_run.stdout, result.image_run.stdout_cut),
+        *_stream("stderr", result.image_run.stderr, result.image_run.stderr_cut),
     ]
     builder, comparison = result.builder_run, result.comparison
     if builder is not None and comparison is not None:
         lines.append(f"builder run: {_status(builder)}")
         if not comparison.stdout:
-            lines += _stream("builder stdout", builder.stdout)
+            lines += _stream("builder stdout", builder.stdout, builder.stdout_cut)
         if not comparison.stderr:
-            lines += _stream("builder stderr", builder.stderr)
+            lines += _stream("builder stderr", builder.stderr, builder.stderr_cut)
         parts = [
             f"{name} {'matches' if same else 'differs'}"
             for name, same in (
@@ -86,6 +94,10 @@ def _render(result: Verification) -> str:
         reason = "behaved differently from the builder run"
     lines.append(f"{verdict}: {result.label} {reason}")
     return "\n".join(lines) + "\n"
+
+
+def _terminated(signum: int, frame: FrameType | None) -> NoReturn:
+    raise SystemExit(128 + signum)
 
 
 def _parse_hosts(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
@@ -126,13 +138,31 @@ def _parse_hosts(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     metavar="NAME:IP",
     help="Add a line to the /etc/hosts the run gets, as `docker run --add-host`. Repeatable.",
 )
-@click.option("--no-network", is_flag=True, help="Run without network (a new empty namespace).")
+@click.option(
+    "--network",
+    type=click.Choice(["loopback", "host"]),
+    default="loopback",
+    show_default=True,
+    help="loopback: a network of its own with only loopback; host: the host's network.",
+)
+@click.option(
+    "--no-network",
+    is_flag=True,
+    help="A network of its own with only loopback (the default; kept for scripts).",
+)
+@click.option(
+    "--writable",
+    multiple=True,
+    metavar="PATH",
+    help="Make PATH (in the image) writable; the root is otherwise read-only but /tmp. Repeatable.",
+)
 @click.option(
     "--sandbox",
     type=click.Choice(["auto", "bwrap", "unshare"]),
     default="auto",
     show_default=True,
-    help="auto: bwrap where present, else unshare + chroot.",
+    help="bwrap, the only sandbox (auto names it too); unshare is refused: a chroot can be "
+    "escaped.",
 )
 def command(
     binary: str,
@@ -142,13 +172,16 @@ def command(
     compare: bool,
     timeout: float,
     env_values: tuple[str, ...],
+    network: str,
     no_network: bool,
+    writable: tuple[str, ...],
     sandbox: str,
     add_host: tuple[str, ...],
     **needs: Any,
 ) -> None:
     """Write BINARY's root filesystem to a temporary place and run it there, with nothing
-    else visible (bubblewrap, else unshare + chroot; QEMU for foreign architectures).
+    of the host visible (bubblewrap: no capabilities, read-only root, own namespaces; QEMU
+    for foreign architectures).
 
     Put the program's arguments after `--`. Exit 0 when it ran and exited 0 (and, with
     --compare, behaved like the builder run), 1 when not, 2 for usage errors, unusable input
@@ -157,6 +190,13 @@ def command(
     from scratchprobe.sandbox import SandboxKind
     from scratchprobe.verify import VerifyOptions, verify
 
+    if no_network and network == "host":
+        error("--no-network and --network host contradict each other")
+        sys.exit(2)
+    for path in writable:
+        if not path.startswith("/") or "\0" in path:
+            error(f"--writable {path}: not an absolute path inside the image")
+            sys.exit(2)
     options = VerifyOptions(
         root=root,
         library_path=library_path,
@@ -164,11 +204,14 @@ def command(
         env=_parse_env(env_values),
         compare=compare,
         timeout=timeout,
-        network=not no_network,
+        network=network == "host",
+        writable=tuple(dict.fromkeys(os.path.normpath(path) for path in writable)),
         sandbox=None if sandbox == "auto" else SandboxKind(sandbox),
         plan=inspect_options(root, library_path, **needs),
         add_hosts=_parse_hosts(add_host),
     )
+    # A SIGTERM (a CI job cancelled) unwinds like ^C, so the temporary rootfs is removed.
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         result = verify(binary, options)
     except ScratchprobeError as exc:
@@ -177,6 +220,8 @@ def command(
     except OSError as exc:
         error(f"{binary}: {exc.strerror or exc}")
         sys.exit(2)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     for warning in result.warnings:
         click.echo(f"scratchprobe: warning: {warning}", err=True)
     if result.unresolved:
