@@ -18,24 +18,22 @@ import pytest
 
 @functools.cache
 def bwrap_works() -> bool:
+    """bwrap can build the sandbox verify uses: as the unprivileged user 65534 (when we are
+    root), a new user namespace with nested ones disabled, and the other namespaces."""
     if shutil.which("bwrap") is None:
         return False
+    user = 65534 if os.geteuid() == 0 else None
+    command = ["bwrap", "--unshare-user", "--uid", "65534", "--gid", "65534"]
+    command += ["--disable-userns", "--cap-drop", "ALL", "--unshare-pid", "--unshare-ipc"]
+    command += ["--unshare-uts", "--unshare-cgroup", "--unshare-net", "--ro-bind", "/", "/"]
+    command += ["--dev", "/dev", "--proc", "/proc", "--", "/bin/true"]
     probe = subprocess.run(
-        [
-            "bwrap",
-            "--ro-bind",
-            "/",
-            "/",
-            "--dev",
-            "/dev",
-            "--proc",
-            "/proc",
-            "--unshare-pid",
-            "--",
-            "/bin/true",
-        ],
+        command,
         capture_output=True,
         check=False,
+        user=user,
+        group=user,
+        extra_groups=None if user is None else [],
     )
     return probe.returncode == 0
 
