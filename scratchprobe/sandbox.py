@@ -35,6 +35,8 @@ import selectors
 import shutil
 import stat
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -271,7 +273,8 @@ def run_sandboxed(
     prefix: Sequence[str] = (),
 ) -> RunResult:
     """Run `spec` in the sandbox. `prefix` goes before the bwrap command (a tracer such as
-    `strace -f -o FILE`); it runs as the same unprivileged user as bwrap."""
+    `strace -f -o FILE`); it runs as the same host user as bwrap (`runner_user(spec)`), so a
+    file it writes must be in a directory that user may write."""
     if kind is not SandboxKind.BWRAP:
         raise SandboxUnavailable(UNSHARE_REFUSED)
     return _run_bwrap(spec, timeout, tuple(prefix))
@@ -359,28 +362,30 @@ class Descriptors(contextlib.AbstractContextManager["Descriptors"]):
         self._fds.clear()
 
 
-def _tree_options(
-    host_dir: str, dest: str, writable: set[str], fds: Descriptors, top: bool = True
-) -> list[str]:
+def _tree_options(host_dir: str, dest: str, writable: set[str], fds: Descriptors) -> list[str]:
     """bwrap options that re-create the tree at `host_dir` at `dest` in the sandbox's root:
     directories with their modes, files copied from descriptors, symlinks; a directory named
     in `writable` becomes a tmpfs first, so what is copied into it stays writable."""
     options: list[str] = []
-    info = os.lstat(host_dir)
-    mode = f"{stat.S_IMODE(info.st_mode):04o}"
-    if not top or dest != "/":
+    mode = f"{stat.S_IMODE(os.lstat(host_dir).st_mode):04o}"
+    if dest != "/":
         options += ["--perms", mode, "--dir", dest]
     if dest in writable:
         options += ["--perms", mode, "--tmpfs", dest]
-    with os.scandir(host_dir) as entries:
-        names = sorted(entries, key=lambda entry: entry.name)
-    for entry in names:
+    return options + _children_options(host_dir, dest, writable, fds)
+
+
+def _children_options(host_dir: str, dest: str, writable: set[str], fds: Descriptors) -> list[str]:
+    options: list[str] = []
+    with os.scandir(host_dir) as scan:
+        entries = sorted(scan, key=lambda entry: entry.name)
+    for entry in entries:
         inner = dest.rstrip("/") + "/" + entry.name
         st = entry.stat(follow_symlinks=False)
         if stat.S_ISLNK(st.st_mode):
             options += ["--symlink", os.readlink(entry.path), inner]
         elif stat.S_ISDIR(st.st_mode):
-            options += _tree_options(entry.path, inner, writable, fds, top=False)
+            options += _tree_options(entry.path, inner, writable, fds)
         elif stat.S_ISREG(st.st_mode):
             perms = f"{stat.S_IMODE(st.st_mode):04o}"
             options += ["--perms", perms, "--file", str(fds.file(entry.path)), inner]
@@ -389,9 +394,17 @@ def _tree_options(
     return options
 
 
-def bwrap_options(spec: SandboxSpec, fds: Descriptors, status_fd: int | None) -> list[str]:
+def bwrap_options(
+    spec: SandboxSpec, fds: Descriptors, status_fd: int | None, stage: str | None = None
+) -> list[str]:
     """Every bwrap option for `spec` (what `--args FD` passes), opening the descriptors the
-    options name in `fds`. The program's argv is not included."""
+    options name in `fds`. The program's argv is not included.
+
+    `stage`: a tmpfs already holding a copy of `spec.root` and every mount point
+    (stage_entries), bound read-only as `/`; None: the tree is copied file by file into
+    bwrap's own root. Either way the root is the root of a filesystem of its own, so
+    /proc/self/mountinfo names no host directory.
+    """
     options = ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
     # No capability in the sandbox's user namespace, and none gained through a nested one.
     options += ["--disable-userns", "--cap-drop", "ALL"]
@@ -403,29 +416,40 @@ def bwrap_options(spec: SandboxSpec, fds: Descriptors, status_fd: int | None) ->
     writable = {"/tmp", *spec.writable}
     present: set[str] = set()
     if spec.root is not None:
-        options += _tree_options(spec.root, "/", writable, fds)
         present = {w for w in writable if os.path.isdir(spec.root + w)}
+        if stage is None:
+            options += _tree_options(spec.root, "/", writable, fds)
+        else:
+            options += ["--ro-bind", stage, "/"]
+            for path in sorted(present):
+                mode = f"{stat.S_IMODE(os.stat(spec.root + path).st_mode):04o}"
+                options += ["--perms", mode, "--tmpfs", path]
+                options += _children_options(spec.root + path, path, writable, fds)
     for mount in spec.mounts:
         dest = mount.destination
         if mount.kind is MountKind.TMPFS:
             options += ["--perms", "1777" if dest == "/tmp" else "0755", "--tmpfs", dest]
             present.add(dest)
         elif mount.kind is MountKind.DIR:
-            options += ["--perms", "0755", "--dir", dest]
+            if stage is None:
+                options += ["--perms", "0755", "--dir", dest]
         elif mount.kind is MountKind.SYMLINK:
             assert mount.source is not None
-            options += ["--symlink", mount.source, dest]
+            if stage is None:
+                options += ["--symlink", mount.source, dest]
         else:
             assert mount.source is not None
             bind = "--bind-fd" if mount.kind is MountKind.BIND else "--ro-bind-fd"
-            if os.path.isfile(mount.source):
+            if os.path.isfile(mount.source) and stage is None:
                 # A bind onto a file needs the file to exist in the root first.
                 options += ["--perms", "0644", "--file", str(fds.data(b"")), dest]
             options += [bind, str(fds.path(mount.source)), dest]
     for path in spec.writable:
         if path not in present:
             # Asked for but not in the tree (or under a read-only bind): an empty tmpfs.
-            options += ["--perms", "0755", "--dir", path, "--perms", "0755", "--tmpfs", path]
+            if stage is None:
+                options += ["--perms", "0755", "--dir", path]
+            options += ["--perms", "0755", "--tmpfs", path]
     options += ["--dev", "/dev", "--proc", "/proc", "--remount-ro", "/", "--chdir", "/"]
     options.append("--clearenv")
     for key, value in program_env(spec.env).items():
@@ -435,13 +459,29 @@ def bwrap_options(spec: SandboxSpec, fds: Descriptors, status_fd: int | None) ->
     return options
 
 
+def stage_entries(spec: SandboxSpec) -> list[tuple[str, str, str | None]]:
+    """What a staged root needs besides the tree, since bwrap cannot create anything in a
+    read-only root: every mount point, as (kind, path, symlink target)."""
+    entries: list[tuple[str, str, str | None]] = [("dir", "/dev", None), ("dir", "/proc", None)]
+    for mount in spec.mounts:
+        if mount.kind is MountKind.SYMLINK:
+            entries.append(("symlink", mount.destination, mount.source))
+        elif mount.kind in (MountKind.TMPFS, MountKind.DIR):
+            entries.append(("dir", mount.destination, None))
+        elif mount.source is not None:
+            kind = "file" if os.path.isfile(mount.source) else "dir"
+            entries.append((kind, mount.destination, None))
+    entries += [("dir", path, None) for path in spec.writable]
+    return entries
+
+
 def bwrap_command(options_fd: int, argv: Sequence[str]) -> list[str]:
     """The command line itself: bwrap reads its options from `options_fd` (as written by
     bwrap_options), so neither they nor any host path show in /proc/1/cmdline."""
     return ["bwrap", "--args", str(options_fd), "--", *argv]
 
 
-def _runner_user(spec: SandboxSpec) -> int | None:
+def runner_user(spec: SandboxSpec, stage: str | None = None) -> int | None:
     """The host user bwrap runs as: SANDBOX_UID when we are root and that user can reach
     every bound directory, else ourselves (None).
 
@@ -454,6 +494,8 @@ def _runner_user(spec: SandboxSpec) -> int | None:
     sources = [
         m.source for m in spec.mounts if m.kind in (MountKind.RO_BIND, MountKind.BIND) and m.source
     ]
+    if stage is not None:
+        sources.append(stage)
     if all(_reachable_by_others(os.path.realpath(source)) for source in sources):
         return SANDBOX_UID
     return None
@@ -489,37 +531,109 @@ def _count_files(spec: SandboxSpec) -> int:
     return sum(len(files) for _dir, _dirs, files in os.walk(spec.root)) + len(spec.mounts)
 
 
+# Runs as root in a private mount namespace (`unshare --mount --propagation private`):
+# mounts a tmpfs on the stage directory, copies the image's tree and the mount points into
+# it, becomes the runner user and execs bwrap, which binds the stage read-only as `/`. The
+# tmpfs exists only in that namespace and goes away with it. Argument: the JSON spec.
+_STAGER = r"""
+import json, os, shutil, subprocess, sys
+spec = json.loads(sys.argv[1])
+stage = spec["stage"]
+try:
+    mounted = subprocess.run(
+        [spec["mount"], "-t", "tmpfs", "-o", "mode=0755", "tmpfs", stage], capture_output=True
+    )
+    if mounted.returncode != 0:
+        raise OSError(mounted.stderr.decode(errors="replace").strip() or "mount failed")
+    shutil.copytree(spec["root"], stage, symlinks=True, dirs_exist_ok=True)
+    os.chmod(stage, 0o755)  # an image's / is 0755, whatever the directory it came from
+    for kind, path, target in spec["prepare"]:
+        inner = stage + path
+        if os.path.lexists(inner):
+            continue
+        os.makedirs(os.path.dirname(inner), exist_ok=True)
+        if kind == "dir":
+            os.mkdir(inner, 0o755)
+        elif kind == "file":
+            open(inner, "x").close()
+        else:
+            os.symlink(target, inner)
+    user = spec["user"]
+    if user is not None:
+        os.setgroups([])
+        os.setresgid(user, user, user)
+        os.setresuid(user, user, user)
+except Exception as exc:
+    sys.stderr.write(f"scratchprobe: sandbox setup: {exc}\n")
+    sys.exit(125)
+os.execv(spec["exec"], spec["argv"])
+"""
+
+# bwrap's own limit on its arguments (MAX_ARGS in bubblewrap.c), --args included.
+_BWRAP_MAX_ARGS = 9000
+
+
+def _stager() -> tuple[str, str] | None:
+    """unshare and mount, when staging a root on a tmpfs is possible (as root)."""
+    unshare, mount = shutil.which("unshare"), shutil.which("mount")
+    if os.geteuid() != 0 or unshare is None or mount is None:
+        return None
+    return unshare, mount
+
+
 def _run_bwrap(spec: SandboxSpec, timeout: float | None, prefix: tuple[str, ...]) -> RunResult:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise SandboxUnavailable(f"bwrap not found: {BWRAP_HINT}")
-    _ensure_descriptors(_count_files(spec))
+    tools = _stager() if spec.root is not None else None
+    stage = None
+    if tools is None:
+        _ensure_descriptors(_count_files(spec))
+    else:
+        stage = tempfile.mkdtemp(prefix="scratchprobe-stage-")
+        os.chmod(stage, 0o755)  # an empty mount point; bwrap may run as another user
     read_fd, write_fd = os.pipe()
     try:
         with Descriptors() as fds:
             try:
-                options = bwrap_options(spec, fds, write_fd)
+                options = bwrap_options(spec, fds, write_fd, stage)
             except OSError as exc:
                 os.close(write_fd)
                 raise SandboxFailed(f"{exc.filename}: {exc.strerror or exc}") from None
+            if len(options) + len(spec.argv) > _BWRAP_MAX_ARGS - 8:
+                os.close(write_fd)
+                raise SandboxFailed(
+                    "the image has too many files to copy into bwrap's root one by one "
+                    f"({_BWRAP_MAX_ARGS} arguments at most); as root they are staged on a tmpfs"
+                )
             options_fd = fds.data(b"".join(o.encode() + b"\0" for o in options))
             command = bwrap_command(options_fd, spec.argv)
             executable = bwrap
             if prefix:
                 command = [*prefix, bwrap, *command[1:]]
                 executable = shutil.which(prefix[0]) or prefix[0]
+            user = runner_user(spec, stage)
+            if tools is not None and stage is not None and spec.root is not None:
+                unshare, mount = tools
+                payload = {
+                    "stage": stage,
+                    "mount": mount,
+                    "root": spec.root,
+                    "prepare": stage_entries(spec),
+                    "user": user,
+                    "exec": executable,
+                    "argv": command,
+                }
+                command = [unshare, "--mount", "--propagation", "private", "--"]
+                command += [sys.executable, "-I", "-c", _STAGER, json.dumps(payload)]
+                executable, user = unshare, None
             status, proc_result = _run_with_status(
-                command,
-                executable,
-                spec.argv,
-                timeout,
-                read_fd,
-                write_fd,
-                fds.all,
-                _runner_user(spec),
+                command, executable, spec.argv, timeout, read_fd, write_fd, fds.all, user
             )
     finally:
         os.close(read_fd)
+        if stage is not None:
+            os.rmdir(stage)
     if proc_result.timed_out or proc_result.output_cut or status.get("exit-code") is not None:
         return proc_result
     stderr = proc_result.stderr.decode(errors="replace").strip()
@@ -530,7 +644,11 @@ def _run_bwrap(spec: SandboxSpec, timeout: float | None, prefix: tuple[str, ...]
         return RunResult(
             spec.argv, None, proc_result.stdout, b"", exec_error=stderr[len(exec_prefix) :]
         )
-    raise SandboxFailed(f"bwrap failed: {stderr.splitlines()[-1] if stderr else 'no message'}")
+    last = stderr.splitlines()[-1] if stderr else "no message"
+    setup = "scratchprobe: sandbox setup: "
+    if last.startswith(setup):
+        raise SandboxFailed(last[len("scratchprobe: ") :])
+    raise SandboxFailed(f"bwrap failed: {last}")
 
 
 def _run_with_status(

@@ -63,12 +63,14 @@ class Markers:
             path.write_text(f"host secret {tag}\n")
             path.chmod(0o600)
         self.tag = tag
+        self.written: list[Path] = []
+        """Host paths the program tries to create: removed afterwards, should it succeed."""
 
     def args(self) -> list[str]:
         return [arg for path in self.paths for arg in ("--read", str(path))]
 
     def remove(self) -> None:
-        for path in self.paths:
+        for path in self.paths + self.written:
             path.unlink(missing_ok=True)
 
 
@@ -294,7 +296,9 @@ def test_compare_runs_the_builder_side_in_the_same_sandbox_over_a_read_only_root
     markers: Markers, tmp_path: Path
 ) -> None:
     written = f"/var/tmp/scratchprobe-written-{markers.tag}"
-    args = (*markers.args(), "--write", written, "--write", "/etc/scratchprobe-written")
+    etc_written = f"/etc/scratchprobe-written-{markers.tag}"
+    markers.written += [Path(written), Path(etc_written)]
+    args = (*markers.args(), "--write", written, "--write", etc_written)
     result = verify(PROBE, _api_options(args=(*args, "--blockdev", _host_disk()), compare=True))
     assert result.builder_run is not None
     report = json.loads(result.builder_run.stdout)
@@ -305,9 +309,9 @@ def test_compare_runs_the_builder_side_in_the_same_sandbox_over_a_read_only_root
     # user, so a root-only marker stays unreadable and nothing can be written.
     tmp_marker, root_marker, var_marker = (str(p) for p in markers.paths)
     assert report["read"] == {tmp_marker: ENOENT, root_marker: EACCES, var_marker: EACCES}
-    assert report["write"] == {written: EROFS, "/etc/scratchprobe-written": EROFS}
+    assert report["write"] == {written: EROFS, etc_written: EROFS}
     assert not os.path.exists(written)
-    assert not os.path.exists("/etc/scratchprobe-written")
+    assert not os.path.exists(etc_written)
     assert report["write_root"] == EROFS
     assert report["write_tmp"] == "ok"
     # The host's /tmp and /run are not the builder's files: empty there.
