@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from scratchprobe import sandbox
 from scratchprobe.inspect import InspectOptions
 from scratchprobe.needs.model import NeedKind
 from scratchprobe.sandbox import (
@@ -472,3 +473,68 @@ def test_runner_takes_a_prefix_for_a_tracer(tmp_path: Path) -> None:
     assert run.succeeded, run
     assert run.stdout == b"hello from c-musl-static\n"
     assert b'execve("/bin/hello", ["/bin/hello"]' in run.stderr
+
+
+def _probe_root(root: Path, files: int = 0) -> None:
+    """An image: the probe at /probe, an empty /tmp, and `files` small data files."""
+    (root / "tmp").mkdir(parents=True)
+    (root / "tmp").chmod(0o1777)
+    (root / "probe").write_bytes(Path(PROBE).read_bytes())
+    (root / "probe").chmod(0o755)
+    for index in range(files):
+        directory = root / "data" / f"{index // 500}"
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / f"file-{index}").write_text(f"{index}\n")
+
+
+@pytest.mark.parametrize("staged", [True, False], ids=["staged-on-tmpfs", "copied-by-bwrap"])
+def test_both_ways_of_filling_the_root_keep_the_promises(
+    staged: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As root the image is staged on a tmpfs of its own; otherwise bwrap copies it file by
+    # file. Both must hide the host the same way.
+    if staged and sandbox._stager() is None:
+        pytest.skip("staging the root needs root, unshare and mount")
+    if not staged:
+        monkeypatch.setattr(sandbox, "_stager", lambda: None)
+    root = tmp_path / "image"
+    _probe_root(root)
+    spec = SandboxSpec(argv=("/probe", "--read", "/data/0/file-0"), root=str(root))
+    run = run_sandboxed(spec, SandboxKind.BWRAP, 60)
+    assert run.succeeded, run
+    report = json.loads(run.stdout)
+    _assert_no_privilege(report)
+    _assert_cannot_act(report)
+    _assert_minimal_dev(report)
+    _assert_nothing_of_the_host(report, [str(tmp_path), "scratchprobe-stage-"])
+    # The root of a tmpfs: the staged one's own, or bwrap's (its directory "/newroot").
+    assert _mounts(report)["/"] == (("/" if staged else "/newroot"), "tmpfs")
+    assert report["write_root"] == EROFS
+    assert report["write_tmp"] == "ok"
+    assert sorted(report["root_entries"]) == ["dev:d", "probe:f", "proc:d", "tmp:d"]
+
+
+def test_a_large_image_runs_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # More files than bwrap takes arguments for (9000) when copying one by one: gdb's image
+    # with its Python library is such a case.
+    if sandbox._stager() is None:
+        pytest.skip("staging the root needs root, unshare and mount")
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmpdir))
+    root = tmp_path / "image"
+    _probe_root(root, files=2500)
+    spec = SandboxSpec(argv=("/probe", "--read", "/data/4/file-2499"), root=str(root))
+    run = run_sandboxed(spec, SandboxKind.BWRAP, 120)
+    assert run.succeeded, run
+    report = json.loads(run.stdout)
+    assert report["read"] == {"/data/4/file-2499": "ok"}
+    _assert_no_privilege(report)
+    assert _mounts(report)["/"] == ("/", "tmpfs")
+    assert _leftovers(tmpdir) == []
+    # Without staging the same image is refused in one clear sentence, not a bwrap usage dump.
+    monkeypatch.setattr(sandbox, "_stager", lambda: None)
+    with pytest.raises(sandbox.SandboxFailed, match="too many files"):
+        run_sandboxed(spec, SandboxKind.BWRAP, 120)
