@@ -8,9 +8,10 @@ The runner is bubblewrap, configured so that the program gets nothing of the hos
   (`--cap-drop ALL`), no_new_privs, and no further user namespace (`--disable-userns`);
 - new PID, IPC, UTS, cgroup and network namespaces (the network shows only loopback unless
   the host's is asked for), a new session, killed with its parent;
-- the root is bwrap's own tmpfs: the image's tree is *copied* into it from descriptors
-  (`--file FD`), then remounted read-only, so no host path appears in
-  /proc/self/mountinfo; /tmp (and paths asked for) are tmpfs; /dev is bwrap's minimal one;
+- the root is the root of a tmpfs of its own, read-only, holding a copy of the image: as root
+  a private mount namespace stages it (`_STAGER`) and bwrap binds it; otherwise bwrap copies
+  it from descriptors (`--file FD`). A bind of the written rootfs would show its host path in
+  /proc/self/mountinfo. /tmp (and paths asked for) are tmpfs; /dev is bwrap's minimal one;
 - bwrap's options come from a descriptor (`--args FD`), so /proc/1/cmdline shows only
   `bwrap --args N -- PROGRAM ARGS`;
 - stdout and stderr are read incrementally and cut at OUTPUT_LIMIT, which stops the run.
@@ -600,6 +601,9 @@ def _run_bwrap(spec: SandboxSpec, timeout: float | None, prefix: tuple[str, ...]
             except OSError as exc:
                 os.close(write_fd)
                 raise SandboxFailed(f"{exc.filename}: {exc.strerror or exc}") from None
+            except BaseException:
+                os.close(write_fd)
+                raise
             if len(options) + len(spec.argv) > _BWRAP_MAX_ARGS - 8:
                 os.close(write_fd)
                 raise SandboxFailed(
@@ -633,7 +637,8 @@ def _run_bwrap(spec: SandboxSpec, timeout: float | None, prefix: tuple[str, ...]
     finally:
         os.close(read_fd)
         if stage is not None:
-            os.rmdir(stage)
+            # Empty: the tmpfs on it lived only in the stager's mount namespace.
+            shutil.rmtree(stage, ignore_errors=True)
     if proc_result.timed_out or proc_result.output_cut or status.get("exit-code") is not None:
         return proc_result
     stderr = proc_result.stderr.decode(errors="replace").strip()
