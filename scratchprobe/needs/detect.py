@@ -55,7 +55,7 @@ def _requested(kind: NeedKind, ctx: Context) -> RuntimeNeed | None:
     elif kind is NeedKind.USERS:
         files, problems = users.user_files(ctx)
     elif kind is NeedKind.NAME_SERVICE:
-        files, problems = (nameservice.nsswitch_file(),), ()
+        files, problems = nameservice.lookup_files(ctx)[0], ()
     elif kind is NeedKind.CA_CERTIFICATES:
         bundle = ctx.ca_bundle()
         files = (certs.bundle_file(certs.GO_DEFAULT, bundle, "requested"),) if bundle else ()

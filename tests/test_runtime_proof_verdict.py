@@ -1,0 +1,225 @@
+"""Proofs for the classes real-world binaries showed (issue 11), in test_runtime_proof's way:
+plan the image, write the root, run the program's real job inside it under bubblewrap,
+remove the files of the detected need, and see the same job fail.
+
+The subjects are built here from testbins/src/verdict/ (small programs, not tuned to any
+real program's name) with the host's compilers; a missing compiler skips with the reason.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from scratchprobe.elf.reader import read_elf
+from scratchprobe.inspect import BinaryReport, Inspection, InspectOptions
+from scratchprobe.needs.context import NeedsOptions
+from scratchprobe.needs.model import ContainerRuntime, NeedKind, RuntimeNeed
+from scratchprobe.root import Root
+from scratchprobe.rootfs import Destination, OutputKind, inspect_for_image, write_rootfs
+from scratchprobe.verify import provide_runtime_files
+from tests.conftest import REPO
+from tests.sandbox_probe import SandboxOptions, run_in_root
+from tests.tls_fixture import https_server
+
+SOURCES = REPO / "testbins" / "src" / "verdict"
+
+
+def _build(argv: list[str], what: str, cwd: Path | None = None) -> None:
+    if shutil.which(argv[0]) is None:
+        pytest.skip(f"{argv[0]} is not installed (needed to build {what})")
+    proc = subprocess.run(
+        argv, cwd=cwd, capture_output=True, text=True, check=False, timeout=600,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd or "/tmp"), "GOFLAGS": "-mod=mod",
+             "GOCACHE": "/tmp/scratchprobe-test-gocache", "GOTOOLCHAIN": "local",
+             "GOPATH": "/tmp/scratchprobe-test-gopath", "CGO_ENABLED": "1"},
+    )  # fmt: skip
+    if proc.returncode != 0:
+        pytest.skip(f"cannot build {what}: {proc.stderr[-300:]}")
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("verdict-bins")
+
+
+@pytest.fixture(scope="session")
+def go_external(built: Path) -> Path:
+    """The Go program linked by gcc's linker as a PIE: .gopclntab lands in .data.rel.ro."""
+    out = built / "go-ext"
+    if not out.exists():
+        _build(
+            ["go", "build", "-trimpath", "-buildmode=pie", "-ldflags=-linkmode=external",
+             "-o", str(out), "."],
+            "an externally linked Go program",
+            cwd=SOURCES / "go-ext",
+        )  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="module")
+def tls_port_and_ca() -> Iterator[tuple[int, Path]]:
+    with https_server() as (port, ca_pem):
+        yield port, Path(ca_pem)
+
+
+@dataclass(frozen=True)
+class Proof:
+    binary: Path
+    argv: tuple[str, ...]
+    kind: NeedKind
+    expect: str
+    prefix: bool = False
+    tls: bool = False
+    needs: NeedsOptions = field(default_factory=NeedsOptions)
+    with_kinds: frozenset[NeedKind] = frozenset()
+    without_kinds: frozenset[NeedKind] = frozenset()
+    add_hosts: tuple[tuple[str, str], ...] = ()
+
+
+def _plan(proof: Proof) -> Inspection:
+    options = InspectOptions(
+        needs=proof.needs, with_kinds=proof.with_kinds, without_kinds=proof.without_kinds
+    )
+    inspection = inspect_for_image((str(proof.binary),), options)
+    assert not inspection.problems, inspection.problems
+    return inspection
+
+
+def _needs(report: BinaryReport, kind: NeedKind) -> list[RuntimeNeed]:
+    found = [n for n, keep in zip(report.needs, report.included, strict=True) if n.kind is kind]
+    assert found, f"{report.path}: no {kind.value} need in the plan: {report.needs}"
+    return found
+
+
+def _write(inspection: Inspection, tmp_path: Path, proof: Proof) -> Path:
+    result = write_rootfs(
+        inspection.plan,
+        Root(inspection.root),
+        Destination(str(tmp_path / "rootfs"), OutputKind.DIRECTORY),
+    )
+    tree = Path(result.destination.path)
+    provide_runtime_files(str(tree), proof.add_hosts, runtime=proof.needs.runtime)
+    return tree
+
+
+def _run(tree: Path, inspection: Inspection, proof: Proof, port: int) -> tuple[int, str, str]:
+    argv = [inspection.binaries[0].path, *(a.replace("{port}", str(port)) for a in proof.argv)]
+    # The image's own environment (ENV lines: TZ, LANG, ...) and nothing else.
+    env = dict(inspection.env)
+    proc = run_in_root(tree, argv, env=env, options=SandboxOptions(share_net=proof.tls))
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def _ok(proof: Proof, code: int, stdout: str) -> bool:
+    if code != 0:
+        return False
+    return stdout.startswith(proof.expect) if proof.prefix else stdout == proof.expect
+
+
+def _remove(tree: Path, paths: list[str]) -> None:
+    for path in paths:
+        target = tree / path.lstrip("/")
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.is_symlink() or target.exists():
+            target.unlink()
+
+
+def prove(
+    proof: Proof,
+    tmp_path: Path,
+    tls: tuple[int, Path] | None = None,
+    removed: list[str] | None = None,
+) -> list[RuntimeNeed]:
+    """The need is detected and planned, the job works with its files and fails without."""
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed")
+    inspection = _plan(proof)
+    found = _needs(inspection.binaries[0], proof.kind)
+    tree = _write(inspection, tmp_path, proof)
+    port = 0
+    if tls is not None:
+        port, ca = tls
+        # The builder's bundle stands for one that trusts the test CA: same path, its content.
+        bundles = [f for n in found for f in n.files if f.type == "file"]
+        assert bundles
+        for bundle in bundles:
+            shutil.copyfile(ca, tree / bundle.path.lstrip("/"))
+    code, stdout, stderr = _run(tree, inspection, proof, port)
+    assert _ok(proof, code, stdout), (code, stdout, stderr)
+    gone = removed if removed is not None else sorted({f.path for n in found for f in n.files})
+    assert gone, "nothing to remove: the detection would not be tested"
+    _remove(tree, gone)
+    code, stdout, stderr = _run(tree, inspection, proof, port)
+    assert not _ok(proof, code, stdout), f"still works without {gone}: {stdout!r}"
+    return found
+
+
+# ------------------------------------------------------------ 5. externally linked Go
+
+
+def test_external_go_has_no_pclntab_section_yet_lists_its_needs(go_external: Path) -> None:
+    elf = read_elf(str(go_external))
+    # The premise: the external linker left no .gopclntab section.
+    assert ".gopclntab" not in elf.section_names
+    assert ".data.rel.ro" in elf.section_names
+    inspection = inspect_for_image((str(go_external),), InspectOptions())
+    (report,) = inspection.binaries
+    needs = {n.kind: n for n in report.needs}
+    ca = needs[NeedKind.CA_CERTIFICATES]
+    assert [f.path for f in ca.files] == ["/etc/ssl/certs/ca-certificates.crt"]
+    assert any("crypto/x509.loadSystemRoots" in e for e in ca.evidence)
+    zone = needs[NeedKind.ZONEINFO]
+    assert any("time.LoadLocation" in e for e in zone.evidence)
+    assert [f.path for f in zone.files] == ["/usr/share/zoneinfo"]
+    tmp = needs[NeedKind.TMP]
+    assert any("os.CreateTemp" in e for e in tmp.evidence)
+
+
+@pytest.mark.sandbox
+def test_external_go_ca_bundle_is_proven(
+    go_external: Path, tmp_path: Path, tls_port_and_ca: tuple[int, Path]
+) -> None:
+    proof = Proof(go_external, ("get", "https://127.0.0.1:{port}/"), NeedKind.CA_CERTIFICATES,
+                  "status 200", prefix=True, tls=True)  # fmt: skip
+    prove(proof, tmp_path, tls=tls_port_and_ca)
+
+
+@pytest.mark.sandbox
+def test_external_go_zoneinfo_is_proven(go_external: Path, tmp_path: Path) -> None:
+    proof = Proof(go_external, ("zone", "Europe/Paris"), NeedKind.ZONEINFO,
+                  "2024-01-02T04:04:05 +0100 CET\n")  # fmt: skip
+    prove(proof, tmp_path)
+
+
+@pytest.mark.sandbox
+def test_external_go_tmp_is_proven(go_external: Path, tmp_path: Path) -> None:
+    prove(Proof(go_external, ("temp",), NeedKind.TMP, "ok\n"), tmp_path)
+
+
+# ------------------------------------------------------------ 7. runtimes that provide nothing
+
+
+@pytest.mark.sandbox
+def test_bare_runtime_gets_hosts_with_localhost(tmp_path: Path) -> None:
+    from tests.conftest import TESTBINS
+
+    binary = TESTBINS / "runtime" / "c-getaddrinfo"
+    if not binary.exists():
+        pytest.skip(f"{binary} is not built")
+    bare = NeedsOptions(runtime=ContainerRuntime.BARE)
+    proof = Proof(binary, ("localhost",), NeedKind.NAME_SERVICE, "127.0.0.1\n", needs=bare)
+    (need,) = [n for n in prove(proof, tmp_path, removed=["/etc/hosts"]) if n.files]
+    assert need.runtime_provided == ()
+    assert "/etc/hosts" in [f.path for f in need.files]
+    # The default runtime leaves /etc/hosts to the runtime: nothing in the plan.
+    docker = _plan(Proof(binary, ("localhost",), NeedKind.NAME_SERVICE, ""))
+    paths = [f.path for f in docker.plan.files]
+    assert "/etc/hosts" not in paths
+    assert "/etc/nsswitch.conf" in paths
