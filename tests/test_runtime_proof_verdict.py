@@ -8,6 +8,7 @@ real program's name) with the host's compilers; a missing compiler skips with th
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from scratchprobe.needs.context import NeedsOptions
 from scratchprobe.needs.model import ContainerRuntime, NeedKind, RuntimeNeed
 from scratchprobe.root import Root
 from scratchprobe.rootfs import Destination, OutputKind, inspect_for_image, write_rootfs
+from scratchprobe.toolchain import Toolchain, detect_toolchain
 from scratchprobe.verify import provide_runtime_files
 from tests.conftest import REPO
 from tests.sandbox_probe import SandboxOptions, run_in_root
@@ -223,3 +225,27 @@ def test_bare_runtime_gets_hosts_with_localhost(tmp_path: Path) -> None:
     paths = [f.path for f in docker.plan.files]
     assert "/etc/hosts" not in paths
     assert "/etc/nsswitch.conf" in paths
+
+
+# ------------------------------------------------------------ 6. Rust from distribution builds
+
+
+@pytest.mark.parametrize(("package", "program"), [("ripgrep", "rg"), ("fd-find", "fdfind")])
+def test_distribution_rust_is_recognised_with_its_version(package: str, program: str) -> None:
+    """Debian builds the standard library itself and remaps it to /usr/src/rustc-VERSION;
+    the oracle is the package's own Built-Using field (the rustc it was built with)."""
+    path = Path("/usr/bin") / program
+    if not path.exists() or shutil.which("dpkg-query") is None:
+        pytest.skip(f"{package} is not installed (apt-get install {package})")
+    built_using = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Built-Using}", package],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    match = re.search(r"\brustc \(= (\d+\.\d+\.\d+)", built_using)
+    assert match, built_using
+    facts = detect_toolchain(read_elf(str(path)))
+    assert facts.kind is Toolchain.RUST
+    assert facts.rust is not None
+    assert facts.rust.rustc_commits == ()
+    assert facts.rust.rustc_source_versions[0] == match.group(1)
+    assert facts.description == f"Rust {match.group(1)} (distribution build)"
