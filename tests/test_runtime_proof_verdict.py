@@ -249,3 +249,61 @@ def test_distribution_rust_is_recognised_with_its_version(package: str, program:
     assert facts.rust.rustc_commits == ()
     assert facts.rust.rustc_source_versions[0] == match.group(1)
     assert facts.description == f"Rust {match.group(1)} (distribution build)"
+
+
+# ------------------------------------------------------------ 2. locales
+
+
+def _gcc(built: Path, name: str, *flags: str) -> Path:
+    out = built / name
+    if not out.exists():
+        source = SOURCES / f"{name}.c"
+        _build(["gcc", "-O2", "-o", str(out), str(source), *flags], name)
+    return out
+
+
+@pytest.fixture(scope="session")
+def c_locale(built: Path) -> Path:
+    return _gcc(built, "c-locale")
+
+
+@pytest.mark.sandbox
+def test_setlocale_gets_the_utf8_locale_and_lang(c_locale: Path, tmp_path: Path) -> None:
+    proof = Proof(c_locale, (), NeedKind.LOCALE, "UTF-8 11\n")
+    (need,) = prove(proof, tmp_path)
+    assert need.env == (("LANG", "C.UTF-8"),)
+    assert [f.path for f in need.files] == ["/usr/lib/locale/C.utf8"]
+    assert "calls setlocale" in need.evidence
+
+
+def test_locale_option_and_where_glibc_finds_it(c_locale: Path, tmp_path: Path) -> None:
+    """A crafted root: the compiled directory (codeset normalised) wins, then the archive,
+    else a problem that says what to install."""
+    root = tmp_path / "root"
+    for library in ("/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"):
+        if not Path(library).exists():
+            pytest.skip(f"{library} is not on this machine")
+        target = root / library.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(library, target)
+    locales = root / "usr/lib/locale"
+    (locales / "de_DE.utf8").mkdir(parents=True)
+    (locales / "de_DE.utf8" / "LC_CTYPE").write_bytes(b"ctype")
+    (locales / "locale-archive").write_bytes(b"archive")
+
+    def need(name: str) -> RuntimeNeed:
+        options = InspectOptions(root=str(root), needs=NeedsOptions(locale=name))
+        (report,) = inspect_for_image((str(c_locale),), options).binaries
+        (found,) = [n for n in report.needs if n.kind is NeedKind.LOCALE]
+        return found
+
+    german = need("de_DE.UTF-8")
+    assert [f.path for f in german.files] == ["/usr/lib/locale/de_DE.utf8"]
+    assert german.env == (("LANG", "de_DE.UTF-8"),)
+    french = need("fr_FR.UTF-8")
+    assert [f.path for f in french.files] == ["/usr/lib/locale/locale-archive"]
+    (locales / "locale-archive").unlink()
+    missing = need("fr_FR.UTF-8")
+    assert missing.files == ()
+    assert missing.env == ()
+    assert "the root has no locale fr_FR.UTF-8" in missing.problems[0]
