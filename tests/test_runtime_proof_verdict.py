@@ -307,3 +307,56 @@ def test_locale_option_and_where_glibc_finds_it(c_locale: Path, tmp_path: Path) 
     assert missing.files == ()
     assert missing.env == ()
     assert "the root has no locale fr_FR.UTF-8" in missing.problems[0]
+
+
+# ------------------------------------------------------------ 3. charsets named at run time
+
+
+@pytest.fixture(scope="session")
+def c_iconv_runtime(built: Path) -> Path:
+    return _gcc(built, "c-iconv-runtime")
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize(
+    ("charset", "text", "expect"),
+    [
+        ("ISO-8859-15", "\u20ac", "ISO-8859-15: a4\n"),
+        ("SJIS", "\u65e5\u672c", "SJIS: 93 fa 96 7b\n"),
+        # EUC-JP.so needs libJIS.so from beside it (RUNPATH $ORIGIN).
+        ("EUC-JP", "\u65e5\u672c", "EUC-JP: c6 fc cb dc\n"),
+    ],
+)
+def test_run_time_charset_gets_the_common_modules(
+    c_iconv_runtime: Path, tmp_path: Path, charset: str, text: str, expect: str
+) -> None:
+    proof = Proof(c_iconv_runtime, (charset, text), NeedKind.GCONV, expect)
+    inspection = _plan(proof)
+    (report,) = inspection.binaries
+    planned = [n for n, keep in zip(report.needs, report.included, strict=True) if keep]
+    (need,) = [n for n in planned if n.kind is NeedKind.GCONV]
+    # The common set, not the whole directory.
+    assert all(f.type == "file" for f in need.files)
+    assert any(f.path.endswith("/gconv-modules.cache") for f in need.files)
+    prove(proof, tmp_path)
+
+
+@pytest.mark.sandbox
+def test_rarer_run_time_charset_needs_strict(c_iconv_runtime: Path, tmp_path: Path) -> None:
+    """EBCDIC is outside the common set: the default image refuses it, --strict has it."""
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed")
+    argv = ("IBM037", "hello")
+    default = Proof(c_iconv_runtime, argv, NeedKind.GCONV, "IBM037: 88 85 93 93 96\n")
+    inspection = _plan(default)
+    (tmp_path / "default").mkdir()
+    tree = _write(inspection, tmp_path / "default", default)
+    code, stdout, _stderr = _run(tree, inspection, default, 0)
+    assert not _ok(default, code, stdout)
+    strict = Proof(c_iconv_runtime, argv, NeedKind.GCONV, "IBM037: 88 85 93 93 96\n",
+                   with_kinds=frozenset({NeedKind.GCONV}))  # fmt: skip
+    inspection = _plan(strict)
+    (tmp_path / "strict").mkdir()
+    tree = _write(inspection, tmp_path / "strict", strict)
+    code, stdout, stderr = _run(tree, inspection, strict, 0)
+    assert _ok(strict, code, stdout), (code, stdout, stderr)
