@@ -8,6 +8,7 @@ real program's name) with the host's compilers; a missing compiler skips with th
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -33,13 +34,22 @@ SOURCES = REPO / "testbins" / "src" / "verdict"
 
 
 def _build(argv: list[str], what: str, cwd: Path | None = None) -> None:
-    if shutil.which(argv[0]) is None:
+    tool = shutil.which(argv[0])
+    if tool is None:
         pytest.skip(f"{argv[0]} is not installed (needed to build {what})")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        # Go: no module downloads, no toolchain switch, a cache of its own.
+        "GOFLAGS": "-mod=mod",
+        "GOTOOLCHAIN": "local",
+        "GOCACHE": "/tmp/scratchprobe-test-gocache",
+        "GOPATH": "/tmp/scratchprobe-test-gopath",
+        "CGO_ENABLED": "1",
+    }
     proc = subprocess.run(
-        argv, cwd=cwd, capture_output=True, text=True, check=False, timeout=600,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd or "/tmp"), "GOFLAGS": "-mod=mod",
-             "GOCACHE": "/tmp/scratchprobe-test-gocache", "GOTOOLCHAIN": "local",
-             "GOPATH": "/tmp/scratchprobe-test-gopath", "CGO_ENABLED": "1"},
+        [tool, *argv[1:]], cwd=cwd, capture_output=True, text=True, check=False, timeout=600,
+        env=env,
     )  # fmt: skip
     if proc.returncode != 0:
         pytest.skip(f"cannot build {what}: {proc.stderr[-300:]}")
@@ -360,3 +370,53 @@ def test_rarer_run_time_charset_needs_strict(c_iconv_runtime: Path, tmp_path: Pa
     tree = _write(inspection, tmp_path / "strict", strict)
     code, stdout, stderr = _run(tree, inspection, strict, 0)
     assert _ok(strict, code, stdout), (code, stdout, stderr)
+
+
+# ------------------------------------------------------------ 4. CA stores found by path search
+
+
+@pytest.fixture(scope="session")
+def rust_ca_probe(built: Path) -> Path:
+    """openssl-probe from Debian's source package, its path remapped so the file names no
+    crate: only the probe's directory and file-name literals are left as evidence."""
+    out = built / "rust-ca-probe"
+    if out.exists():
+        return out
+    sources = sorted(Path("/usr/share/cargo/registry").glob("openssl-probe-*/src/lib.rs"))
+    if not sources:
+        pytest.skip("librust-openssl-probe-dev is not installed")
+    crate = sources[-1].parent.parent
+    _build(
+        ["rustc", "--edition", "2015", "--crate-type", "rlib", "--crate-name", "openssl_probe",
+         "-O", f"--remap-path-prefix={crate}=openssl-probe", str(crate / "src/lib.rs"),
+         "--out-dir", str(built)],
+        "openssl-probe",
+    )  # fmt: skip
+    _build(
+        ["rustc", "--edition", "2021", "-O", "-C", "strip=symbols", "-L", str(built),
+         "--extern", f"openssl_probe={built / 'libopenssl_probe.rlib'}",
+         str(SOURCES / "rust-ca-probe/main.rs"), "-o", str(out)],
+        "rust-ca-probe",
+    )  # fmt: skip
+    return out
+
+
+@pytest.mark.sandbox
+def test_ca_path_search_gets_the_bundle_where_it_looks(
+    rust_ca_probe: Path, tmp_path: Path, tls_port_and_ca: tuple[int, Path]
+) -> None:
+    facts = detect_toolchain(read_elf(str(rust_ca_probe)))
+    assert facts.rust is not None
+    # The premise: no crate metadata names openssl-probe.
+    assert not [c for c in facts.rust.crates + facts.rust.path_crates if "probe" in c.name]
+    proof = Proof(rust_ca_probe, (), NeedKind.CA_CERTIFICATES, "roots=1\n")
+    (need,) = prove(proof, tmp_path, tls=tls_port_and_ca)
+    assert [f.path for f in need.files] == ["/etc/ssl/certs/ca-certificates.crt"]
+    assert any("/usr/lib/ssl" in e for e in need.evidence)
+
+
+def test_a_few_bundle_paths_are_not_a_path_search() -> None:
+    """A program naming OpenSSL's directory and one bundle (curl) is not a probe."""
+    inspection = inspect_for_image(("/usr/bin/curl",), InspectOptions())
+    for need in inspection.binaries[0].needs:
+        assert "conventional directories" not in need.summary
