@@ -420,3 +420,56 @@ def test_a_few_bundle_paths_are_not_a_path_search() -> None:
     inspection = inspect_for_image(("/usr/bin/curl",), InspectOptions())
     for need in inspection.binaries[0].needs:
         assert "conventional directories" not in need.summary
+
+
+# ------------------------------------------------------------ 1. data beside the program
+
+
+@pytest.fixture(scope="session")
+def relocatable(built: Path) -> Path:
+    """c-relocatable installed in a prefix of its own, with its data where it looks."""
+    binary = _gcc(built, "c-relocatable")
+    prefix = built / "opt" / "relocdemo"
+    if not prefix.exists():
+        (prefix / "bin").mkdir(parents=True)
+        shutil.copy(binary, prefix / "bin" / "relocdemo")
+        (prefix / "share" / "relocdemo-1.0").mkdir(parents=True)
+        (prefix / "share" / "relocdemo-1.0" / "greeting.txt").write_text("hello from share\n")
+        (prefix / "lib" / "tables").mkdir(parents=True)
+        (prefix / "lib" / "tables" / "words.txt").write_text("hello from lib\n")
+        # A directory nothing names: it must stay out of the image.
+        (prefix / "share" / "unrelated").mkdir()
+        (prefix / "share" / "unrelated" / "x").write_text("x\n")
+    return prefix / "bin" / "relocdemo"
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize(
+    ("mode", "expect", "planned"),
+    [
+        ("share", "hello from share\n", "share/relocdemo-1.0"),
+        ("tables", "hello from lib\n", "lib/tables"),
+    ],
+)
+def test_data_beside_the_program_is_proven(
+    relocatable: Path, tmp_path: Path, mode: str, expect: str, planned: str
+) -> None:
+    prefix = relocatable.parent.parent
+    proof = Proof(relocatable, (mode,), NeedKind.DATA_DIRECTORY, expect)
+    found = prove(proof, tmp_path, removed=[str(prefix / planned)])
+    paths = [f.path for n in found for f in n.files]
+    assert str(prefix / planned) in paths
+    assert str(prefix / "share" / "unrelated") not in paths
+    (need,) = [n for n in found if n.files and n.files[0].path == str(prefix / planned)]
+    assert need.evidence[0] == 'string "/proc/self/exe" in the program'
+    assert "verify --trace" in need.summary
+
+
+def test_a_system_program_with_proc_self_exe_gets_no_shared_tree() -> None:
+    """busybox reads /proc/self/exe and names lib/firmware and lib/<multiarch>: shared
+    directories of every system, not its own data."""
+    busybox = Path("/usr/bin/busybox")
+    if not busybox.exists():
+        pytest.skip("busybox is not installed")
+    inspection = inspect_for_image((str(busybox),), InspectOptions())
+    assert not [n for n in inspection.binaries[0].needs if n.kind is NeedKind.DATA_DIRECTORY]

@@ -56,7 +56,10 @@ PROBE_SENTINELS = ("/etc/pki/tls", "/etc/openssl")
 """Two of the probe directories, searched with every program's strings (they share the
 "/etc/" pass of the bundle paths); only a program holding one is searched for the rest."""
 
-PROGRAM_STRINGS = (*CA_BUNDLE_PATHS, "/tmp/", "TMPDIR", *PROBE_SENTINELS)
+SELF_EXE = "/proc/self/exe"
+"""The link to the running program (proc(5)): a program that reads it locates its own data."""
+
+PROGRAM_STRINGS = (*CA_BUNDLE_PATHS, "/tmp/", "TMPDIR", *PROBE_SENTINELS, SELF_EXE)
 """Literals the detectors read in any program's own data (each costs a pass over it)."""
 
 STATIC_STRINGS = (
