@@ -12,6 +12,8 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -473,3 +475,49 @@ def test_a_system_program_with_proc_self_exe_gets_no_shared_tree() -> None:
         pytest.skip("busybox is not installed")
     inspection = inspect_for_image((str(busybox),), InspectOptions())
     assert not [n for n in inspection.binaries[0].needs if n.kind is NeedKind.DATA_DIRECTORY]
+
+
+@pytest.fixture(scope="session")
+def cmake_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """CMake from its PyPI wheel: a relocatable build whose share/cmake-X.Y sits beside
+    bin/ and is found from /proc/self/exe (CMAKE_ROOT). Downloaded once per session."""
+    directory = tmp_path_factory.mktemp("cmake-wheel")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+         "--disable-pip-version-check", "-q", "cmake", "-d", str(directory)],
+        capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+    wheels = sorted(directory.glob("cmake-*.whl"))
+    if proc.returncode != 0 or not wheels:
+        pytest.skip(f"cannot download the cmake wheel from PyPI: {proc.stderr[-200:]}")
+    with zipfile.ZipFile(wheels[0]) as archive:
+        archive.extractall(directory / "x")
+    binary = directory / "x" / "cmake" / "data" / "bin" / "cmake"
+    if not binary.exists():
+        pytest.skip("the cmake wheel has no cmake/data/bin/cmake")
+    binary.chmod(0o755)
+    return binary
+
+
+@pytest.mark.sandbox
+def test_cmake_wheel_finds_its_modules_beside_bin(cmake_wheel: Path, tmp_path: Path) -> None:
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed")
+    share = sorted((cmake_wheel.parent.parent / "share").glob("cmake-*"))
+    assert share, "the wheel has no share/cmake-X.Y"
+    proof = Proof(cmake_wheel, ("-P", "/job.cmake"), NeedKind.DATA_DIRECTORY, "")
+    inspection = _plan(proof)
+    found = _needs(inspection.binaries[0], NeedKind.DATA_DIRECTORY)
+    assert [f.path for n in found for f in n.files] == [str(share[0])]
+    tree = _write(inspection, tmp_path, proof)
+    # A real job: a script that includes one of CMake's own modules.
+    (tree / "job.cmake").write_text(
+        "include(CMakePrintHelpers)\ncmake_print_variables(CMAKE_MAJOR_VERSION)\n"
+    )
+    code, stdout, stderr = _run(tree, inspection, proof, 0)
+    assert code == 0, (stdout, stderr)
+    assert "CMAKE_MAJOR_VERSION=" in stdout + stderr
+    _remove(tree, [str(share[0])])
+    code, stdout, stderr = _run(tree, inspection, proof, 0)
+    assert code != 0
+    assert "CMAKE_MAJOR_VERSION=" not in stdout + stderr
