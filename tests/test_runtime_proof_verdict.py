@@ -521,3 +521,15 @@ def test_cmake_wheel_finds_its_modules_beside_bin(cmake_wheel: Path, tmp_path: P
     code, stdout, stderr = _run(tree, inspection, proof, 0)
     assert code != 0
     assert "CMAKE_MAJOR_VERSION=" not in stdout + stderr
+
+
+# ------------------------------------------------------------ precision: zoneinfo
+
+
+def test_time_crate_alone_is_not_zone_evidence() -> None:
+    """The `time` crate asks libc for the local offset (localtime_r, seen by the C rule);
+    chrono reads TZ files itself (fd-find opens /usr/share/zoneinfo/$TZ under strace)."""
+    from scratchprobe.needs.rust import RustView
+
+    assert RustView(None, frozenset({"time", "serde"})).zone_crates == frozenset()
+    assert RustView(None, frozenset({"time", "chrono"})).zone_crates == frozenset({"chrono"})
