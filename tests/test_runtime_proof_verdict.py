@@ -533,3 +533,29 @@ def test_time_crate_alone_is_not_zone_evidence() -> None:
 
     assert RustView(None, frozenset({"time", "serde"})).zone_crates == frozenset()
     assert RustView(None, frozenset({"time", "chrono"})).zone_crates == frozenset({"chrono"})
+
+
+@pytest.fixture(scope="session")
+def go_root_layout(built: Path) -> Path:
+    """go-root built with -trimpath, installed as ROOT/bin/go-root in a Go root layout."""
+    root = built / "goroot"
+    binary = root / "bin" / "go-root"
+    if not binary.exists():
+        (root / "bin").mkdir(parents=True, exist_ok=True)
+        _build(["go", "build", "-trimpath", "-o", str(binary), "."], "go-root",
+               cwd=SOURCES / "go-root")  # fmt: skip
+        (root / "pkg" / "tool" / "linux_amd64").mkdir(parents=True)
+        (root / "pkg" / "tool" / "linux_amd64" / "compile").write_text("")
+        (root / "src" / "runtime").mkdir(parents=True)
+        (root / "src" / "runtime" / "extern.go").write_text("package runtime\n")
+        (root / "VERSION").write_text("go1.19.8")
+    return binary
+
+
+@pytest.mark.sandbox
+def test_trimpath_go_finds_its_root_beside_bin(go_root_layout: Path, tmp_path: Path) -> None:
+    root = go_root_layout.parent.parent
+    proof = Proof(go_root_layout, (), NeedKind.DATA_DIRECTORY, "root go1.19.8\n")
+    (need,) = prove(proof, tmp_path)
+    assert [f.path for f in need.files] == [str(root / p) for p in ("src", "pkg", "VERSION")]
+    assert "build setting -trimpath=true (no Go root baked in)" in need.evidence

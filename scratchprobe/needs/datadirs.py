@@ -190,7 +190,9 @@ class _Literals:
         return found[:64]
 
 
-def _exe_relative(subject: Subject, ctx: Context, claimed: set[str]) -> list[RuntimeNeed]:
+def _exe_relative(
+    subject: Subject, ctx: Context, claimed: set[str], note: bool = True
+) -> list[RuntimeNeed]:
     located = _self_location(subject)
     if located is None:
         return []
@@ -257,7 +259,7 @@ def _exe_relative(subject: Subject, ctx: Context, claimed: set[str]) -> list[Run
                     needs.append(_relative_need(subject, directory, located, (reason,)))
     except (OSError, ValueError):
         return needs
-    if not needs and prefix not in _SYSTEM_PREFIXES and here not in _SYSTEM_PREFIXES:
+    if note and not needs and prefix not in _SYSTEM_PREFIXES and here not in _SYSTEM_PREFIXES:
         needs.append(
             RuntimeNeed(
                 kind=NeedKind.DATA_DIRECTORY,
@@ -302,7 +304,61 @@ def _relative_need(
     )
 
 
+# A Go root (go/build isGOROOT and cmd/go's findGOROOT: a directory holding pkg/tool), with
+# what a toolchain reads from it: the standard library's sources, the tools, lib/ (time's
+# zoneinfo.zip), the VERSION and go.env files (Go 1.21+).
+_GO_ROOT_MARK = "pkg/tool"
+_GO_ROOT_PARTS = ("src", "pkg", "lib", "misc", "VERSION", "go.env")
+
+
+def _go_root(subject: Subject, ctx: Context, claimed: set[str]) -> list[RuntimeNeed]:
+    """A Go program built with -trimpath has no root baked in (runtime.GOROOT is empty
+    without $GOROOT, Go 1.21 runtime/extern.go); a toolchain then finds its root from its
+    own path: the directory above bin/ when it holds pkg/tool."""
+    go = go_view(subject)
+    facts = subject.toolchain.go if subject.toolchain is not None else None
+    if go is None or facts is None or facts.buildinfo is None or not go.has(EXECUTABLE):
+        return []
+    if facts.buildinfo.setting("-trimpath") != "true":
+        return []
+    here = posixpath.dirname(subject.path)
+    root = posixpath.dirname(here)
+    if posixpath.basename(here) != "bin" or root in _SYSTEM_PREFIXES:
+        return []
+    if not ctx.is_dir(posixpath.join(root, _GO_ROOT_MARK)):
+        return []
+    files = []
+    for part in _GO_ROOT_PARTS:
+        path = posixpath.join(root, part)
+        if path in claimed or not ctx.exists(path):
+            continue
+        kind = "directory" if ctx.is_dir(path) else "file"
+        files.append(NeededFile(path, kind, source=path, note="the Go root beside bin/"))
+    if not files:
+        return []
+    return [
+        RuntimeNeed(
+            kind=NeedKind.DATA_DIRECTORY,
+            confidence=Confidence.LIKELY,
+            summary=(
+                f"a Go toolchain layout: built with -trimpath, it finds its Go root from its "
+                f"own path ({root}, which holds {_GO_ROOT_MARK}); the root's parts go into "
+                "the image at the same place (what else it opens: `scratchprobe verify "
+                "--trace`)"
+            ),
+            evidence=(
+                *go.evidence("locates itself", EXECUTABLE),
+                "build setting -trimpath=true (no Go root baked in)",
+                f"{root}/{_GO_ROOT_MARK} exists beside bin/",
+            ),
+            files=tuple(files),
+        )
+    ]
+
+
 def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
     found = _python(subject, ctx) + _own_data(subject, ctx)
     claimed = {f.path for n in found for f in n.files}
-    return found + _exe_relative(subject, ctx, claimed)
+    go_root = _go_root(subject, ctx, claimed)
+    claimed |= {f.path for n in go_root for f in n.files}
+    return found + go_root + _exe_relative(subject, ctx, claimed, note=not go_root)
