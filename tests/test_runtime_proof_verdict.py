@@ -62,17 +62,30 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("verdict-bins")
 
 
-@pytest.fixture(scope="session")
-def go_external(built: Path) -> Path:
-    """The Go program linked by gcc's linker as a PIE: .gopclntab lands in .data.rel.ro."""
-    out = built / "go-ext"
+_LINKS = {
+    # gcc's linker, PIE: .gopclntab merged into .data.rel.ro.
+    "bfd-pie": ["-buildmode=pie", "-ldflags=-linkmode=external"],
+    # lld, static-pie: the docker CLI's way (Go 1.24, static, lld-linked).
+    "lld-static-pie": [
+        "-buildmode=pie",
+        "-ldflags=-linkmode=external -extldflags '-fuse-ld=lld -static-pie'",
+    ],
+}
+
+
+@pytest.fixture(scope="session", params=sorted(_LINKS))
+def go_external(built: Path, request: pytest.FixtureRequest) -> Path:
+    """The Go program linked by an external linker: no .gopclntab section is left."""
+    link = str(request.param)
+    if link.startswith("lld") and shutil.which("ld.lld") is None:
+        pytest.skip("lld is not installed")
+    out = built / f"go-ext-{link}"
     if not out.exists():
         _build(
-            ["go", "build", "-trimpath", "-buildmode=pie", "-ldflags=-linkmode=external",
-             "-o", str(out), "."],
-            "an externally linked Go program",
+            ["go", "build", "-trimpath", *_LINKS[link], "-o", str(out), "."],
+            f"a Go program linked externally ({link})",
             cwd=SOURCES / "go-ext",
-        )  # fmt: skip
+        )
     return out
 
 
