@@ -572,3 +572,24 @@ def test_trimpath_go_finds_its_root_beside_bin(go_root_layout: Path, tmp_path: P
     (need,) = prove(proof, tmp_path)
     assert [f.path for f in need.files] == [str(root / p) for p in ("src", "pkg", "VERSION")]
     assert "build setting -trimpath=true (no Go root baked in)" in need.evidence
+
+
+@pytest.mark.sandbox
+def test_verify_honours_the_bare_runtime() -> None:
+    """`verify --runtime bare` mounts no /etc/hosts: only the image's own one resolves."""
+    from scratchprobe.verify import VerifyOptions, verify
+    from tests.conftest import TESTBINS
+
+    binary = TESTBINS / "runtime" / "c-getaddrinfo"
+    if not binary.exists() or shutil.which("bwrap") is None:
+        pytest.skip("needs testbins/built/runtime/c-getaddrinfo and bubblewrap")
+
+    def run(without: frozenset[NeedKind]) -> int | None:
+        plan = InspectOptions(
+            needs=NeedsOptions(runtime=ContainerRuntime.BARE), without_kinds=without
+        )
+        result = verify(str(binary), VerifyOptions(args=("localhost",), plan=plan))
+        return result.image_run.exit_status
+
+    assert run(frozenset()) == 0
+    assert run(frozenset({NeedKind.NAME_SERVICE})) != 0
