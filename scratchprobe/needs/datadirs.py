@@ -118,6 +118,7 @@ _SHARED_DIRS = frozenset({
 _VERSIONED = re.compile(r"-\d+(\.\d+)*$")
 _MAX_ENTRIES = 400
 _MAX_HITS = 2000
+_REST = re.compile(rb"[A-Za-z0-9_.+/-]{1,200}")
 
 
 def _self_location(subject: Subject) -> str | None:
@@ -178,12 +179,8 @@ class _Literals:
             while at >= 0 and hits < _MAX_HITS:
                 hits += 1
                 if self._starts_relative(at, start):
-                    rest = bytearray()
-                    p = at + len(needle)
-                    while p < end and len(rest) < 200 and self.view[p] in _PATH_CHARS:
-                        rest.append(self.view[p])
-                        p += 1
-                    text = rest.decode("ascii").strip("/")
+                    match = _REST.match(self.view, at + len(needle), end)
+                    text = match.group(0).decode("ascii").strip("/") if match else ""
                     if text and ".." not in text.split("/") and text not in found:
                         found.append(text)
                 at = self.view.find(needle, at + 1, end)
@@ -205,6 +202,8 @@ def _exe_relative(
         system_dirs = set(ctx.resolver.system_dirs(None, subject.elf.arch)[0])
     go = go_view(subject) is not None
     stem = posixpath.basename(subject.path)
+    # Installed in a system prefix (/usr/bin/cmake): its neighbours are everybody's.
+    system = prefix in _SYSTEM_PREFIXES or here in _SYSTEM_PREFIXES
     # Where the layout keeps data: lib/, share/, libexec/ beside bin/ (the prefix), and the
     # program's own directory (assets, or lib/ next to a top-level executable).
     places: list[tuple[str, str]] = []
@@ -227,27 +226,30 @@ def _exe_relative(
                 named: list[tuple[str, str]] = []
                 for name in sorted(ctx.root.listdir(parent))[:_MAX_ENTRIES]:
                     directory = posixpath.join(parent, name)
+                    # In a system prefix a directory is the program's own only when its name
+                    # says so: a version (cmake-3.25) or the program's name (perf-core).
+                    owned = _VERSIONED.search(name) is not None or name.startswith(stem)
                     if (
                         name in _SHARED_DIRS
+                        or (system and not owned)
                         or directory in claimed
                         or directory in system_dirs
                         or directory == here
                         or not ctx.is_dir(directory)
                     ):
                         continue
-                    # In a system prefix a directory is the program's own only when its name
-                    # says so: a version (cmake-3.25) or the program's name (perf-core).
-                    owned = _VERSIONED.search(name) is not None or name.startswith(stem)
-                    if base in _SYSTEM_PREFIXES and not owned:
-                        continue
                     # Go's strings are not NUL-terminated and its package paths look like
                     # relative ones ("mime/multipart"): only whole "share/NAME" names count.
-                    reason = _why(literals, ctx, tree, name, directory, landmarks=not go)
+                    # A system prefix's programs name their own directory whole (share/cmake-
+                    # 3.25): landmarks are for the layouts of relocatable distributions.
+                    reason = _why(
+                        literals, ctx, tree, name, directory, landmarks=not go and not system
+                    )
                     if reason is not None:
                         named.append((directory, reason))
                 if not named:
                     continue
-                if len(named) >= 2 and tree and base not in _SYSTEM_PREFIXES:
+                if len(named) >= 2 and tree and not system:
                     # Several entries of one tree beside the program: the tree is the
                     # layout's data root (Zig's lib/), taken whole.
                     claimed.add(parent)
@@ -259,7 +261,7 @@ def _exe_relative(
                     needs.append(_relative_need(subject, directory, located, (reason,)))
     except (OSError, ValueError):
         return needs
-    if note and not needs and prefix not in _SYSTEM_PREFIXES and here not in _SYSTEM_PREFIXES:
+    if note and not needs and not system:
         needs.append(
             RuntimeNeed(
                 kind=NeedKind.DATA_DIRECTORY,

@@ -62,8 +62,11 @@ def locale_dirs(name: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys((normal, name)))
 
 
+_LOCALEDIRS: dict[str, str] = {}
+
+
 def _compiled_localedir(subject: Subject, ctx: Context) -> str:
-    """LOCALEDIR, compiled into libc as the archive's directory."""
+    """LOCALEDIR, compiled into libc as the archive's directory (read once per libc)."""
     libc: str | None = subject.elf.path if not subject.dynamic else None
     if subject.closure is not None:
         for obj in subject.closure.libraries:
@@ -71,6 +74,12 @@ def _compiled_localedir(subject: Subject, ctx: Context) -> str:
                 libc = ctx.root.host_path(obj.real_path)
     if libc is None:
         return DEFAULT_LOCALEDIR
+    if libc not in _LOCALEDIRS:
+        _LOCALEDIRS[libc] = _read_localedir(libc)
+    return _LOCALEDIRS[libc]
+
+
+def _read_localedir(libc: str) -> str:
     try:
         with (
             open(libc, "rb") as handle,

@@ -377,18 +377,25 @@ def _module_files(
     return files
 
 
-def _module_helpers(ctx: Context, module: str) -> list[str]:
-    """DT_NEEDED entries of a gconv module that sit in the gconv directory itself."""
-    try:
-        elf = read_elf(ctx.root.resolve(module).host_path)
-    except (OSError, ELFError):
-        return []
-    directory = posixpath.dirname(module)
-    return [
-        posixpath.join(directory, name)
-        for name in elf.needed
-        if "/" not in name and ctx.exists(posixpath.join(directory, name))
-    ]
+_HELPERS: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+def _module_helpers(ctx: Context, module: str) -> tuple[str, ...]:
+    """DT_NEEDED entries of a gconv module that sit in the gconv directory itself (read
+    once per run: every iconv program of a batch asks for the same modules)."""
+    key = (ctx.root.directory, module)
+    if key not in _HELPERS:
+        try:
+            needed = read_elf(ctx.root.resolve(module).host_path).needed
+        except (OSError, ELFError):
+            needed = ()
+        directory = posixpath.dirname(module)
+        _HELPERS[key] = tuple(
+            posixpath.join(directory, name)
+            for name in needed
+            if "/" not in name and ctx.exists(posixpath.join(directory, name))
+        )
+    return _HELPERS[key]
 
 
 def _static_gconv_files(subject: Subject, ctx: Context) -> list[NeededFile]:
