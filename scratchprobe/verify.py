@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 from scratchprobe.errors import InputError, UsageError
 from scratchprobe.inspect import InspectOptions
+from scratchprobe.needs.model import ContainerRuntime
+from scratchprobe.needs.nameservice import HOSTS
 from scratchprobe.plan import FileKind, FileType, ImageFile, Plan
 from scratchprobe.root import Root
 from scratchprobe.rootfs import (
@@ -71,18 +73,33 @@ class VerifyOptions:
     read-only except /tmp."""
 
 
-RUNTIME_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+RUNTIME_HOSTS = HOSTS
 
 
-def provide_runtime_files(rootfs: str, add_hosts: tuple[tuple[str, str], ...]) -> None:
-    """Write what every container runtime mounts into a container: /etc/hosts (localhost
-    plus --add-host lines) and /etc/resolv.conf (the host's, as Docker and Podman copy it).
-    The plan lists these as runtime-provided and never copies them from the builder."""
+def provide_runtime_files(
+    rootfs: str,
+    add_hosts: tuple[tuple[str, str], ...],
+    runtime: ContainerRuntime = ContainerRuntime.DOCKER,
+) -> None:
+    """Write what the chosen runtime mounts into a container. Docker, Podman and Kubernetes:
+    /etc/hosts (localhost plus --add-host lines) and /etc/resolv.conf (the host's, as Docker
+    and Podman copy it); the plan lists these as runtime-provided and never copies them.
+    A bare runtime mounts nothing: the image's own files are what the program gets, and
+    --add-host lines (verify's way to name a test host) are appended to its /etc/hosts."""
     etc = os.path.join(rootfs, "etc")
     if os.path.islink(etc):
         return
+    extra = "".join(f"{address}\t{name}\n" for name, address in add_hosts)
+    if runtime is ContainerRuntime.BARE:
+        if extra:
+            os.makedirs(etc, mode=0o755, exist_ok=True)
+            hosts = os.path.join(etc, "hosts")
+            if not os.path.islink(hosts):
+                with open(hosts, "a", encoding="utf-8") as handle:
+                    handle.write(extra)
+        return
     os.makedirs(etc, mode=0o755, exist_ok=True)
-    hosts = RUNTIME_HOSTS + "".join(f"{address}\t{name}\n" for name, address in add_hosts)
+    hosts = RUNTIME_HOSTS + extra
     for name, content in (("hosts", hosts), ("resolv.conf", _host_resolv_conf())):
         path = os.path.join(etc, name)
         if not os.path.lexists(path):
@@ -192,7 +209,9 @@ def verify(binary: str, options: VerifyOptions) -> Verification:
         rootfs = write_rootfs(
             plan, root, Destination(os.path.join(work, "rootfs"), OutputKind.DIRECTORY)
         )
-        provide_runtime_files(rootfs.destination.path, options.add_hosts)
+        provide_runtime_files(
+            rootfs.destination.path, options.add_hosts, plan_options.needs.runtime
+        )
         image_spec = SandboxSpec(
             argv=argv,
             root=rootfs.destination.path,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from scratchprobe.needs.model import NeedKind
+from scratchprobe.needs.model import ContainerRuntime, NeedKind
 
 if TYPE_CHECKING:
     from scratchprobe.inspect import InspectOptions
@@ -42,6 +42,16 @@ def library_path_option(func: F) -> F:
 
 
 _NEED_KINDS = [kind.value for kind in NeedKind]
+
+
+_LOCALE_NAME = re.compile(r"^[A-Za-z0-9_]{1,32}([.][A-Za-z0-9_-]{1,32})?(@[A-Za-z0-9_]{1,32})?$")
+
+
+def _check_locale(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A locale name goes into ENV lines and names a directory: only locale names pass."""
+    if value is not None and not _LOCALE_NAME.match(value):
+        raise click.BadParameter(f"{value!r} is not a locale name like C.UTF-8 or de_DE.UTF-8")
+    return value
 
 
 _USER_SPEC = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?$")
@@ -100,6 +110,23 @@ def needs_options(func: F) -> F:
             is_flag=True,
             help="Write minimal /etc/passwd and /etc/group instead of copying the builder's.",
         ),
+        click.option(
+            "--locale",
+            "locale",
+            metavar="NAME",
+            callback=_check_locale,
+            help="The locale a program calling setlocale gets (LANG, LC_ALL); default C.UTF-8.",
+        ),
+        click.option(
+            "--runtime",
+            "runtime",
+            type=click.Choice([r.value for r in ContainerRuntime]),
+            default=ContainerRuntime.DOCKER.value,
+            show_default=True,
+            help="What runs the image: docker (also podman, kubernetes) mounts /etc/hosts and "
+            "/etc/resolv.conf; bare (runc bundle, nspawn, chroot) mounts nothing, so the image "
+            "gets an /etc/hosts with localhost.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -116,6 +143,8 @@ def inspect_options(
     zones: tuple[str, ...] = (),
     user: str | None = None,
     generate_etc: bool = False,
+    locale: str | None = None,
+    runtime: str = ContainerRuntime.DOCKER.value,
 ) -> InspectOptions:
     """The core's options from the command line's (shared by inspect, check, rootfs, verify)."""
     from scratchprobe.inspect import InspectOptions
@@ -128,7 +157,13 @@ def inspect_options(
         strict=strict,
         with_kinds=frozenset(NeedKind(k) for k in with_kinds),
         without_kinds=frozenset(NeedKind(k) for k in without_kinds),
-        needs=NeedsOptions(tz=zones, user=user, generate_etc=generate_etc),
+        needs=NeedsOptions(
+            tz=zones,
+            user=user,
+            generate_etc=generate_etc,
+            locale=locale,
+            runtime=ContainerRuntime(runtime),
+        ),
     )
 
 
@@ -141,6 +176,8 @@ def forwarded_args(
     zones: tuple[str, ...] = (),
     user: str | None = None,
     generate_etc: bool = False,
+    locale: str | None = None,
+    runtime: str = ContainerRuntime.DOCKER.value,
 ) -> tuple[str, ...]:
     """The planning options again as command-line words, for a `scratchprobe rootfs` run in
     a Dockerfile stage that must plan exactly what this run planned."""
@@ -157,4 +194,7 @@ def forwarded_args(
         args += ["--tz", zone]
     args += ["--user", user] if user else []
     args += ["--generate-etc"] if generate_etc else []
+    args += ["--locale", locale] if locale else []
+    # Only a non-default runtime is written, so today's stages stay byte-identical.
+    args += ["--runtime", runtime] if runtime != ContainerRuntime.DOCKER.value else []
     return tuple(args)

@@ -6,6 +6,10 @@
   to /etc/ssl/certs/ca-certificates.crt); OPENSSLDIR is read from the root's libcrypto.
 - GnuTLS, libcurl and others: their compiled-in bundle path, found as a known string.
 - Rust openssl-probe / rustls-native-certs: their probe lists start with the Debian bundle.
+  Without crate metadata, the probe is recognised by its directory and file-name literals
+  (openssl-probe src/lib.rs): it keeps the directories that exist, in its order, and takes
+  the first of its file names that exists in one of them, so any (directory, file name)
+  pair of the lists is found in a scratch image; the Debian bundle's pair is preferred.
 - Embedded roots (webpki-roots, NSS's libnssckbi): no file.
 runtime-deps.md §6.1, §7, §8, §10.
 """
@@ -14,8 +18,16 @@ from __future__ import annotations
 
 import posixpath
 
+from scratchprobe.elf.strings import literals_in
 from scratchprobe.needs.context import Context
-from scratchprobe.needs.evidence import CA_BUNDLE_PATHS, Subject
+from scratchprobe.needs.evidence import (
+    CA_BUNDLE_PATHS,
+    PROBE_DIRS,
+    PROBE_FILES,
+    PROBE_SENTINELS,
+    STRING_SECTIONS,
+    Subject,
+)
 from scratchprobe.needs.golang import SYSTEM_ROOTS, go_view
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
 from scratchprobe.needs.rust import rust_view
@@ -90,6 +102,8 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
                 note="openssl-probe: /etc/ssl + certs/ca-certificates.crt",
             )
         )
+    else:
+        needs += _path_probe(subject, bundle)
 
     openssl = subject.library("libcrypto.so")
     carrier = openssl if openssl is not None else subject.binary
@@ -152,3 +166,39 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
                     )
                 )
     return needs
+
+
+_MIN_PROBE_DIRS = 5
+"""Distinct probe directories a program must name: a static OpenSSL alone names two or three
+(its OPENSSLDIR, /etc/ssl inside a bundle path), openssl-probe names thirteen or more."""
+_MIN_PROBE_FILES = 2
+
+
+def _path_probe(subject: Subject, bundle: str | None) -> list[RuntimeNeed]:
+    """A program that searches OpenSSL's conventional directories itself."""
+    if not any(s in subject.binary.strings for s in PROBE_SENTINELS):
+        return []
+    literals = tuple(x.encode() for x in PROBE_DIRS + PROBE_FILES)
+    strings = {x.decode() for x in literals_in(subject.elf, STRING_SECTIONS, literals)}
+    dirs = [d for d in PROBE_DIRS if d in strings]
+    found = [f for f in PROBE_FILES if f in strings]
+    # "ca-bundle.pem" is found inside "tls-ca-bundle.pem": only the names seen on their own.
+    names = [f for f in found if not any(f != g and f in g for g in found)]
+    if len(dirs) < _MIN_PROBE_DIRS or len(names) < _MIN_PROBE_FILES:
+        return []
+    pairs = [posixpath.join(d, f) for d in dirs for f in names]
+    path = GO_DEFAULT if GO_DEFAULT in pairs else pairs[0]
+    return [
+        ca_need(
+            path,
+            bundle,
+            f"searches {len(dirs)} of OpenSSL's conventional directories for a CA bundle "
+            f"itself (openssl-probe's list): the image gets the bundle at {path}, a pair "
+            "of its directory and file-name lists, which the search finds",
+            (
+                "probe directories in the program: " + ", ".join(dirs),
+                "probe file names in the program: " + ", ".join(names),
+            ),
+            note="found by the program's own path search",
+        )
+    ]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from scratchprobe.elf.reader import ElfFile
 from scratchprobe.loader.closure import Closure, Resolver
 from scratchprobe.needs.evidence import CA_BUNDLE_PATHS
+from scratchprobe.needs.model import ContainerRuntime
 from scratchprobe.root import Root
 
 
@@ -19,6 +20,10 @@ class NeedsOptions:
     """--user NAME|UID[:GID]: the image runs as this user; its entry must exist."""
     generate_etc: bool = False
     """--generate-etc: write minimal passwd/group instead of copying the builder's."""
+    locale: str | None = None
+    """--locale NAME: the locale the image selects (LANG, LC_ALL); None: C.UTF-8."""
+    runtime: ContainerRuntime = ContainerRuntime.DOCKER
+    """--runtime: what runs the image; `bare` mounts no /etc/hosts, so the image gets one."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,16 @@ override by kind).
 
 from __future__ import annotations
 
-from scratchprobe.needs import certs, datadirs, modules, nameservice, tmp, users, zoneinfo
+from scratchprobe.needs import (
+    certs,
+    datadirs,
+    locale,
+    modules,
+    nameservice,
+    tmp,
+    users,
+    zoneinfo,
+)
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import Subject
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
@@ -20,6 +29,7 @@ DETECTORS = (
     tmp.detect,
     modules.detect,
     datadirs.detect,
+    locale.detect,
 )
 
 
@@ -52,10 +62,16 @@ def _requested(kind: NeedKind, ctx: Context) -> RuntimeNeed | None:
         files, env, problems = zoneinfo.zone_files(ctx)
         return RuntimeNeed(kind, Confidence.CERTAIN, "zone files, as requested", evidence,
                            files, env=env, problems=problems)  # fmt: skip
+    elif kind is NeedKind.LOCALE:
+        name = ctx.options.locale or locale.DEFAULT_LOCALE
+        files, problems = locale.locale_files(ctx, locale.DEFAULT_LOCALEDIR, name)
+        return RuntimeNeed(kind, Confidence.CERTAIN, f"the locale {name}, as requested",
+                           evidence, files, env=(("LANG", name),) if files else (),
+                           problems=problems)  # fmt: skip
     elif kind is NeedKind.USERS:
         files, problems = users.user_files(ctx)
     elif kind is NeedKind.NAME_SERVICE:
-        files, problems = (nameservice.nsswitch_file(),), ()
+        files, problems = nameservice.lookup_files(ctx)[0], ()
     elif kind is NeedKind.CA_CERTIFICATES:
         bundle = ctx.ca_bundle()
         files = (certs.bundle_file(certs.GO_DEFAULT, bundle, "requested"),) if bundle else ()

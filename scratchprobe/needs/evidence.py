@@ -36,7 +36,30 @@ CA_BUNDLE_PATHS = (
 """Go's crypto/x509 root_linux.go certFiles, in its order; most other consumers use one of
 these as a compiled-in path too."""
 
-PROGRAM_STRINGS = (*CA_BUNDLE_PATHS, "/tmp/", "TMPDIR")
+PROBE_DIRS = (
+    "/var/ssl", "/usr/share/ssl", "/usr/local/ssl", "/usr/local/openssl",
+    "/usr/local/etc/openssl", "/usr/local/share", "/usr/lib/ssl", "/usr/ssl", "/etc/openssl",
+    "/etc/pki/ca-trust/extracted/pem", "/etc/pki/tls", "/etc/ssl", "/etc/certs", "/opt/etc/ssl",
+    "/data/data/com.termux/files/usr/etc/tls", "/boot/system/data/ssl",
+)  # fmt: skip
+"""The directories the Rust crate openssl-probe (src/lib.rs `cert_dirs_iter`, 0.1.2 to 0.1.6)
+probes in this order, keeping those that exist; other programs copy the list."""
+PROBE_FILES = (
+    "cert.pem", "certs.pem", "ca-bundle.pem", "cacert.pem", "ca-certificates.crt",
+    "certs/ca-certificates.crt", "certs/ca-root-nss.crt", "certs/ca-bundle.crt",
+    "CARootCertificates.pem", "tls-ca-bundle.pem",
+)  # fmt: skip
+"""The file names it tries in each existing directory, in order (`probe`); the first that
+exists becomes SSL_CERT_FILE."""
+
+PROBE_SENTINELS = ("/etc/pki/tls", "/etc/openssl")
+"""Two of the probe directories, searched with every program's strings (they share the
+"/etc/" pass of the bundle paths); only a program holding one is searched for the rest."""
+
+SELF_EXE = "/proc/self/exe"
+"""The link to the running program (proc(5)): a program that reads it locates its own data."""
+
+PROGRAM_STRINGS = (*CA_BUNDLE_PATHS, "/tmp/", "TMPDIR", *PROBE_SENTINELS, SELF_EXE)
 """Literals the detectors read in any program's own data (each costs a pass over it)."""
 
 STATIC_STRINGS = (
@@ -65,7 +88,7 @@ _LIBC_FAMILY = re.compile(
     r"^(libc|libm|libpthread|libdl|librt|libutil|libanl|libresolv|ld-linux.*|ld64|ld)\.so"
 )
 _OPENSSL_DIRS = re.compile(rb'(OPENSSLDIR|MODULESDIR|ENGINESDIR): "([^"\x00]{1,200})"')
-_STRING_SECTIONS = (".rodata", ".rodata1", ".data.rel.ro", ".data", ".go.buildinfo")
+STRING_SECTIONS = (".rodata", ".rodata1", ".data.rel.ro", ".data", ".go.buildinfo")
 
 
 @dataclass(frozen=True)
@@ -187,7 +210,7 @@ _OPENSSL_SONAMES = ("libcrypto.so", "libssl.so")
 def _scan(
     elf: ElfFile, literals: tuple[str, ...], openssl_dirs: bool
 ) -> tuple[frozenset[str], tuple[tuple[str, str], ...]]:
-    ranges = section_ranges(elf, _STRING_SECTIONS)
+    ranges = section_ranges(elf, STRING_SECTIONS)
     found: set[str] = set()
     dirs: list[tuple[str, str]] = []
     if elf.size == 0:

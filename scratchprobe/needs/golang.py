@@ -30,6 +30,8 @@ NET_LOOKUP = (
 NET_CGO = ("net._C2func_getaddrinfo", "net._Cfunc_getaddrinfo", "net.cgoLookupHost")
 TEMP = ("os.TempDir", "os.CreateTemp", "os.MkdirTemp", "io/ioutil.TempFile", "io/ioutil.TempDir")
 MIME = ("mime.initMimeUnix", "mime.loadMimeFile")
+EXECUTABLE = ("os.Executable",)
+"""os.Executable reads /proc/self/exe (os/executable_procfs.go): the program locates itself."""
 
 ALL_MARKERS = (
     SYSTEM_ROOTS
@@ -42,6 +44,7 @@ ALL_MARKERS = (
     + NET_CGO
     + TEMP
     + MIME
+    + EXECUTABLE
 )
 
 

@@ -23,6 +23,16 @@ class NeedKind(Enum):
     MIME = "mime"
     PYTHON = "python-stdlib"
     DATA_DIRECTORY = "data-directory"
+    LOCALE = "locale"
+
+
+class ContainerRuntime(Enum):
+    """What will run the image, which decides the files it mounts itself (--runtime)."""
+
+    DOCKER = "docker"
+    """Docker, Podman, Kubernetes (CRI): they bind-mount /etc/hosts and /etc/resolv.conf."""
+    BARE = "bare"
+    """A plain runc bundle, systemd-nspawn without --resolv-conf, a chroot: nothing mounted."""
 
 
 class Confidence(Enum):

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 import mmap
+import os
 import posixpath
 import re
 import struct
 
 from scratchprobe.elf.classify import Libc
-from scratchprobe.elf.reader import ElfFile, format_version
+from scratchprobe.elf.reader import ElfFile, format_version, read_elf
+from scratchprobe.errors import ELFError
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import Subject
 from scratchprobe.needs.golang import MIME, go_view
@@ -221,6 +223,20 @@ def _charsets_in(elf: ElfFile, names: list[str]) -> list[str]:
     return [name for name in names if name.encode() in strings]
 
 
+# The legacy encodings of the WHATWG Encoding Standard (https://encoding.spec.whatwg.org/,
+# "Names and labels"): what browsers decode, so what text from users and the web is in.
+# A program that takes its charset names at run time gets glibc's modules for these by
+# default, spelled as glibc's gconv-modules names them (aliases are resolved from the root).
+COMMON_CHARSETS = (
+    "ISO-8859-1", "ISO-8859-2", "ISO-8859-3", "ISO-8859-4", "ISO-8859-5", "ISO-8859-6",
+    "ISO-8859-7", "ISO-8859-8", "ISO-8859-10", "ISO-8859-13", "ISO-8859-14", "ISO-8859-15",
+    "ISO-8859-16", "IBM866", "KOI8-R", "KOI8-U", "MACINTOSH", "MAC-CYRILLIC", "CP874",
+    "WINDOWS-1250", "WINDOWS-1251", "WINDOWS-1252", "WINDOWS-1253", "WINDOWS-1254",
+    "WINDOWS-1255", "WINDOWS-1256", "WINDOWS-1257", "WINDOWS-1258", "GBK", "GB18030",
+    "BIG5", "EUC-JP", "ISO-2022-JP", "SHIFT_JIS", "EUC-KR",
+)  # fmt: skip
+
+
 def _gconv(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
     if subject.libc is not Libc.GLIBC:
         return []
@@ -252,21 +268,13 @@ def _gconv(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
     candidates = sorted(n for n in set(aliases) | set(modules) if len(n) >= 5)
     named = _charsets_in(subject.elf, candidates) if candidates else []
     wanted = sorted({aliases.get(n, n) for n in named} - _BUILTIN_CHARSETS)
-    files: list[NeededFile] = []
     if not subject.dynamic and not wanted:
         # Every static glibc carries the gconv strings (stdio's wide-character code links
         # them); without a non-builtin charset name in the program there is no evidence.
         return []
+    static_files = _static_gconv_files(subject, ctx)
     if wanted and all(c in modules for c in wanted):
-        cache = posixpath.join(gconv, "gconv-modules.cache")
-        # With the cache glibc reads neither text file; without it, all of them.
-        config_files = [cache] if ctx.exists(cache) else configs
-        files += [NeededFile(c, "file", source=c, note="gconv configuration") for c in config_files]
-        for charset in wanted:
-            module = posixpath.join(gconv, modules[charset] + ".so")
-            if ctx.exists(module):
-                files.append(NeededFile(module, "file", source=module, note=f"{charset} module"))
-        confidence = Confidence.LIKELY
+        files = _module_files(ctx, gconv, configs, modules, wanted)
         evidence.append("charset names in the program: " + ", ".join(sorted(set(named))))
         summary = (
             "converts character sets with iconv; "
@@ -274,38 +282,140 @@ def _gconv(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
             + (" is" if len(wanted) == 1 else " are")
             + " not built into glibc and load gconv modules"
         )
-    else:
-        files.append(NeededFile(gconv, "directory", source=gconv))
-        confidence = Confidence.POSSIBLE
-        summary = (
-            "converts character sets with iconv: only UTF-8, ASCII and the Unicode forms are "
-            "built into glibc, every other charset loads a gconv module (add the directory "
-            "with --with gconv)"
+        if static_files:
+            summary += _STATIC_SUMMARY
+        return [
+            RuntimeNeed(
+                kind=NeedKind.GCONV,
+                confidence=Confidence.LIKELY,
+                summary=summary,
+                evidence=tuple(evidence),
+                files=(*files, *static_files),
+            )
+        ]
+    # The names come at run time (arguments, input, configuration): no charset outside
+    # glibc's built-in Unicode forms is named in the data. What a user expects is that the
+    # usual charsets convert: the common set is planned, the whole directory is offered.
+    common = sorted(
+        {aliases.get(n, n) for n in COMMON_CHARSETS if aliases.get(n, n) in modules}
+        - _BUILTIN_CHARSETS
+    )
+    needs = []
+    if common and subject.dynamic:
+        files = _module_files(ctx, gconv, configs, modules, common)
+        size = sum(_size(ctx, f.path) for f in files)
+        needs.append(
+            RuntimeNeed(
+                kind=NeedKind.GCONV,
+                confidence=Confidence.LIKELY,
+                summary=(
+                    "converts character sets with iconv, named at run time (no charset "
+                    "beyond glibc's built-in Unicode forms is named in the program): the "
+                    f"image gets the modules of the common charsets ({len(common)} "
+                    f"charsets, {size // 1024} KiB: the WHATWG Encoding Standard's legacy "
+                    "encodings) and the module cache; --strict adds the whole gconv "
+                    "directory for every other charset, --without gconv leaves both out"
+                ),
+                evidence=(*evidence, "no non-builtin charset name in the program"),
+                files=tuple(files),
+            )
         )
-    if not subject.dynamic:
-        # A static program loads modules through a shared libc of the same version, which
-        # it finds (with the loader) in the default directories (verified: the loader at its
-        # PT_INTERP path alone is not enough).
-        summary += "; a static program also needs the same glibc's shared libc and loader"
-        interp = "ld-linux-x86-64.so.2"
-        from scratchprobe.loader.platform import platform_facts
-
-        default_interp = platform_facts(subject.elf.arch).glibc_interpreter
-        if default_interp:
-            interp = posixpath.basename(default_interp)
-        for name in ("libc.so.6", interp):
-            located = ctx.locate_library(name, subject.elf, None)
-            if located is not None:
-                files.append(_library_file(located.path, located.real_path, "for gconv modules"))
-    return [
+    summary = (
+        "converts character sets with iconv: only UTF-8, ASCII and the Unicode forms are "
+        "built into glibc, every other charset loads a gconv module (add the directory "
+        "with --with gconv)"
+    )
+    if static_files:
+        summary += _STATIC_SUMMARY
+    needs.append(
         RuntimeNeed(
             kind=NeedKind.GCONV,
-            confidence=confidence,
+            confidence=Confidence.POSSIBLE,
             summary=summary,
             evidence=tuple(evidence),
-            files=tuple(files),
+            files=(NeededFile(gconv, "directory", source=gconv), *static_files),
         )
-    ]
+    )
+    return needs
+
+
+_STATIC_SUMMARY = "; a static program also needs the same glibc's shared libc and loader"
+
+
+def _size(ctx: Context, path: str) -> int:
+    try:
+        return os.stat(ctx.root.resolve(path).host_path).st_size
+    except OSError:
+        return 0
+
+
+def _module_files(
+    ctx: Context,
+    gconv: str,
+    configs: list[str],
+    modules: dict[str, str],
+    charsets: list[str],
+) -> list[NeededFile]:
+    """The configuration glibc reads and the module of each charset, with the helper
+    libraries a module needs from beside it (EUC-JP.so: libJIS.so through RUNPATH $ORIGIN)."""
+    cache = posixpath.join(gconv, "gconv-modules.cache")
+    # With the cache glibc reads neither text file; without it, all of them.
+    config_files = [cache] if ctx.exists(cache) else configs
+    files = [NeededFile(c, "file", source=c, note="gconv configuration") for c in config_files]
+    seen: set[str] = set(config_files)
+    for charset in charsets:
+        module = posixpath.join(gconv, modules[charset] + ".so")
+        if module in seen or not ctx.exists(module):
+            continue
+        seen.add(module)
+        files.append(NeededFile(module, "file", source=module, note=f"{charset} module"))
+        for helper in _module_helpers(ctx, module):
+            if helper not in seen:
+                seen.add(helper)
+                note = f"needed by {posixpath.basename(module)}"
+                files.append(NeededFile(helper, "file", source=helper, note=note))
+    return files
+
+
+_HELPERS: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+def _module_helpers(ctx: Context, module: str) -> tuple[str, ...]:
+    """DT_NEEDED entries of a gconv module that sit in the gconv directory itself (read
+    once per run: every iconv program of a batch asks for the same modules)."""
+    key = (ctx.root.directory, module)
+    if key not in _HELPERS:
+        try:
+            needed = read_elf(ctx.root.resolve(module).host_path).needed
+        except (OSError, ELFError):
+            needed = ()
+        directory = posixpath.dirname(module)
+        _HELPERS[key] = tuple(
+            posixpath.join(directory, name)
+            for name in needed
+            if "/" not in name and ctx.exists(posixpath.join(directory, name))
+        )
+    return _HELPERS[key]
+
+
+def _static_gconv_files(subject: Subject, ctx: Context) -> list[NeededFile]:
+    """A static program loads modules through a shared libc of the same version, which it
+    finds (with the loader) in the default directories (verified: the loader at its
+    PT_INTERP path alone is not enough)."""
+    if subject.dynamic:
+        return []
+    from scratchprobe.loader.platform import platform_facts
+
+    interp = "ld-linux-x86-64.so.2"
+    default_interp = platform_facts(subject.elf.arch).glibc_interpreter
+    if default_interp:
+        interp = posixpath.basename(default_interp)
+    files = []
+    for name in ("libc.so.6", interp):
+        located = ctx.locate_library(name, subject.elf, None)
+        if located is not None:
+            files.append(_library_file(located.path, located.real_path, "for gconv modules"))
+    return files
 
 
 def _openssl(subject: Subject, ctx: Context) -> list[RuntimeNeed]:

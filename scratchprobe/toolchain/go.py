@@ -608,34 +608,61 @@ def _locate_pclntab(elf: ElfFile, image: _Image) -> PclntabLocation | None:
                 raise ELFError(f"section {name} does not start with a valid Go pcln header")
             return found
     if elf.sections and any(s.name for s in elf.sections):
-        # Section headers are intact and name no pcln table. Go's linker names it whenever it
-        # writes section headers (internal and external linking alike), so there is none.
-        return None
+        # Section headers are intact and name no pcln table. An external linker may have
+        # merged Go's .gopclntab input section into the read-only data it writes (ld.bfd for
+        # -buildmode=pie puts it in .data.rel.ro; lld does for the docker CLI), so the table
+        # is searched for by its header inside those sections only, each bounding the read.
+        return _scan_sections_for_pclntab(elf, image)
     return _scan_for_pclntab(image)
 
 
-def _scan_for_pclntab(image: _Image) -> PclntabLocation | None:
-    """Section headers are gone (sstrip, some packers): search the segments for the magic,
-    read-only ones first (Go puts the table with .rodata, or in RELRO for some PIEs)."""
+_PCLNTAB_HOSTS = (".data.rel.ro", ".rodata", ".data.rel.ro.local")
+"""Output sections an external linker merges Go's read-only runtime tables into."""
+
+
+def _pclntab_magics() -> list[bytes]:
     magics = []
     for version in PclntabVersion:
         for order in ("<", ">"):
             magics.append(struct.pack(order + "I", version.value) + b"\x00\x00")
-    candidates = sorted(image.loads, key=lambda s: bool(s.flags & PF_X))
-    for seg in candidates:
-        start = seg.offset
-        end = min(seg.offset + seg.filesz, image.size)
+    return magics
+
+
+def _scan_sections_for_pclntab(elf: ElfFile, image: _Image) -> PclntabLocation | None:
+    ranges: list[tuple[int, int]] = []
+    for name in _PCLNTAB_HOSTS:
+        where = _section_range(elf, name)
+        if where is not None:
+            ranges.append((where[0], where[0] + where[1]))
+    return _scan_ranges(image, ranges)
+
+
+def _scan_ranges(image: _Image, ranges: list[tuple[int, int]]) -> PclntabLocation | None:
+    """The first valid pcHeader in `ranges` whose name table starts with a name; the table
+    must end inside the range that holds its header (`_pclntab_at` checks the offsets)."""
+    magics = _pclntab_magics()
+    for start, stop in ranges:
+        end = min(stop, image.size)
         for magic in magics:
             position = start
             while True:
                 hit = image.find(magic, position, end)
                 if hit < 0:
                     break
-                found = _pclntab_at(image, hit, end)
-                if found is not None and _plausible_names(image, found):
-                    return found
+                # The linker aligns the table (runtime.pclntab is pointer-aligned).
+                if hit % 4 == 0:
+                    found = _pclntab_at(image, hit, end)
+                    if found is not None and _plausible_names(image, found):
+                        return found
                 position = hit + 1
     return None
+
+
+def _scan_for_pclntab(image: _Image) -> PclntabLocation | None:
+    """Section headers are gone (sstrip, some packers): search the segments for the magic,
+    read-only ones first (Go puts the table with .rodata, or in RELRO for some PIEs)."""
+    candidates = sorted(image.loads, key=lambda s: bool(s.flags & PF_X))
+    return _scan_ranges(image, [(s.offset, s.offset + s.filesz) for s in candidates])
 
 
 def _plausible_names(image: _Image, where: PclntabLocation) -> bool:

@@ -8,9 +8,13 @@ Evidence, strongest first (runtime-deps.md §7.1, §7.2):
 * `.comment`: `rustc version 1.95.0 (59807616e 2026-04-14)` (rustc >= 1.63, rust-lang/rust
   PR #97550). GNU strip keeps it; llvm-strip --strip-all removes it.
 * Panic locations in read-only data: `/rustc/<40-hex commit>/library/...` names the
-  toolchain, and `.../<crate>-<version>/src/...` names a crate that has panic or
-  #[track_caller] sites. They survive every strip, but only crates with such sites show, so
-  this list is a lower-confidence fallback.
+  toolchain of an official build; distributions build the standard library from a source
+  tree of their own and remap it to a versioned path instead: Debian and Ubuntu
+  `/usr/src/rustc-1.63.0/library/...`, Fedora `/builddir/build/BUILD/rustc-1.75.0-src/
+  library/...`, Alpine, Arch and Nix `.../rustc-X.Y.Z-src/library/...` (each package's
+  `--remap-path-prefix` or build directory). `.../<crate>-<version>/src/...` names a crate
+  that has panic or #[track_caller] sites. They survive every strip, but only crates with
+  such sites show, so this list is a lower-confidence fallback.
 
 Rust string literals are not NUL-terminated and are packed back to back, so paths are found
 by searching a literal anchor (`/rustc/`, `/src/`) and reading around it, never by
@@ -40,6 +44,11 @@ _DEP_V0_MAX_JSON = 8 << 20
 
 _RUSTC_COMMENT = re.compile(rb"rustc version (\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?)(?: \(([^)]*)\))?")
 _RUSTC_PATH = re.compile(rb"/rustc/([0-9a-f]{40})/")
+_RUSTC_SOURCE = re.compile(
+    rb"/rustc-(\d+\.\d+\.\d+(?:-beta\.\d+|-nightly)?)(?:-src)?/library/"
+    rb"(?:core|alloc|std|panic_unwind|panic_abort|proc_macro|backtrace|portable-simd)/"
+)
+"""A distribution's standard-library source path: `/rustc-<version>[-src]/library/<crate>/`."""
 _CRATE_DIR = re.compile(
     r"(?P<name>[A-Za-z0-9_][A-Za-z0-9_-]*?)-"
     r"(?P<version>\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?)"
@@ -111,6 +120,9 @@ class RustFacts:
     path_crates: tuple[RustCrate, ...]
     """Crates seen in panic-location paths, sorted by name: the lower-confidence fallback."""
     warnings: tuple[str, ...] = field(default=())
+    rustc_source_versions: tuple[str, ...] = ()
+    """Versions of `/rustc-<version>[-src]/library/` paths (distribution builds of the
+    standard library), most frequent first."""
 
     @property
     def rustc_commit(self) -> str | None:
@@ -212,6 +224,24 @@ def _rustc_commits(view: mmap.mmap | bytes, ranges: list[tuple[int, int]]) -> tu
                 counts[commit] = counts.get(commit, 0) + 1
             position = hit + 7
     return tuple(sorted(counts, key=lambda c: (-counts[c], c)))
+
+
+def _rustc_source_versions(
+    view: mmap.mmap | bytes, ranges: list[tuple[int, int]]
+) -> tuple[str, ...]:
+    counts: dict[str, int] = {}
+    for start, end in ranges:
+        position = start
+        while True:
+            hit = view.find(b"/rustc-", position, end)
+            if hit < 0:
+                break
+            match = _RUSTC_SOURCE.match(view[hit : min(hit + 96, end)])
+            if match is not None:
+                version = match.group(1).decode()
+                counts[version] = counts.get(version, 0) + 1
+            position = hit + 7
+    return tuple(sorted(counts, key=lambda v: (-counts[v], v)))
 
 
 def _path_crates(view: mmap.mmap | bytes, ranges: list[tuple[int, int]]) -> tuple[RustCrate, ...]:
@@ -336,7 +366,8 @@ def _parse_audit_document(document: object) -> tuple[int, tuple[RustCrate, ...]]
 def rust_facts(elf: ElfFile) -> RustFacts | None:
     """Facts of a Rust binary; None when nothing says Rust.
 
-    Rust is recognised by the `.comment` entry, `/rustc/<commit>/` paths, or audit data.
+    Rust is recognised by the `.comment` entry, `/rustc/<commit>/` paths, a distribution's
+    `/rustc-<version>[-src]/library/` paths, or audit data.
     Malformed audit data does not fail the file; it is reported in `warnings`.
     """
     warnings: list[str] = []
@@ -349,7 +380,8 @@ def rust_facts(elf: ElfFile) -> RustFacts | None:
     ranges = _rodata_ranges(elf)
     with _mapped(elf) as view:
         commits = _rustc_commits(view, ranges)
-        if comment is None and not commits and audit is None and not warnings:
+        sources = () if commits else _rustc_source_versions(view, ranges)
+        if comment is None and not commits and not sources and audit is None and not warnings:
             return None
         path_crates = _path_crates(view, ranges)
     return RustFacts(
@@ -360,4 +392,5 @@ def rust_facts(elf: ElfFile) -> RustFacts | None:
         audit_format=audit[0] if audit else None,
         path_crates=path_crates,
         warnings=tuple(warnings),
+        rustc_source_versions=sources,
     )

@@ -1,0 +1,3 @@
+module scratchprobe/testbins/verdict/go-ext
+
+go 1.19

@@ -1,0 +1,3 @@
+module scratchprobe/testbins/verdict/go-root
+
+go 1.19
