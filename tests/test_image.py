@@ -480,3 +480,12 @@ def test_gzip_headers_carry_no_time_or_name(tmp_path: Path) -> None:
         flags, mtime = data[3], struct.unpack("<I", data[4:8])[0]
         assert (flags & 0x08, mtime) == (0, 0)  # FNAME unset, MTIME 0 (RFC 1952)
         assert gzip.decompress(data)
+
+
+def test_dockerfile_output_points_to_the_daemonless_path() -> None:
+    for extra in ((), ("--rootfs-stage",)):
+        printed = run_cli("inspect", "--format", "dockerfile", *extra, HELLO)
+        assert printed.returncode == 0, printed.stderr
+        assert "# Without a builder stage or a daemon, `scratchprobe image BINARY..." in (
+            printed.stdout
+        )
