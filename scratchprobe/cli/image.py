@@ -201,10 +201,11 @@ def command(
     click.echo(f"wrote {result.destination} ({result.format.value})")
     for image in result.images:
         size = sum(layer.size for layer in image.layers)
+        packed = "gzip" if image.layers[0].media_type.endswith("+gzip") else "uncompressed"
         click.echo(
             f"  {image.platform}: manifest {image.manifest.digest}, "
             f"{len(image.layers)} layers ({', '.join(b.role.value for b in image.layers)}), "
-            f"{size} bytes"
+            f"{size} bytes ({packed})"
         )
         if image.sbom is not None:
             click.echo(f"    sbom: {image.sbom.digest}")

@@ -10,7 +10,7 @@ root gives an image manifest; several give an image index with one manifest per 
 `artifactType` application/vnd.cyclonedx+json, the empty config, the SBOM as its one layer
 and `subject` the image manifest it describes (image-spec manifest.md "subject",
 "Guidelines for Artifact Usage"); it is listed in the layout's index.json, where tools that
-look for referrers in a layout find it (`oras discover --oci-layout`).
+look for referrers in a layout find it.
 """
 
 from __future__ import annotations
