@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import shutil
 import tarfile
 from dataclasses import dataclass
@@ -18,9 +19,12 @@ from jsonschema import Draft4Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-from tests.conftest import REPO, CliResult, run_cli
+from tests.conftest import REPO, TESTBINS, CliResult, run_cli
 
 SCHEMAS = REPO / "tests" / "data" / "oci"
+HELLO = str(TESTBINS / "c-glibc-dynamic")
+AARCH64 = TESTBINS / "foreign" / "hello-aarch64"
+AARCH64_ROOT = Path("/usr/aarch64-linux-gnu")
 
 
 def _retrieve(uri: str) -> Resource[Any]:
@@ -108,9 +112,33 @@ def open_archive(archive: Path, into: Path) -> Layout:
 
 
 def image_cli(*args: str, epoch: str = "1700000000") -> CliResult:
-    import os
-
     env = dict(os.environ, SOURCE_DATE_EPOCH=epoch)
     result = run_cli("image", *args, env=env)
     assert "Traceback" not in result.stderr, result.stderr
     return result
+
+
+def two_platform_roots(tmp_path: Path) -> tuple[Path, Path]:
+    """An amd64 and an arm64 builder root, each with a hello program at /app/hello."""
+    import pytest
+
+    if not AARCH64_ROOT.is_dir():
+        pytest.skip("libc6-arm64-cross is not installed")
+    amd64, arm64 = tmp_path / "amd64", tmp_path / "arm64"
+    files = {
+        amd64: {
+            "app/hello": HELLO,
+            "lib64/ld-linux-x86-64.so.2": "/lib64/ld-linux-x86-64.so.2",
+            "lib/x86_64-linux-gnu/libc.so.6": "/lib/x86_64-linux-gnu/libc.so.6",
+        },
+        arm64: {
+            "app/hello": str(AARCH64),
+            "lib/ld-linux-aarch64.so.1": str(AARCH64_ROOT / "lib/ld-linux-aarch64.so.1"),
+            "lib/libc.so.6": str(AARCH64_ROOT / "lib/libc.so.6"),
+        },
+    }
+    for root, entries in files.items():
+        for path, source in entries.items():
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, root / path)
+    return amd64, arm64

@@ -28,13 +28,19 @@ from scratchprobe.packages.apk import parse_installed
 from scratchprobe.packages.dpkg import parse_control
 from scratchprobe.root import Root
 from tests.conftest import TESTBINS, run_cli
-from tests.image_helpers import Layout, image_cli, open_archive, validate
+from tests.image_helpers import (
+    AARCH64,
+    AARCH64_ROOT,
+    HELLO,
+    Layout,
+    image_cli,
+    open_archive,
+    two_platform_roots,
+    validate,
+)
 
-HELLO = str(TESTBINS / "c-glibc-dynamic")
 LOCALTIME = str(TESTBINS / "runtime" / "c-localtime")
-AARCH64 = TESTBINS / "foreign" / "hello-aarch64"
 ARMHF = TESTBINS / "foreign" / "hello-armhf"
-AARCH64_ROOT = Path("/usr/aarch64-linux-gnu")
 ARMHF_ROOT = Path("/usr/arm-linux-gnueabihf")
 
 
@@ -199,7 +205,9 @@ def test_same_inputs_give_the_same_bytes_and_a_change_changes_the_digest(
 
     def archive(name: str, *extra: str, epoch: str = "1700000000") -> tuple[bytes, str]:
         out = tmp_path / f"{name}.tar"
-        result = image_cli("--root", str(root), "/app/hello", "-o", str(out), *extra, epoch=epoch)
+        result = image_cli(
+            "--root", str(root), "/app/hello", "--sbom", "-o", str(out), *extra, epoch=epoch
+        )
         assert result.returncode == 0, result.stderr
         layout = open_archive(out, tmp_path / f"{name}.d")
         return out.read_bytes(), layout.images()[0]["digest"]
@@ -276,30 +284,6 @@ def test_a_mix_of_architectures_is_refused(tmp_path: Path) -> None:
     assert "linux/arm64" in lines[-1]
     assert not out.exists()
     assert not list(tmp_path.iterdir())  # no staging directory left behind
-
-
-def two_platform_roots(tmp_path: Path) -> tuple[Path, Path]:
-    """An amd64 and an arm64 builder root, each with a hello program at /app/hello."""
-    if not AARCH64_ROOT.is_dir():
-        pytest.skip("libc6-arm64-cross is not installed")
-    amd64, arm64 = tmp_path / "amd64", tmp_path / "arm64"
-    files = {
-        amd64: {
-            "app/hello": HELLO,
-            "lib64/ld-linux-x86-64.so.2": "/lib64/ld-linux-x86-64.so.2",
-            "lib/x86_64-linux-gnu/libc.so.6": "/lib/x86_64-linux-gnu/libc.so.6",
-        },
-        arm64: {
-            "app/hello": str(AARCH64),
-            "lib/ld-linux-aarch64.so.1": str(AARCH64_ROOT / "lib/ld-linux-aarch64.so.1"),
-            "lib/libc.so.6": str(AARCH64_ROOT / "lib/libc.so.6"),
-        },
-    }
-    for root, entries in files.items():
-        for path, source in entries.items():
-            (root / path).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(source, root / path)
-    return amd64, arm64
 
 
 def test_two_roots_give_an_image_index(tmp_path: Path) -> None:
@@ -489,3 +473,28 @@ def test_dockerfile_output_points_to_the_daemonless_path() -> None:
         assert "# Without a builder stage or a daemon, `scratchprobe image BINARY..." in (
             printed.stdout
         )
+
+
+def test_a_corrupt_arm_attributes_section_is_one_error_line(tmp_path: Path) -> None:
+    from scratchprobe.elf.reader import read_elf
+
+    if not ARMHF_ROOT.is_dir():
+        pytest.skip("libc6-armhf-cross is not installed")
+    hostile = tmp_path / "hello-armhf"
+    shutil.copy(ARMHF, hostile)
+    section = read_elf(str(hostile)).section(".ARM.attributes")
+    assert section is not None
+    with open(hostile, "r+b") as handle:
+        handle.seek(section.offset + 1)
+        handle.write(struct.pack("<I", 0xFFFF))  # a section length past the end
+    out = tmp_path / "out.tar"
+    result = image_cli("--root", str(ARMHF_ROOT), str(hostile), "-o", str(out))
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"scratchprobe: error: {hostile}: .ARM.attributes: section length out of bounds"
+        )
+    )
+    assert not out.exists()

@@ -35,9 +35,8 @@ from scratchprobe.sandbox import run_sandboxed as sandboxed
 from scratchprobe.verify import provide_runtime_files
 from tests.conftest import TESTBINS
 from tests.helpers_sandbox import extract, needs_bwrap, needs_podman, tree_of
-from tests.image_helpers import Layout, image_cli, open_archive
+from tests.image_helpers import Layout, image_cli, open_archive, two_platform_roots
 from tests.sandbox_probe import run_in_root
-from tests.test_image import two_platform_roots
 from tests.tls_fixture import BODY, https_server
 
 pytestmark = [pytest.mark.sandbox]

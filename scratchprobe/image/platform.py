@@ -193,7 +193,11 @@ def common_platform(binaries: Iterable[tuple[str, ElfFile]]) -> Platform:
     found: dict[tuple[str, str], str] = {}
     variants: list[str] = []
     for label, elf in binaries:
-        platform = platform_of(elf)
+        try:
+            platform = platform_of(elf)
+        except (ELFError, OSError) as exc:
+            # A corrupt attributes section is bad input like any other: one line, exit 2.
+            raise UsageError(f"{label}: {exc}") from None
         found.setdefault((platform.os, platform.architecture), label)
         if platform.variant:
             variants.append(platform.variant)
