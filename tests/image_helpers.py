@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from jsonschema import Draft4Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
@@ -120,8 +121,6 @@ def image_cli(*args: str, epoch: str = "1700000000") -> CliResult:
 
 def two_platform_roots(tmp_path: Path) -> tuple[Path, Path]:
     """An amd64 and an arm64 builder root, each with a hello program at /app/hello."""
-    import pytest
-
     if not AARCH64_ROOT.is_dir():
         pytest.skip("libc6-arm64-cross is not installed")
     amd64, arm64 = tmp_path / "amd64", tmp_path / "arm64"
