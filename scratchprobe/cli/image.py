@@ -106,7 +106,12 @@ def _warn(message: str) -> None:
 )
 @click.option("--workdir", metavar="DIR", help="WORKDIR of the container.")
 @click.option(
-    "--label", "labels", multiple=True, metavar="KEY=VALUE", callback=_pairs, help="Repeatable."
+    "--label",
+    "labels",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=_pairs,
+    help="A config label (org.opencontainers.image.title=...). Repeatable.",
 )
 @click.option(
     "--annotation",
