@@ -79,6 +79,9 @@ def test_every_json_blob_validates_against_the_oci_schemas(tmp_path: Path) -> No
         "/",
     )
     validate(json.loads((layout.path / "oci-layout").read_text()), "image-layout-schema.json")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert layout.path.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
     validate(layout.index, "image-index-schema.json")
     (descriptor,) = layout.images()
     assert descriptor["annotations"] == {"org.opencontainers.image.ref.name": "localtime:1"}

@@ -203,7 +203,12 @@ def staging_directory(destination: str) -> str:
     """A fresh directory beside the destination (same filesystem: publishing is a rename)."""
     _check_parent(destination)
     parent, name = os.path.split(os.path.abspath(destination))
-    return tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=parent)
+    staging = tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=parent)
+    # mkdtemp makes it 0700; published as the layout directory, it gets what mkdir gives.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
+    return staging
 
 
 def publish_archive(staging: str, destination: str, mtime: int) -> None:
