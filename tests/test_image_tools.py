@@ -78,13 +78,14 @@ class Built:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    """curl, a zone conversion and a user lookup in one image, in all three formats."""
+    """curl, a zone conversion and a user lookup in one image, in all three formats, each
+    with its SBOM referrer beside the image (every tool below must pick the image by tag)."""
     if not Path(CURL).exists():
         pytest.skip("curl is not installed")
     work = tmp_path_factory.mktemp("image")
     tag = f"localhost/scratchprobe-image-test:{uuid.uuid4().hex[:12]}"
     args = (CURL, LOCALTIME, GETPWNAM, "--tz", "Europe/Paris", "--user", "scratchprobe",
-            "--generate-etc", "--tag", tag)  # fmt: skip
+            "--generate-etc", "--tag", tag, "--sbom")  # fmt: skip
     outputs = {
         "layout": work / "layout",
         "archive": work / "image.tar",
