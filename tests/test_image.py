@@ -501,3 +501,18 @@ def test_a_corrupt_arm_attributes_section_is_one_error_line(tmp_path: Path) -> N
         )
     )
     assert not out.exists()
+
+
+def test_entrypoint_option_and_differing_binary_paths(tmp_path: Path) -> None:
+    layout = _layout(tmp_path, HELLO, "--entrypoint", '["/bin/x", "-v"]')
+    assert layout.config(layout.manifest())["config"]["Entrypoint"] == ["/bin/x", "-v"]
+    bad = image_cli(HELLO, "--entrypoint", "[not json", "-o", str(tmp_path / "bad.tar"))
+    assert bad.returncode == 2
+    assert "JSON array of strings" in bad.stderr
+    amd64, arm64 = two_platform_roots(tmp_path)
+    (arm64 / "app/hello").rename(arm64 / "app/other")
+    roots = ("--root", str(amd64), "--root", str(arm64))
+    # /app/hello is missing in the arm64 root: an input problem, nothing written.
+    missing = image_cli(*roots, "/app/hello", "-o", str(tmp_path / "m.tar"))
+    assert missing.returncode == 2
+    assert not (tmp_path / "m.tar").exists()

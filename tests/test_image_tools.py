@@ -290,3 +290,22 @@ def test_skopeo_pushes_the_archive_to_a_local_registry(built: Built, registry: s
         f"oci-archive:{built.archive}:{built.tag}", target)  # fmt: skip
     info = json.loads(run("skopeo", "inspect", "--tls-verify=false", target))
     assert info["Digest"] == built.digest
+
+
+@tool("skopeo")
+def test_skopeo_pushes_a_two_platform_index(tmp_path: Path, registry: str) -> None:
+    amd64, arm64 = two_platform_roots(tmp_path)
+    archive = tmp_path / "multi.tar"
+    result = image_cli("--root", str(amd64), "--root", str(arm64), "/app/hello", "--tag",
+                       "hello:multi", "-o", str(archive))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    index_digest = open_archive(archive, tmp_path / "multi.d").images()[0]["digest"]
+    target = f"docker://{registry}/hello:multi"
+    run("skopeo", "copy", "-q", "--all", "--dest-tls-verify=false",
+        f"oci-archive:{archive}:hello:multi", target)  # fmt: skip
+    raw = run_bytes("skopeo", "inspect", "--raw", "--tls-verify=false", target)
+    assert "sha256:" + hashlib.sha256(raw).hexdigest() == index_digest
+    arm = json.loads(run("skopeo", "--override-arch", "arm64", "inspect", "--tls-verify=false",
+                         target))  # fmt: skip
+    assert arm["Architecture"] == "arm64"
+    assert arm["Digest"] != index_digest  # the platform's manifest, picked from the index
