@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "check": "scratchprobe.cli.check",
     "rootfs": "scratchprobe.cli.rootfs",
     "verify": "scratchprobe.cli.verify",
+    "image": "scratchprobe.cli.image",
 }
 
 
