@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from scratchprobe.errors import InputError, UsageError
 from scratchprobe.inspect import InspectOptions
@@ -57,7 +57,8 @@ class VerifyOptions:
     args: tuple[str, ...] = ()
     """Arguments after the binary's own path."""
     env: tuple[tuple[str, str], ...] = ()
-    """The only environment the program gets, in both runs."""
+    """Added to the image's ENV (the plan's TZ, LANG, ...), winning over it: the only
+    environment the program gets, in both runs."""
     compare: bool = False
     timeout: float | None = DEFAULT_TIMEOUT
     network: bool = False
@@ -201,6 +202,10 @@ def verify(binary: str, options: VerifyOptions) -> Verification:
     argv = (report.path, *options.args)
     if emulator is not None:
         argv = (emulator.image_path, *argv)
+    # The image's ENV (TZ, LANG, SSL_CERT_FILE, ... that the plan's needs set) is what a
+    # container runtime gives the program; --env values win, as `docker run -e` does.
+    env = tuple({**dict(inspection.env), **dict(options.env)}.items())
+    options = replace(options, env=env)
     builder_run = None
     comparison = None
     # The rootfs goes away however the run ends: an error, the timeout, ^C (the CLI turns

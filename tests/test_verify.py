@@ -259,10 +259,25 @@ def test_library_outside_default_dirs_through_library_path(make_root: RootBuilde
 
 @needs_bwrap
 def test_environment_is_only_what_is_given() -> None:
-    result = verify("/usr/bin/env", VerifyOptions(env=(("GREETING", "hi there"),), compare=True))
-    assert sorted(result.image_run.stdout.splitlines()) == [b"GREETING=hi there", b"PWD=/"]
+    # env calls setlocale: the plan's locale need sets LANG, as the image's ENV would; a
+    # --env value wins over the plan's, and nothing of this process's environment leaks.
+    result = verify(
+        "/usr/bin/env",
+        VerifyOptions(env=(("GREETING", "hi there"), ("LANG", "C")), compare=True),
+    )
+    assert sorted(result.image_run.stdout.splitlines()) == [
+        b"GREETING=hi there",
+        b"LANG=C",
+        b"PWD=/",
+    ]
     assert result.comparison is not None
     assert result.comparison.matches
+
+
+@needs_bwrap
+def test_image_env_reaches_the_program() -> None:
+    result = verify("/usr/bin/env", VerifyOptions())
+    assert b"LANG=C.UTF-8" in result.image_run.stdout.splitlines()
 
 
 @needs_bwrap
