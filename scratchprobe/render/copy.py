@@ -48,9 +48,21 @@ def uncopyable_note(inspection: Inspection) -> str | None:
     )
 
 
+def problem_comments(inspection: Inspection) -> list[str]:
+    """The problems stderr carries, as comments a Dockerfile keeps beside the COPY lines:
+    unusable inputs and unresolved libraries (`# error:`), and warnings. A line break in a
+    name is shown as `\\n`: it would end the comment."""
+    errors = [f"{p.path}: {p.message}" for p in inspection.problems]
+    errors += inspection.unresolved
+    lines = [f"# error: {message}" for message in errors]
+    lines += [f"# warning: {message}" for message in inspection.warnings]
+    return [line.replace("\n", "\\n").replace("\r", "\\r") for line in lines]
+
+
 def render(inspection: Inspection, options: RenderOptions) -> str:
     lines = copy_lines(inspection, options.stage)
     note = uncopyable_note(inspection)
     if note is not None:
         lines.append(note)
+    lines += problem_comments(inspection)
     return "\n".join(lines) + ("\n" if lines else "")

@@ -32,10 +32,15 @@ def verdict(report: BinaryReport) -> str:
         "shared library" if report.object_kind.value == "shared-library" else report.linkage.value
     )
     count = len(report.file_paths)
-    return (
+    line = (
         f"{kind} {libc} {report.elf.arch.name}, needs {count} file{'s' if count != 1 else ''}, "
         f"{human_size(report.total_size)}"
     )
+    # The count alone reads as a success; what the loader will not find belongs on the
+    # same line (`needs 2 files, 2.1 MiB; missing: libc.so.6`).
+    if report.missing_items:
+        line += "; missing: " + ", ".join(report.missing_items)
+    return line
 
 
 def _tree(report: BinaryReport, closure: Closure) -> Tree:
