@@ -7,7 +7,16 @@ override by kind).
 
 from __future__ import annotations
 
-from scratchprobe.needs import certs, datadirs, modules, nameservice, tmp, users, zoneinfo
+from scratchprobe.needs import (
+    certs,
+    datadirs,
+    helpers,
+    modules,
+    nameservice,
+    tmp,
+    users,
+    zoneinfo,
+)
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import Subject
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
@@ -20,6 +29,7 @@ DETECTORS = (
     tmp.detect,
     modules.detect,
     datadirs.detect,
+    helpers.detect,
 )
 
 

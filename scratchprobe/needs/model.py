@@ -23,6 +23,7 @@ class NeedKind(Enum):
     MIME = "mime"
     PYTHON = "python-stdlib"
     DATA_DIRECTORY = "data-directory"
+    HELPERS = "helpers"
 
 
 class Confidence(Enum):
