@@ -8,8 +8,10 @@ is over 200 files: one COPY per file stops at step ~130 with "max depth exceeded
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
+import sys
 import tarfile
 import uuid
 from collections.abc import Iterator
@@ -19,8 +21,8 @@ import pytest
 
 from scratchprobe.render.dockerfile import FILES_DIR, FILES_STAGE, MAX_COPY_LAYERS
 from scratchprobe.sandbox import SandboxKind, SandboxSpec, run_host, run_sandboxed
-from tests.conftest import TESTBINS, run_cli
-from tests.helpers_sandbox import extract, needs_bwrap, needs_podman
+from tests.conftest import REPO, TESTBINS, run_cli
+from tests.helpers_sandbox import extract, needs_bwrap, needs_podman, tree_of
 
 FFMPEG = "/usr/bin/ffmpeg"
 needs_ffmpeg = pytest.mark.skipif(
@@ -191,3 +193,117 @@ def test_ffmpeg_image_builds_with_layers_on(tmp_path: Path, images: list[str]) -
     assert image.succeeded, image
     assert (image.exit_status, image.stdout) == (host.exit_status, host.stdout)
     assert image.stdout.startswith(b"ffmpeg version ")
+
+
+# The builder-stage recipe: the single-file zipapp built from this checkout.
+BUILDER_PYTHON = "/usr/bin/python3"
+
+
+def _build_zipapp(output: Path) -> Path:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tools/build_zipapp.py"), "-o", str(output)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "SOURCE_DATE_EPOCH": "0"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    return output
+
+
+def _system_python_ok() -> bool:
+    if not Path(BUILDER_PYTHON).exists():
+        return False
+    proc = subprocess.run(
+        [BUILDER_PYTHON, "-c", "import sys; print(sys.version_info >= (3, 11))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout.strip() == "True"
+
+
+needs_system_python = pytest.mark.skipif(
+    not _system_python_ok(), reason=f"no {BUILDER_PYTHON} >= 3.11 (apt-get install python3)"
+)
+
+
+@needs_system_python
+def test_zipapp_runs_on_a_bare_python(tmp_path: Path) -> None:
+    first = _build_zipapp(tmp_path / "a.pyz")
+    second = _build_zipapp(tmp_path / "b.pyz")
+    assert first.read_bytes() == second.read_bytes()
+    assert first.read_bytes().startswith(b"#!/usr/bin/env python3\n")
+    assert os.access(first, os.X_OK)
+    # Isolated mode, empty environment, outside the checkout: nothing but the archive and
+    # the standard library is importable.
+    bare = {"PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [BUILDER_PYTHON, "-I", str(first), "inspect", "--format", "copy", "/usr/bin/ls"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=bare,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == run_cli("inspect", "--format", "copy", "/usr/bin/ls").stdout
+
+
+def _merged_usr() -> bool:
+    return all(os.path.islink(f"/{d}") for d in ("bin", "lib", "lib64"))
+
+
+@pytest.mark.podman
+@pytest.mark.sandbox
+@needs_podman
+@needs_bwrap
+@needs_system_python
+def test_rootfs_stage_with_the_zipapp(tmp_path: Path, images: list[str]) -> None:
+    """The README's recipe: COPY the zipapp into the builder, append the `--rootfs-stage`
+    Dockerfile, build. The builder is the host's /usr (its Debian python3, without any of
+    scratchprobe's dependencies) and nothing of this checkout."""
+    if not _merged_usr():
+        pytest.skip("the builder borrows the host's /usr, which needs a merged-/usr host")
+    program = "/usr/bin/ls"
+    printed = run_cli("inspect", "--format", "dockerfile", "--rootfs-stage", program)
+    assert printed.returncode == 0, printed.stderr
+    context = tmp_path / "context"
+    context.mkdir()
+    _build_zipapp(context / "scratchprobe.pyz")
+    layout = tmp_path / "builder"
+    for directory in ("etc", "tmp", "usr", "opt/bin"):
+        (layout / directory).mkdir(parents=True)
+    for link in ("bin", "lib", "lib64", "sbin"):
+        (layout / link).symlink_to(f"usr/{link}")
+    # ls looks users up: the builder's passwd and group are what the plan copies.
+    for name in ("passwd", "group"):
+        (layout / "etc" / name).write_bytes(Path("/etc", name).read_bytes())
+    archive = tmp_path / "builder.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(layout, arcname=".")
+    builder = f"localhost/scratchprobe-test-builder-{uuid.uuid4().hex[:12]}"
+    images.append(builder)
+    _podman("import", "--change", "ENV PATH=/opt/bin:/usr/bin:/bin", str(archive), builder)
+    # /usr is mounted read-only into the build, so the zipapp goes to /opt/bin (the README
+    # puts it in /usr/local/bin of a real builder image).
+    (context / "Dockerfile").write_text(
+        f"FROM {builder} AS builder\nCOPY scratchprobe.pyz /opt/bin/scratchprobe\n" + printed.stdout
+    )
+    tag = f"localhost/scratchprobe-test-image-{uuid.uuid4().hex[:12]}"
+    images.append(tag)
+    _podman("build", "--isolation=chroot", "--volume=/usr:/usr:ro", "-t", tag, str(context))
+    container = f"scratchprobe-test-{uuid.uuid4().hex[:12]}"
+    images.append(container)
+    _podman("create", "--name", container, tag)
+    exported = tmp_path / "image.tar"
+    _podman("export", "-o", str(exported), container)
+    image_root = extract(exported, tmp_path / "image")
+    written = tmp_path / "written"
+    assert run_cli("rootfs", program, "--output", str(written)).returncode == 0
+    assert tree_of(image_root) == tree_of(written)
+    argv = (program, "--version")
+    image = run_sandboxed(SandboxSpec(argv=argv, root=str(image_root)), SandboxKind.BWRAP, 60)
+    host = run_host(argv, (), 60)
+    assert image.succeeded, image
+    assert (image.exit_status, image.stdout) == (host.exit_status, host.stdout)
