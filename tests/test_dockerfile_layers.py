@@ -101,6 +101,11 @@ def test_many_files_give_one_layer() -> None:
     ]
     files = run_cli("inspect", "--format", "json", "--no-runtime", *programs).json()["files"]
     _assert_gathers(dockerfile, files)
+    # The bare COPY lines would not build: the copy format says so.
+    copy = run_cli("inspect", "--format", "copy", "--no-runtime", *programs).stdout.splitlines()
+    count = sum(1 for line in copy if line.startswith("COPY "))
+    assert count > MAX_COPY_LAYERS
+    assert copy[-1].startswith(f"# {count} COPY lines, one layer each: an image may have at most")
 
 
 @needs_ffmpeg

@@ -65,4 +65,14 @@ def render(inspection: Inspection, options: RenderOptions) -> str:
     if note is not None:
         lines.append(note)
     lines += problem_comments(inspection)
+    from scratchprobe.render.dockerfile import MAX_COPY_LAYERS
+
+    count = len(copy_lines(inspection, options.stage))
+    if count > MAX_COPY_LAYERS:
+        # Each COPY is a layer and an image holds at most 127: pasted as they are, these
+        # lines do not build.
+        lines.append(
+            f"# {count} COPY lines, one layer each: an image may have at most 127 layers; "
+            "--format dockerfile gathers the files into one"
+        )
     return "\n".join(lines) + ("\n" if lines else "")
