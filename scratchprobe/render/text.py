@@ -13,7 +13,7 @@ from scratchprobe.inspect import BinaryReport, Inspection
 from scratchprobe.loader.closure import Closure, Dependency
 from scratchprobe.render import RenderOptions
 from scratchprobe.render.console import report_console
-from scratchprobe.render.copy import copy_lines, uncopyable_note
+from scratchprobe.render.copy import copy_lines, layer_note, uncopyable_note
 
 
 def human_size(size: int) -> str:
@@ -157,4 +157,7 @@ def render(inspection: Inspection, options: RenderOptions) -> str:
         note = uncopyable_note(inspection)
         if note is not None:
             console.print(escape(note))
+        too_many = layer_note(inspection, options.stage)
+        if too_many is not None:
+            console.print(escape(too_many))
     return buffer.getvalue()
