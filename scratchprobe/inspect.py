@@ -79,6 +79,38 @@ class BinaryReport:
         c = self.closure
         return c is not None and bool(c.missing or c.missing_versions or c.interpreter_missing)
 
+    @property
+    def missing_items(self) -> tuple[str, ...]:
+        """What the image's loader will not find, shortest form (`libc.so.6`,
+        `GLIBC_2.38 of libc.so.6`, `interpreter /lib/ld-musl-x86_64.so.1`): the verdict's."""
+        c = self.closure
+        if c is None:
+            return ()
+        items = [f"interpreter {self.elf.interpreter}"] if c.interpreter_missing else []
+        items += [m.name for m in c.missing]
+        items += [f"{v.version} of {v.library}" for v in c.missing_versions]
+        return tuple(dict.fromkeys(items))
+
+    @property
+    def unresolved_problems(self) -> tuple[str, ...]:
+        """One sentence per unresolved library, version or interpreter (exit status 1), for
+        stderr and the comments of the copy and dockerfile outputs."""
+        c = self.closure
+        if c is None:
+            return ()
+        lines: list[str] = []
+        if c.interpreter_missing:
+            lines.append(f"interpreter {self.elf.interpreter} is not in the root")
+        for miss in c.missing:
+            tried = ", ".join(miss.searched) or "no directory"
+            lines.append(f"{miss.name} not found (needed by {miss.needed_by}; searched {tried})")
+        for version in c.missing_versions:
+            lines.append(
+                f"version {version.version} of {version.library} not found (needed by "
+                f"{version.needed_by})"
+            )
+        return tuple(dict.fromkeys(lines))
+
 
 @dataclass(frozen=True)
 class Inspection:
@@ -95,6 +127,12 @@ class Inspection:
     annotations: FileAnnotations | None = None
     """Digests, owning packages and embedded modules (scratchprobe.annotate): computed only
     for the outputs that show them (json, cyclonedx); None otherwise."""
+
+    @property
+    def unresolved(self) -> tuple[str, ...]:
+        """`LABEL: what is missing`, one per unresolved library, version or interpreter: the
+        errors behind exit status 1, which every format reports on stderr."""
+        return tuple(f"{b.label}: {p}" for b in self.binaries for p in b.unresolved_problems)
 
     @property
     def exit_code(self) -> int:

@@ -315,9 +315,12 @@ def layout(plan: Plan, root: Root) -> Layout:
                 trees.append((item, resolved_dir))
         else:
             put(_file_entry(item, root))
+    in_tree: dict[str, ImageFile] = {}
+    """Image path of each entry a copied directory brought -> that directory's plan entry."""
     for item, host_dir in trees:
         for entry in _tree_entries(item.path, host_dir, warnings):
             put(entry)
+            in_tree.setdefault(entry.path, item)
     # Parents the plan does not name are plain 0755 directories.
     for path in list(entries):
         parent = posixpath.dirname(path)
@@ -332,6 +335,13 @@ def layout(plan: Plan, root: Root) -> Layout:
                 " (writing it would go through that entry)"
             )
     for entry in entries.values():
+        if entry.type is FileType.SYMLINK and _returns_to_its_tree(entry, in_tree, root):
+            # A link of a copied directory that goes out through a system setting and, in
+            # the builder, back into the same directory (tzdata's zoneinfo/localtime ->
+            # /etc/localtime -> zoneinfo/Etc/UTC): every file it can reach is in the image,
+            # and the setting is the image's own (--tz sets it). Copied as COPY of the
+            # directory copies it, and not worth a warning the user did nothing to cause.
+            continue
         if entry.type is FileType.SYMLINK and not _resolves(entry.path, entries):
             warnings.append(
                 f"{entry.path} -> {entry.target}: the target is not in the image (a dangling "
@@ -339,6 +349,21 @@ def layout(plan: Plan, root: Root) -> Layout:
             )
     ordered = tuple(entries[p] for p in sorted(entries, key=_sort_key))
     return Layout(ordered, tuple(dict.fromkeys(warnings)))
+
+
+def _returns_to_its_tree(entry: Entry, in_tree: Mapping[str, ImageFile], root: Root) -> bool:
+    """Whether a symlink a copied directory brought leads, in the builder's root, to a file
+    of that same directory."""
+    tree = in_tree.get(entry.path)
+    if tree is None or tree.source is None:
+        return False
+    source = tree.source + entry.path[len(tree.path) :]
+    try:
+        directory = root.resolve(tree.source).path
+        reached = root.resolve(source).path
+    except OSError:
+        return False
+    return reached.startswith(directory.rstrip("/") + "/")
 
 
 def _resolves(path: str, entries: Mapping[str, Entry]) -> bool:

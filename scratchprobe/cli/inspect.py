@@ -15,6 +15,7 @@ from scratchprobe.cli.options import (
     library_path_option,
     needs_options,
     root_option,
+    warning,
 )
 from scratchprobe.errors import ScratchprobeError
 
@@ -93,6 +94,12 @@ def command(
         rootfs_stage=forwarded_args(library_path, **needs) if rootfs_stage else None,
     )
     click.echo(renderer(fmt)(result, options), nl=False)
+    # Every problem is one line on stderr in every format, also where the output carries it
+    # too (the text report, JSON `missing`/`warnings`, comments in copy and dockerfile).
     for problem in result.problems:
         error(f"{problem.path}: {problem.message}")
+    for unresolved in result.unresolved:
+        error(unresolved)
+    for message in result.warnings:
+        warning(message)
     sys.exit(result.exit_code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -19,6 +20,11 @@ F = TypeVar("F", bound=Callable[..., object])
 def error(message: str) -> None:
     """One line on stderr, the only way any command reports an error."""
     click.echo(f"scratchprobe: error: {message}", err=True)
+
+
+def warning(message: str) -> None:
+    """One line on stderr for a problem that does not change the exit status."""
+    click.echo(f"scratchprobe: warning: {message}", err=True)
 
 
 def root_option(func: F) -> F:
@@ -148,8 +154,23 @@ def inspect_options(
 ) -> InspectOptions:
     """The core's options from the command line's (shared by inspect, check, rootfs, verify)."""
     from scratchprobe.inspect import InspectOptions
+    from scratchprobe.needs.choices import choice_problems
     from scratchprobe.needs.context import NeedsOptions
 
+    needs = NeedsOptions(
+        tz=zones,
+        user=user,
+        generate_etc=generate_etc,
+        locale=locale,
+        runtime=ContainerRuntime(runtime),
+    )
+    # A zone or user the root lacks is a usage error (exit 2), one line each, before any
+    # planning: the image would quietly run in UTC or not start at all.
+    problems = choice_problems(root, needs)
+    for problem in problems:
+        error(problem)
+    if problems:
+        sys.exit(2)
     return InspectOptions(
         root=root,
         library_path=library_path,
@@ -157,13 +178,7 @@ def inspect_options(
         strict=strict,
         with_kinds=frozenset(NeedKind(k) for k in with_kinds),
         without_kinds=frozenset(NeedKind(k) for k in without_kinds),
-        needs=NeedsOptions(
-            tz=zones,
-            user=user,
-            generate_etc=generate_etc,
-            locale=locale,
-            runtime=ContainerRuntime(runtime),
-        ),
+        needs=needs,
     )
 
 

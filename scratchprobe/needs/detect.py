@@ -10,6 +10,7 @@ from __future__ import annotations
 from scratchprobe.needs import (
     certs,
     datadirs,
+    helpers,
     locale,
     modules,
     nameservice,
@@ -30,6 +31,7 @@ DETECTORS = (
     modules.detect,
     datadirs.detect,
     locale.detect,
+    helpers.detect,
 )
 
 

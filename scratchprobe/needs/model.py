@@ -24,6 +24,7 @@ class NeedKind(Enum):
     PYTHON = "python-stdlib"
     DATA_DIRECTORY = "data-directory"
     LOCALE = "locale"
+    HELPERS = "helpers"
 
 
 class ContainerRuntime(Enum):

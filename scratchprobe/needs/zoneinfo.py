@@ -24,6 +24,11 @@ _LOCAL_TIME = ("localtime", "localtime_r", "tzset", "mktime", "ctime", "ctime_r"
 _MAYBE = ("strftime", "strftime_l", "wcsftime", "asctime")
 
 
+def is_zone_name(zone: str) -> bool:
+    """A zone is a name under the zoneinfo directory, never a way out of it."""
+    return bool(_ZONE_NAME.match(zone)) and ".." not in zone.split("/")
+
+
 def zone_files(
     ctx: Context,
 ) -> tuple[tuple[NeededFile, ...], tuple[tuple[str, str], ...], tuple[str, ...]]:
@@ -36,8 +41,7 @@ def zone_files(
     problems: list[str] = []
     valid: list[str] = []
     for zone in zones:
-        # A zone is a name under the zoneinfo directory, never a way out of it.
-        if not _ZONE_NAME.match(zone) or ".." in zone.split("/"):
+        if not is_zone_name(zone):
             problems.append(f"{zone!r} is not a time zone name (like Europe/Paris)")
             continue
         path = posixpath.join(ZONEINFO, zone)

@@ -48,9 +48,39 @@ def uncopyable_note(inspection: Inspection) -> str | None:
     )
 
 
+def problem_comments(inspection: Inspection) -> list[str]:
+    """The problems stderr carries, as comments a Dockerfile keeps beside the COPY lines:
+    unusable inputs and unresolved libraries (`# error:`), and warnings. A line break in a
+    name is shown as `\\n`: it would end the comment."""
+    errors = [f"{p.path}: {p.message}" for p in inspection.problems]
+    errors += inspection.unresolved
+    lines = [f"# error: {message}" for message in errors]
+    lines += [f"# warning: {message}" for message in inspection.warnings]
+    return [line.replace("\n", "\\n").replace("\r", "\\r") for line in lines]
+
+
+def layer_note(inspection: Inspection, stage: str) -> str | None:
+    """A comment when the COPY lines are too many to build as they are, or None."""
+    from scratchprobe.render.dockerfile import MAX_COPY_LAYERS
+
+    count = len(copy_lines(inspection, stage))
+    if count <= MAX_COPY_LAYERS:
+        return None
+    # Each COPY is a layer and an image holds at most 127: pasted as they are, these lines
+    # do not build ("max depth exceeded").
+    return (
+        f"# {count} COPY lines, one layer each: an image may have at most 127 layers; "
+        "--format dockerfile gathers the files into one"
+    )
+
+
 def render(inspection: Inspection, options: RenderOptions) -> str:
     lines = copy_lines(inspection, options.stage)
     note = uncopyable_note(inspection)
+    if note is not None:
+        lines.append(note)
+    lines += problem_comments(inspection)
+    note = layer_note(inspection, options.stage)
     if note is not None:
         lines.append(note)
     return "\n".join(lines) + ("\n" if lines else "")

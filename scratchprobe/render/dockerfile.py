@@ -1,12 +1,20 @@
 """`--format dockerfile`: a complete scratch stage to append after the builder stage.
 
 Two styles, both from the same plan:
-- COPY lines (default): one `COPY --from=STAGE` per file. COPY cannot create a symlink or an
-  empty directory, and follows a symlink given as its source.
+- COPY style (default). Every instruction of a stage that changes its filesystem is a layer,
+  and an image may have at most 127 of them (Docker's `maxDepth`; overlay's lower-directory
+  limit: podman and buildah stop with "max depth exceeded"). So:
+  - up to MAX_COPY_LAYERS layers: one `COPY --from=STAGE` per file, which a reader can
+    check line by line and which shares layers between images. COPY cannot create a
+    symlink or an empty directory, and follows a symlink given as its source; those
+    entries come from a small stage on the builder;
+  - past it (a program with a 200-library closure, a directory of programs): a stage on
+    the builder copies every file into FILES_DIR with one shell script, and the scratch
+    stage copies that directory whole: one layer, whatever the count.
 - `--rootfs-stage`: a stage built on the builder runs `scratchprobe rootfs` there and the
   scratch stage copies its output whole. A directory COPY keeps symlinks, empty directories
   and modes (/tmp 1777), so the image gets exactly what `scratchprobe rootfs` writes. The
-  builder must have scratchprobe installed (`pip install scratchprobe`).
+  builder must have scratchprobe on PATH (README: "scratchprobe in the builder stage").
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from scratchprobe import __version__
 from scratchprobe.inspect import Inspection
 from scratchprobe.plan import FileType
 from scratchprobe.render import RenderOptions
-from scratchprobe.render.copy import copy_line, copy_lines
+from scratchprobe.render.copy import copy_line, copy_lines, problem_comments
 
 ROOTFS_STAGE = "scratchprobe-rootfs"
 """Name of the stage that writes the root filesystem."""
@@ -52,6 +60,19 @@ IMAGE_HINT = (
 )
 """Both styles point to the daemonless path."""
 
+MAX_COPY_LAYERS = 100
+"""Most COPY layers the per-file form may give the scratch stage: well below the 127-layer
+limit, leaving room for the layers a user appends (a config file, a CA bundle)."""
+
+FILES_STAGE = "scratchprobe-files"
+"""Stage that gathers every file of the single-layer form."""
+FILES_DIR = "/scratchprobe-rootfs"
+"""Where that stage gathers them, at their image paths below it."""
+
+_SCRIPT_CHUNK = 65536
+"""Bytes of shell per RUN: Linux caps one argument at 128 KiB (MAX_ARG_STRLEN in
+include/uapi/linux/binfmts.h), and `sh -c SCRIPT` passes the script as one."""
+
 GENERATED_STAGE = "scratchprobe-generated"
 """Stage that writes the entries COPY cannot express: generated files, empty directories
 with their modes (/tmp 1777) and symlinks (/etc/localtime)."""
@@ -60,11 +81,18 @@ GENERATED_DIR = "/scratchprobe-generated"
 
 def generated_script(inspection: Inspection) -> str | None:
     """A POSIX shell script writing every generated entry under GENERATED_DIR, or None."""
+    commands = _generated_commands(inspection, GENERATED_DIR)
+    return " && ".join(commands) if commands else None
+
+
+def _generated_commands(inspection: Inspection, base: str) -> list[str]:
+    """Shell commands writing every entry COPY cannot express (generated content, empty
+    directories, symlinks) under `base`, at their image paths."""
     commands: list[str] = []
     for entry in inspection.plan.files:
         if copy_line(entry, "x") is not None:
             continue
-        target = GENERATED_DIR + entry.path
+        target = base + entry.path
         parent = shlex.quote(posixpath.dirname(target))
         quoted = shlex.quote(target)
         if entry.type is FileType.DIRECTORY:
@@ -79,10 +107,27 @@ def generated_script(inspection: Inspection) -> str | None:
             continue
         if entry.mode is not None and entry.type is not FileType.SYMLINK:
             commands.append(f"chmod {entry.mode} {quoted}")
-    return " && ".join(commands) if commands else None
+    return commands
+
+
+def _tools(commands: list[str]) -> str:
+    """The programs a script runs, in words, for the comment that says what the builder
+    must have (besides /bin/sh, which runs it)."""
+    used = {part.split(" ", 1)[0] for command in commands for part in command.split(" && ")}
+    order = ("mkdir", "cp", "chmod", "ln", "printf")
+    names = [name for name in order if name in used]
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
+
+
+def _copy_layers(inspection: Inspection, options: RenderOptions) -> int:
+    """Layers the per-file form gives the scratch stage."""
+    generated = 1 if generated_script(inspection) is not None else 0
+    return len(copy_lines(inspection, options.stage)) + generated
 
 
 def _copy_style(inspection: Inspection, options: RenderOptions) -> list[str]:
+    if _copy_layers(inspection, options) > MAX_COPY_LAYERS:
+        return _single_layer_style(inspection, options)
     lines = [
         f"# Generated by scratchprobe {__version__}: the files these binaries need, copied",
         f"# from the stage named {options.stage!r} (FROM <image> AS {options.stage}).",
@@ -90,9 +135,10 @@ def _copy_style(inspection: Inspection, options: RenderOptions) -> list[str]:
     ]
     script = generated_script(inspection)
     if script is not None:
+        tools = _tools(_generated_commands(inspection, GENERATED_DIR))
         lines += [
             "# Files COPY cannot express (generated content, empty directories, symlinks)",
-            "# are written by a stage on the builder (it needs /bin/sh).",
+            f"# are written by a stage on the builder (it needs /bin/sh, {tools}).",
             f"FROM {options.stage} AS {GENERATED_STAGE}",
             f"RUN {json.dumps(['/bin/sh', '-c', script])}",
             "",
@@ -103,13 +149,73 @@ def _copy_style(inspection: Inspection, options: RenderOptions) -> list[str]:
     return lines
 
 
+def _copy_commands(inspection: Inspection) -> list[str]:
+    """Shell commands copying every COPY-able entry of the plan from the builder into
+    FILES_DIR, as the COPY lines would: a symlink given as the source is followed and a
+    regular file written (cp -L), modes and times kept (-p), directories copied whole with
+    their symlinks (cp -a, like COPY of a directory)."""
+    commands: list[str] = []
+    for entry in inspection.plan.files:
+        if entry.source is None or entry.from_context or copy_line(entry, "x") is None:
+            continue
+        target = FILES_DIR + entry.path
+        quoted = shlex.quote(target)
+        if entry.type is FileType.DIRECTORY:
+            commands.append(f"mkdir -p {quoted} && cp -a {shlex.quote(entry.source + '/.')} "
+                            f"{quoted}/")  # fmt: skip
+        else:
+            parent = shlex.quote(posixpath.dirname(target))
+            commands.append(f"mkdir -p {parent} && cp -pL {shlex.quote(entry.source)} {quoted}")
+        if entry.mode is not None:
+            commands.append(f"chmod {entry.mode} {quoted}")
+    return commands
+
+
+def _chunks(commands: list[str]) -> list[str]:
+    """The commands joined with && into scripts of at most _SCRIPT_CHUNK bytes each."""
+    scripts: list[str] = []
+    current: list[str] = []
+    size = 0
+    for command in commands:
+        if current and size + len(command) + 4 > _SCRIPT_CHUNK:
+            scripts.append(" && ".join(current))
+            current, size = [], 0
+        current.append(command)
+        size += len(command) + 4
+    if current:
+        scripts.append(" && ".join(current))
+    return scripts
+
+
+def _single_layer_style(inspection: Inspection, options: RenderOptions) -> list[str]:
+    commands = _copy_commands(inspection) + _generated_commands(inspection, FILES_DIR)
+    count = _copy_layers(inspection, options)
+    lines = [
+        f"# Generated by scratchprobe {__version__}: the files these binaries need, copied",
+        f"# from the stage named {options.stage!r} (FROM <image> AS {options.stage}).",
+        f"# One COPY per file would give the image {count} layers, more than {MAX_COPY_LAYERS}",
+        "# (an image may have at most 127): a stage on the builder gathers every file at its",
+        f"# image path below {FILES_DIR} (it needs /bin/sh, {_tools(commands)}),",
+        "# and the scratch stage copies that directory whole, in one layer.",
+        f"FROM {options.stage} AS {FILES_STAGE}",
+    ]
+    # Build-context files are not in the builder: put them where the image has them first.
+    for entry in inspection.plan.files:
+        if entry.from_context and entry.source is not None:
+            lines.append(f"COPY {json.dumps([entry.source, FILES_DIR + entry.path])}")
+    lines += [f"RUN {json.dumps(['/bin/sh', '-c', script])}" for script in _chunks(commands)]
+    lines += ["", "FROM scratch", f"COPY --from={FILES_STAGE} {FILES_DIR}/ /"]
+    return lines
+
+
 def _rootfs_style(
     inspection: Inspection, options: RenderOptions, planning_args: tuple[str, ...]
 ) -> list[str]:
     lines = [
         f"# Generated by scratchprobe {__version__}: the stage {options.stage!r} (which needs",
-        "# scratchprobe installed: pip install scratchprobe) writes the image's root filesystem,",
-        "# and the scratch stage copies it whole, symlinks and empty directories included.",
+        "# scratchprobe on PATH: a wheel or the single-file zipapp built from its checkout)",
+        "# writes the image's root filesystem, and the scratch stage copies it whole,",
+        "# symlinks and empty directories included.",
         IMAGE_HINT,
         f"FROM {options.stage} AS {ROOTFS_STAGE}",
     ]
@@ -136,5 +242,8 @@ def render(inspection: Inspection, options: RenderOptions) -> str:
         lines = _copy_style(inspection, options)
     else:
         lines = _rootfs_style(inspection, options, options.rootfs_stage)
+    # Problems as comments right after the header, where a reader of the file sees them.
+    header = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+    lines[header:header] = problem_comments(inspection)
     lines += _tail(inspection)
     return "\n".join(lines) + "\n"

@@ -13,7 +13,7 @@ from scratchprobe.inspect import BinaryReport, Inspection
 from scratchprobe.loader.closure import Closure, Dependency
 from scratchprobe.render import RenderOptions
 from scratchprobe.render.console import report_console
-from scratchprobe.render.copy import copy_lines, uncopyable_note
+from scratchprobe.render.copy import copy_lines, layer_note, uncopyable_note
 
 
 def human_size(size: int) -> str:
@@ -32,10 +32,15 @@ def verdict(report: BinaryReport) -> str:
         "shared library" if report.object_kind.value == "shared-library" else report.linkage.value
     )
     count = len(report.file_paths)
-    return (
+    line = (
         f"{kind} {libc} {report.elf.arch.name}, needs {count} file{'s' if count != 1 else ''}, "
         f"{human_size(report.total_size)}"
     )
+    # The count alone reads as a success; what the loader will not find belongs on the
+    # same line (`needs 2 files, 2.1 MiB; missing: libc.so.6`).
+    if report.missing_items:
+        line += "; missing: " + ", ".join(report.missing_items)
+    return line
 
 
 def _tree(report: BinaryReport, closure: Closure) -> Tree:
@@ -152,4 +157,7 @@ def render(inspection: Inspection, options: RenderOptions) -> str:
         note = uncopyable_note(inspection)
         if note is not None:
             console.print(escape(note))
+        too_many = layer_note(inspection, options.stage)
+        if too_many is not None:
+            console.print(escape(too_many))
     return buffer.getvalue()
