@@ -3,13 +3,17 @@
 A code is a public contract, like the JSON manifest's field names: CI configurations,
 SARIF alerts on GitHub and `[severity]` tables in policy files refer to it, so a code is
 never renumbered or reused. docs/rules.md documents every rule; a test compares that page
-with `RULES` so the two cannot drift.
+with `RULES` so the two cannot drift. The page ships in the package (check/rules.md, a link
+to it in the source tree that the wheel stores as a file), so `scratchprobe check --explain`
+works after a pip install, where docs/ does not exist.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
+from importlib import resources
 
 PROJECT_URL = "https://github.com/scratchprobe/scratchprobe"
 """Where the project lives; SARIF's informationUri and the base of every rule's help link."""
@@ -215,3 +219,25 @@ RULES: tuple[Rule, ...] = (
 )
 
 RULES_BY_CODE: dict[str, Rule] = {rule.code: rule for rule in RULES}
+
+
+def rules_text() -> str:
+    """The rules page as shipped in the package."""
+    return resources.files("scratchprobe.check").joinpath("rules.md").read_text(encoding="utf-8")
+
+
+def explain(topic: str) -> str | None:
+    """The rules page's section for a rule code (`SP008`, any case) or name (`dlopen`);
+    `all` gives the whole page. None when nothing matches."""
+    text = rules_text()
+    if topic.lower() == "all":
+        return text
+    wanted = topic.upper()
+    rule = RULES_BY_CODE.get(wanted) or next((r for r in RULES if r.name == topic.lower()), None)
+    if rule is None:
+        return None
+    sections = re.split(r"^(?=## )", text, flags=re.MULTILINE)
+    for section in sections:
+        if section.startswith(f"## {rule.code} "):
+            return section.rstrip() + "\n"
+    return None

@@ -9,11 +9,14 @@ from typing import Any
 import click
 
 from scratchprobe.cli.options import (
+    color_wanted,
+    emit,
     error,
     forwarded_args,
     inspect_options,
     library_path_option,
     needs_options,
+    output_option,
     root_option,
 )
 from scratchprobe.errors import ScratchprobeError
@@ -34,6 +37,7 @@ def _check_stage(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @library_path_option
 @needs_options
 @click.option(
+    "-f",
     "--format",
     "output_format",
     type=click.Choice(["text", "json", "copy", "dockerfile", "cyclonedx"]),
@@ -58,6 +62,7 @@ def _check_stage(ctx: click.Context, param: click.Parameter, value: str) -> str:
     help="With --format dockerfile: run `scratchprobe rootfs` in a stage based on the "
     "builder and COPY its output whole (keeps symlinks and empty directories).",
 )
+@output_option
 def command(
     binaries: tuple[str, ...],
     root: str,
@@ -65,6 +70,7 @@ def command(
     output_format: str,
     stage: str,
     rootfs_stage: bool,
+    output: str | None,
     **needs: Any,
 ) -> None:
     """Report the loader, libraries and files each BINARY needs in a scratch image.
@@ -89,10 +95,10 @@ def command(
         result = annotate(result, sbom=fmt is OutputFormat.CYCLONEDX)
     options = RenderOptions(
         stage=stage,
-        color=fmt is OutputFormat.TEXT and sys.stdout.isatty(),
+        color=fmt is OutputFormat.TEXT and color_wanted(output),
         rootfs_stage=forwarded_args(library_path, **needs) if rootfs_stage else None,
     )
-    click.echo(renderer(fmt)(result, options), nl=False)
+    emit(renderer(fmt)(result, options), output)
     for problem in result.problems:
         error(f"{problem.path}: {problem.message}")
     sys.exit(result.exit_code)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -19,6 +21,37 @@ F = TypeVar("F", bound=Callable[..., object])
 def error(message: str) -> None:
     """One line on stderr, the only way any command reports an error."""
     click.echo(f"scratchprobe: error: {message}", err=True)
+
+
+def color_wanted(output: str | None) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set to anything but the empty
+    string (https://no-color.org); a report written with --output is never coloured."""
+    return output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def output_option(func: F) -> F:
+    return click.option(
+        "-o",
+        "--output",
+        "output",
+        metavar="FILE",
+        type=click.Path(dir_okay=False),
+        help="Write the report to FILE instead of standard output (errors stay on stderr).",
+    )(func)
+
+
+def emit(text: str, output: str | None) -> None:
+    """The report on stdout, or in the --output file; a file that cannot be written is a
+    usage error (exit 2) like any other unusable argument."""
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        error(f"{output}: cannot write the report: {exc.strerror or exc}")
+        sys.exit(2)
 
 
 def root_option(func: F) -> F:
@@ -73,13 +106,16 @@ def needs_options(func: F) -> F:
             "with_kinds",
             multiple=True,
             type=click.Choice(_NEED_KINDS),
-            help="Include this kind of runtime need whatever its confidence. Repeatable.",
+            metavar="KIND",
+            help="Include this kind of runtime need whatever its confidence. Repeatable. "
+            "KIND: " + ", ".join(_NEED_KINDS) + ".",
         ),
         click.option(
             "--without",
             "without_kinds",
             multiple=True,
             type=click.Choice(_NEED_KINDS),
+            metavar="KIND",
             help="Leave this kind of runtime need out of the plan. Repeatable.",
         ),
         click.option(
