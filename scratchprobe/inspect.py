@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from scratchprobe.discover import Candidate, InputProblem, discover
+from scratchprobe.discover import Candidate, InputProblem, describe_os_error, discover_all
 from scratchprobe.elf.classify import (
     Libc,
     Linkage,
@@ -95,6 +95,8 @@ class Inspection:
     annotations: FileAnnotations | None = None
     """Digests, owning packages and embedded modules (scratchprobe.annotate): computed only
     for the outputs that show them (json, cyclonedx); None otherwise."""
+    notes: tuple[str, ...] = ()
+    """What walking directory arguments skipped or followed, one line per directory."""
 
     @property
     def exit_code(self) -> int:
@@ -114,7 +116,8 @@ def inspect(paths: tuple[str, ...], options: InspectOptions, jobs: int | None = 
     """Analyse `paths` inside `options.root`. A large batch is split over `jobs` processes
     (default: the usable CPUs); each reads the libraries it meets once."""
     root = Root(options.root)
-    candidates, problems = discover(paths, root)
+    discovery = discover_all(paths, root)
+    candidates, problems = list(discovery.candidates), list(discovery.problems)
     unique: list[Candidate] = []
     seen: set[str] = set()
     for candidate in candidates:
@@ -168,6 +171,7 @@ def inspect(paths: tuple[str, ...], options: InspectOptions, jobs: int | None = 
         env=tuple(env.items()),
         runtime_provided=tuple(dict.fromkeys(provided)),
         user=options.needs.user,
+        notes=discovery.notes,
     )
 
 
@@ -284,7 +288,7 @@ def _inspect_one(
         problems.append(InputProblem(candidate.label, str(exc)))
         return None
     except OSError as exc:
-        problems.append(InputProblem(candidate.label, exc.strerror or str(exc)))
+        problems.append(InputProblem(candidate.label, describe_os_error(exc)))
         return None
     if elf.elf_type not in (ElfType.EXEC, ElfType.DYN):
         if not candidate.walked:

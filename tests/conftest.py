@@ -49,6 +49,25 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+def run_cli_without_dac_override(*args: str) -> CliResult:
+    """run_cli where file modes hold: root reads a mode-000 file, so as root the run drops
+    CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (setpriv, util-linux) and stays uid 0."""
+    if os.geteuid() != 0:
+        return run_cli(*args)
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv (util-linux): modes cannot deny a read")
+    drop = "-dac_override,-dac_read_search"
+    prefix = [setpriv, f"--inh-caps={drop}", f"--bounding-set={drop}"]
+    proc = subprocess.run(
+        [*prefix, sys.executable, "-m", "scratchprobe", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
 RootBuilder = Callable[[dict[str, str | Path]], Path]
 
 

@@ -15,6 +15,7 @@ from scratchprobe.cli.options import (
     inspect_options,
     library_path_option,
     needs_options,
+    note,
     output_option,
     root_option,
 )
@@ -171,6 +172,8 @@ def command(
     fmt = CheckFormat(output_format)
     options = FormatOptions(base_dir=cwd, color=fmt is CheckFormat.TEXT and color_wanted(output))
     emit(formatter(fmt)(result, options), output)
+    for line in inspection.notes:
+        note(line)
     for problem in result.problems:
         error(f"{problem.path}: {problem.message}")
     sys.exit(result.exit_code)

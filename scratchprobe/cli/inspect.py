@@ -16,6 +16,7 @@ from scratchprobe.cli.options import (
     inspect_options,
     library_path_option,
     needs_options,
+    note,
     output_option,
     root_option,
 )
@@ -99,6 +100,8 @@ def command(
         rootfs_stage=forwarded_args(library_path, **needs) if rootfs_stage else None,
     )
     emit(renderer(fmt)(result, options), output)
+    for line in result.notes:
+        note(line)
     for problem in result.problems:
         error(f"{problem.path}: {problem.message}")
     sys.exit(result.exit_code)

@@ -23,6 +23,11 @@ def error(message: str) -> None:
     click.echo(f"scratchprobe: error: {message}", err=True)
 
 
+def note(message: str) -> None:
+    """One line on stderr that changes nothing in the result (what a walk skipped)."""
+    click.echo(f"scratchprobe: note: {message}", err=True)
+
+
 def color_wanted(output: str | None) -> bool:
     """Colour only on a terminal, and never when NO_COLOR is set to anything but the empty
     string (https://no-color.org); a report written with --output is never coloured."""
