@@ -159,3 +159,34 @@ def test_no_help_or_error_names_a_file_pip_does_not_install() -> None:
     texts.append(run_cli("check", "--severity", "SP999=error", DYNAMIC).stderr)
     for text in texts:
         assert "docs/" not in text
+
+
+GETPWNAM = str(TESTBINS / "runtime" / "c-getpwnam")
+
+
+def _etc_files(*args: str) -> dict[str, dict[str, str]]:
+    doc = run_cli("inspect", "--format", "json", *args, GETPWNAM).json()
+    return {f["path"]: f for f in doc["files"] if f["path"] in ("/etc/passwd", "/etc/group")}
+
+
+def test_passwd_and_group_are_generated_by_default() -> None:
+    files = _etc_files()
+    assert set(files) == {"/etc/passwd", "/etc/group"}
+    assert "source" not in files["/etc/passwd"]
+    lines = files["/etc/passwd"]["content"].splitlines()
+    assert [line.split(":")[0] for line in lines] == ["root", "nobody", "nonroot"]
+    assert _etc_files("--generate-etc") == files
+
+
+def test_copy_etc_copies_the_builders_files() -> None:
+    files = _etc_files("--copy-etc")
+    assert files["/etc/passwd"]["source"] == "/etc/passwd"
+    assert files["/etc/group"]["source"] == "/etc/group"
+    assert "content" not in files["/etc/passwd"]
+
+
+def test_generate_and_copy_etc_contradict() -> None:
+    result = run_cli("inspect", "--generate-etc", "--copy-etc", GETPWNAM)
+    assert result.returncode == 2
+    assert "--generate-etc and --copy-etc contradict each other" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -139,7 +139,14 @@ def needs_options(func: F) -> F:
         click.option(
             "--generate-etc",
             is_flag=True,
-            help="Write minimal /etc/passwd and /etc/group instead of copying the builder's.",
+            help="Write minimal /etc/passwd and /etc/group (root, nobody, nonroot 65532 and "
+            "the --user): the default.",
+        ),
+        click.option(
+            "--copy-etc",
+            is_flag=True,
+            help="Copy the builder's /etc/passwd and /etc/group instead of generating "
+            "minimal ones.",
         ),
     ]
     for option in reversed(options):
@@ -157,11 +164,15 @@ def inspect_options(
     zones: tuple[str, ...] = (),
     user: str | None = None,
     generate_etc: bool = False,
+    copy_etc: bool = False,
 ) -> InspectOptions:
     """The core's options from the command line's (shared by inspect, check, rootfs, verify)."""
     from scratchprobe.inspect import InspectOptions
     from scratchprobe.needs.context import NeedsOptions
 
+    if generate_etc and copy_etc:
+        # click reports it like any bad option (exit 2), whichever command called.
+        raise click.UsageError("--generate-etc and --copy-etc contradict each other")
     return InspectOptions(
         root=root,
         library_path=library_path,
@@ -169,7 +180,7 @@ def inspect_options(
         strict=strict,
         with_kinds=frozenset(NeedKind(k) for k in with_kinds),
         without_kinds=frozenset(NeedKind(k) for k in without_kinds),
-        needs=NeedsOptions(tz=zones, user=user, generate_etc=generate_etc),
+        needs=NeedsOptions(tz=zones, user=user, generate_etc=generate_etc, copy_etc=copy_etc),
     )
 
 
@@ -182,6 +193,7 @@ def forwarded_args(
     zones: tuple[str, ...] = (),
     user: str | None = None,
     generate_etc: bool = False,
+    copy_etc: bool = False,
 ) -> tuple[str, ...]:
     """The planning options again as command-line words, for a `scratchprobe rootfs` run in
     a Dockerfile stage that must plan exactly what this run planned."""
@@ -198,4 +210,5 @@ def forwarded_args(
         args += ["--tz", zone]
     args += ["--user", user] if user else []
     args += ["--generate-etc"] if generate_etc else []
+    args += ["--copy-etc"] if copy_etc else []
     return tuple(args)
