@@ -178,12 +178,18 @@ DLOPEN = Rule(
     name="dlopen",
     title="Uses dlopen, which static analysis cannot follow",
     meaning=(
-        "The binary or a library in its closure imports dlopen or dlmopen; the libraries it "
-        "loads that way are chosen at run time and are not in the plan."
+        "The binary calls dlopen or dlmopen (imported, or linked into a static binary), or a "
+        "library that ships with it (found through RPATH, RUNPATH or --library-path) imports "
+        "it; what it loads that way is chosen at run time and is not in the plan. Libraries "
+        "named by a .note.dlopen are placed by scratchprobe and reported only when left out. "
+        "A system library's own dlopen (libselinux, libc) is not reported: it serves that "
+        "library's optional features, not the program's."
     ),
     fix=(
-        "Find out what it loads (`scratchprobe verify`, or strace in the builder) and add "
-        "those files to the image; set this rule's severity to `off` once they are covered."
+        "Find out what it loads (`scratchprobe verify BINARY -- ARGS` on its real workload, "
+        "or strace in the builder) and add those files to the image; `--with dlopen` adds "
+        "the libraries a .note.dlopen names. Then set this rule's severity to `off`, or to "
+        "`error` to forbid dlopen."
     ),
     default_severity=Severity.WARNING,
     enabled_by=None,
