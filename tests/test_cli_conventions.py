@@ -190,3 +190,44 @@ def test_generate_and_copy_etc_contradict() -> None:
     assert result.returncode == 2
     assert "--generate-etc and --copy-etc contradict each other" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_shared_library_gets_no_entrypoint() -> None:
+    library = str(TESTBINS / "rpath-inherit" / "libs" / "libB.so.1")
+    result = run_cli("inspect", "--format", "dockerfile", library)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert not any(line.startswith("ENTRYPOINT") for line in lines)
+    assert lines[-1] == f'# no ENTRYPOINT: "{library}" is a shared library, not a program'
+    program = run_cli("inspect", "--format", "dockerfile", DYNAMIC).stdout.splitlines()
+    assert program[-1] == f'ENTRYPOINT ["{DYNAMIC}"]'
+
+
+def test_inspect_install_places_a_build_context_binary(tmp_path: Path) -> None:
+    from tests.conftest import HOST_LIBDIR, HOST_LOADER
+
+    root = tmp_path / "root"
+    for inner, host in (
+        ("lib64/ld-linux-x86-64.so.2", HOST_LOADER),
+        ("lib/x86_64-linux-gnu/libc.so.6", f"{HOST_LIBDIR}/libc.so.6"),
+    ):
+        (root / inner).parent.mkdir(parents=True, exist_ok=True)
+        (root / inner).write_bytes(Path(host).read_bytes())
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "app").write_bytes(Path(DYNAMIC).read_bytes())
+    plain = run_cli("inspect", "-f", "copy", "--root", str(root), "app", cwd=context)
+    assert plain.returncode == 0, plain.stderr
+    assert "COPY app /app" in plain.stdout.splitlines()
+    args = ("-f", "dockerfile", "--root", str(root), "--install", "/usr/local/bin/app", "app")
+    placed = run_cli("inspect", *args, cwd=context)
+    assert placed.returncode == 0, placed.stderr
+    lines = placed.stdout.splitlines()
+    assert "COPY app /usr/local/bin/app" in lines
+    assert lines[-1] == 'ENTRYPOINT ["/usr/local/bin/app"]'
+    relative = ("--install", "usr/bin/app", "--root", str(root), "app")
+    refused = run_cli("inspect", *relative, cwd=context)
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        "scratchprobe: error: --install 'usr/bin/app': not an absolute path below /\n"
+    )

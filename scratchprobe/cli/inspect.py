@@ -63,6 +63,13 @@ def _check_stage(ctx: click.Context, param: click.Parameter, value: str) -> str:
     help="With --format dockerfile: run `scratchprobe rootfs` in a stage based on the "
     "builder and COPY its output whole (keeps symlinks and empty directories).",
 )
+@click.option(
+    "--install",
+    metavar="PATH",
+    help="Put the (single) binary at PATH in the image, as `rootfs --install` does; its "
+    "closure is resolved for PATH. Default: its path in the root, or /NAME for a file "
+    "from the build context.",
+)
 @output_option
 def command(
     binaries: tuple[str, ...],
@@ -71,6 +78,7 @@ def command(
     output_format: str,
     stage: str,
     rootfs_stage: bool,
+    install: str | None,
     output: str | None,
     **needs: Any,
 ) -> None:
@@ -83,7 +91,13 @@ def command(
     from scratchprobe.render import OutputFormat, RenderOptions, renderer
 
     try:
-        result = inspect(binaries, inspect_options(root, library_path, **needs))
+        options = inspect_options(root, library_path, **needs)
+        if install is None:
+            result = inspect(binaries, options)
+        else:
+            from scratchprobe.rootfs import inspect_for_image
+
+            result = inspect_for_image(binaries, options, install)
     except ScratchprobeError as exc:
         error(str(exc))
         sys.exit(2)
@@ -94,12 +108,16 @@ def command(
         from scratchprobe.annotate import annotate
 
         result = annotate(result, sbom=fmt is OutputFormat.CYCLONEDX)
-    options = RenderOptions(
+    render_options = RenderOptions(
         stage=stage,
         color=fmt is OutputFormat.TEXT and color_wanted(output),
-        rootfs_stage=forwarded_args(library_path, **needs) if rootfs_stage else None,
+        rootfs_stage=(
+            forwarded_args(library_path, **needs) + (("--install", install) if install else ())
+            if rootfs_stage
+            else None
+        ),
     )
-    emit(renderer(fmt)(result, options), output)
+    emit(renderer(fmt)(result, render_options), output)
     for line in result.notes:
         note(line)
     for problem in result.problems:
