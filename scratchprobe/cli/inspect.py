@@ -70,6 +70,12 @@ def _check_stage(ctx: click.Context, param: click.Parameter, value: str) -> str:
     "closure is resolved for PATH. Default: its path in the root, or /NAME for a file "
     "from the build context.",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="With --format text: also each binary's library tree (who needs what, and which "
+    "loader rule found it) and the COPY lines, after the summary.",
+)
 @output_option
 def command(
     binaries: tuple[str, ...],
@@ -79,6 +85,7 @@ def command(
     stage: str,
     rootfs_stage: bool,
     install: str | None,
+    full: bool,
     output: str | None,
     **needs: Any,
 ) -> None:
@@ -111,6 +118,7 @@ def command(
     render_options = RenderOptions(
         stage=stage,
         color=fmt is OutputFormat.TEXT and color_wanted(output),
+        full=full,
         rootfs_stage=(
             forwarded_args(library_path, **needs) + (("--install", install) if install else ())
             if rootfs_stage
