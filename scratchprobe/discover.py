@@ -197,6 +197,14 @@ def script_interpreter(head: bytes) -> str | None:
     return line.decode("utf-8", "replace") or "(none)"
 
 
+def interpreter_name(interpreter: str) -> str:
+    """`/usr/bin/perl -w` -> `perl`; `/usr/bin/env -S python3 -u` -> `python3`."""
+    program, _, argument = interpreter.partition(" ")
+    if posixpath.basename(program) == "env" and argument:
+        return next((w for w in argument.split() if not w.startswith("-")), argument)
+    return posixpath.basename(program) or program
+
+
 def _script_problem(label: str, host_path: str) -> InputProblem | None:
     """A script given as a binary: the program the kernel runs is its interpreter."""
     try:
@@ -265,7 +273,8 @@ class Walk:
         parts = []
         if self.scripts:
             count = sum(self.scripts.values())
-            by = ", ".join(f"{name} {n}" for name, n in sorted(self.scripts.items()))
+            ranked = sorted(self.scripts.items(), key=lambda item: (-item[1], item[0]))
+            by = ", ".join(f"{name} {n}" for name, n in ranked)
             parts.append(f"{count} script{'s' if count != 1 else ''} ({by})")
         if self.not_elf:
             parts.append(f"{self.not_elf} not ELF")
@@ -372,7 +381,8 @@ def _kind(host_file: str, walk: Walk) -> str:
         return "elf"
     interpreter = script_interpreter(head)
     if interpreter is not None:
-        walk.scripts[interpreter] = walk.scripts.get(interpreter, 0) + 1
+        name = interpreter_name(interpreter)
+        walk.scripts[name] = walk.scripts.get(name, 0) + 1
         return "script"
     walk.not_elf += 1
     return "data"

@@ -53,6 +53,25 @@ def run_in_pty(*args: str, env: dict[str, str] | None = None) -> tuple[int, str,
     return code, chunks[out_master].decode(), chunks[err_master].decode()
 
 
+@pytest.mark.parametrize("command", ["inspect", "check"])
+def test_progress_on_a_terminal_only(command: str) -> None:
+    batch = str(TESTBINS / "runtime")
+    code, _out, err = run_in_pty(command, "--format", "json", batch)
+    assert code in (0, 1), err
+    assert "inspecting" in err
+    assert re.search(r"\b(\d+)/\1\b", ANSI.sub("", err)), "the bar reaches the end"
+    piped = run_cli(command, "--format", "json", batch)
+    assert piped.returncode == code
+    assert "inspecting" not in piped.stderr
+    assert "\x1b" not in piped.stderr
+
+
+def test_no_progress_for_one_file() -> None:
+    code, _out, err = run_in_pty("inspect", DYNAMIC)
+    assert code == 0
+    assert "inspecting" not in err
+
+
 def test_bare_command_prints_help_and_exits_0() -> None:
     result = run_cli()
     assert result.returncode == 0

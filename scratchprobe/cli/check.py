@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from scratchprobe.cli.options import (
+    batch_progress,
     color_wanted,
     emit,
     error,
@@ -164,7 +165,10 @@ def command(
         )
         cwd = os.getcwd()
         policy = merge(load_policy(policy_file, cwd), overrides)
-        inspection = inspect(binaries, inspect_options(root, library_path, **needs))
+        with batch_progress() as progress:
+            inspection = inspect(
+                binaries, inspect_options(root, library_path, **needs), progress=progress
+            )
     except ScratchprobeError as exc:
         error(str(exc))
         sys.exit(2)

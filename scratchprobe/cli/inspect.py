@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from scratchprobe.cli.options import (
+    batch_progress,
     color_wanted,
     emit,
     error,
@@ -100,7 +101,8 @@ def command(
     try:
         options = inspect_options(root, library_path, **needs)
         if install is None:
-            result = inspect(binaries, options)
+            with batch_progress() as progress:
+                result = inspect(binaries, options, progress=progress)
         else:
             from scratchprobe.rootfs import inspect_for_image
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 import click
@@ -57,6 +58,44 @@ def emit(text: str, output: str | None) -> None:
     except OSError as exc:
         error(f"{output}: cannot write the report: {exc.strerror or exc}")
         sys.exit(2)
+
+
+@contextmanager
+def batch_progress() -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr while a batch is analysed, only when stderr is a terminal
+    (a log or a pipe gets nothing); it is erased when the batch is done. NO_COLOR drops its
+    colours, not the bar (rich reads NO_COLOR itself)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+
+    # No refresh thread (auto_refresh=False): the batch forks its workers, and a fork while
+    # another thread holds the console's lock would leave the child stuck on it.
+    bar = Progress(
+        TextColumn("inspecting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        auto_refresh=False,
+    )
+    task: list[TaskID] = []
+
+    def update(done: int, total: int) -> None:
+        if total < 2:
+            return  # one file is not a batch
+        if not task:
+            bar.start()
+            task.append(bar.add_task("inspect", total=total))
+        bar.update(task[0], completed=done, total=total, refresh=True)
+
+    try:
+        yield update
+    finally:
+        if task:
+            bar.stop()
 
 
 def root_option(func: F) -> F:
