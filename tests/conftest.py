@@ -20,6 +20,21 @@ HOST_LOADER = "/lib64/ld-linux-x86-64.so.2"
 HOST_LIBDIR = "/lib/x86_64-linux-gnu"
 
 
+# The package that puts each loader a committed testbin asks for on a Debian host.
+_LOADER_PACKAGES = {"/lib/ld-musl-x86_64.so.1": "musl"}
+
+
+def skip_unless_host_loads(name: str) -> None:
+    """Skip a test that resolves testbin `name` on the host when the host lacks its loader
+    (a fresh machine without musl), naming the package to install."""
+    from scratchprobe.elf.reader import read_elf
+
+    interpreter = read_elf(str(TESTBINS / name)).interpreter
+    if interpreter is not None and not os.path.exists(interpreter):
+        package = _LOADER_PACKAGES.get(interpreter, "the package providing it")
+        pytest.skip(f"{name} needs {interpreter} on this machine: apt-get install {package}")
+
+
 def manifest() -> dict[str, dict[str, Any]]:
     data: dict[str, dict[str, Any]] = json.loads((TESTBINS / "MANIFEST.json").read_text())
     return data

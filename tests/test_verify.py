@@ -26,7 +26,7 @@ from scratchprobe.sandbox import (
     run_sandboxed,
 )
 from scratchprobe.verify import VerifyOptions, verify
-from tests.conftest import TESTBINS, RootBuilder, glibc_base, run_cli
+from tests.conftest import TESTBINS, RootBuilder, glibc_base, run_cli, skip_unless_host_loads
 from tests.helpers_sandbox import needs_bwrap, needs_unshare
 
 pytestmark = pytest.mark.sandbox
@@ -46,6 +46,7 @@ STATIC = ["c-glibc-static", "c-glibc-static-pie", "c-musl-static", "go-static"]
 @needs_bwrap
 @pytest.mark.parametrize("name", DYNAMIC + STATIC)
 def test_testbin_runs_in_its_rootfs_like_on_the_host(name: str) -> None:
+    skip_unless_host_loads(name)
     result = run_cli("verify", "--compare", str(TESTBINS / name), "--", "an-argument")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "comparison: exit status matches, stdout matches, stderr matches" in result.stdout
@@ -283,6 +284,7 @@ def test_compare_reports_a_difference() -> None:
 @needs_unshare
 @pytest.mark.parametrize("name", ["c-glibc-dynamic", "c-musl-dynamic", "go-static"])
 def test_unshare_chroot_fallback(name: str) -> None:
+    skip_unless_host_loads(name)
     result = run_cli("verify", "--sandbox", "unshare", "--compare", str(TESTBINS / name))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "sandbox: unshare" in result.stdout
