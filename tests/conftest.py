@@ -20,6 +20,17 @@ HOST_LOADER = "/lib64/ld-linux-x86-64.so.2"
 HOST_LIBDIR = "/lib/x86_64-linux-gnu"
 
 
+# What runs binaries, builds images or walks the whole machine is slow by nature: left out of
+# the fast loop (`pytest -m "not slow"`) along with the tests marked slow by hand.
+_SLOW_BY_NATURE = ("host", "sandbox", "podman")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.get_closest_marker(name) for name in _SLOW_BY_NATURE):
+            item.add_marker(pytest.mark.slow)
+
+
 # The package that puts each loader a committed testbin asks for on a Debian host.
 _LOADER_PACKAGES = {"/lib/ld-musl-x86_64.so.1": "musl"}
 

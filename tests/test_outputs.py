@@ -29,6 +29,7 @@ def test_schema_is_valid_json_schema() -> None:
     jsonschema.Draft202012Validator.check_schema(schema())
 
 
+@pytest.mark.slow  # one process per testbin; the fast loop validates a few in the tests below
 @pytest.mark.parametrize("name", sorted(manifest()))
 def test_manifest_validates_for_every_testbin(name: str) -> None:
     result = run_cli("inspect", "--format", "json", str(TESTBINS / name))
