@@ -3,7 +3,7 @@
 Each command lives in its own module and is imported only when it runs, so that
 `scratchprobe inspect` never pays for the imports of `verify` or `check`.
 
-Exit codes (DESIGN.md): 0 success; 1 a check failed or a binary could not be fully
+Exit codes (README, "Exit codes"): 0 success; 1 a check failed or a binary could not be fully
 resolved; 2 usage error or unreadable input. Errors are one line each on stderr.
 """
 

@@ -2,14 +2,14 @@
 
 glibc goes through NSS (`files` is built into libc >= 2.34 and is the default for passwd and
 group when nsswitch.conf is absent); musl and Go's pure os/user read the files directly.
-Hidden users: glob with GLOB_TILDE, wordexp and getlogin look users up too (runtime-deps.md
-§3.6). A USER name in a Dockerfile is also resolved by the container runtime through the
-image's /etc/passwd.
+Hidden users: glob with GLOB_TILDE and wordexp expand `~user` through getpwnam (glibc
+posix/glob.c, posix/wordexp.c). A USER name in a Dockerfile is also resolved by the
+container runtime through the image's /etc/passwd.
 
 The default is generated minimal files, as distroless images ship them
-(https://github.com/GoogleContainerTools/distroless, base/base.bzl: root, nobody and nonroot
-65532): the builder's /etc/passwd lists every account of a build machine (daemons, sometimes
-people), which a program calling getpwuid does not need and an image should not publish.
+(https://github.com/GoogleContainerTools/distroless: root, nobody and nonroot 65532): the
+builder's /etc/passwd lists every account of a build machine (daemons, sometimes people),
+which a program calling getpwuid does not need and an image should not publish.
 --copy-etc copies the builder's files when the program needs its accounts.
 """
 
