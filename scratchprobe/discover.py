@@ -279,7 +279,7 @@ class Walk:
         if self.not_elf:
             parts.append(f"{self.not_elf} not ELF")
         if self.links_out:
-            parts.append(f"{self.links_out} symlinks leaving the directory")
+            parts.append(f"{self.links_out} symlinks out of the directory or not to a file")
         if self.dangling:
             parts.append(f"{self.dangling} dangling symlinks")
         if self.special:

@@ -43,8 +43,8 @@ def test_walk_follows_links_once_and_says_what_it_skipped(tmp_path: Path) -> Non
     assert paths == [f"{top}/prog", f"{top}/sub/static"]
     assert result.stderr == (
         f"scratchprobe: note: {top}: 2 ELF files; followed 2 symlinks to ELF files in it "
-        "(each file analysed once); skipped 1 script (sh 1), 1 not ELF, 1 symlinks "
-        "leaving the directory, 1 dangling symlinks, 1 not regular files\n"
+        "(each file analysed once); skipped 1 script (sh 1), 1 not ELF, 1 symlinks out "
+        "of the directory or not to a file, 1 dangling symlinks, 1 not regular files\n"
     )
 
 
