@@ -8,10 +8,11 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from scratchprobe.discover import Candidate, InputProblem, discover
+from scratchprobe.discover import Candidate, InputProblem, describe_os_error, discover_all
 from scratchprobe.elf.classify import (
     Libc,
     Linkage,
@@ -127,6 +128,8 @@ class Inspection:
     annotations: FileAnnotations | None = None
     """Digests, owning packages and embedded modules (scratchprobe.annotate): computed only
     for the outputs that show them (json, cyclonedx); None otherwise."""
+    notes: tuple[str, ...] = ()
+    """What walking directory arguments skipped or followed, one line per directory."""
 
     @property
     def unresolved(self) -> tuple[str, ...]:
@@ -148,11 +151,22 @@ class Inspection:
 PARALLEL_THRESHOLD = 64
 
 
-def inspect(paths: tuple[str, ...], options: InspectOptions, jobs: int | None = None) -> Inspection:
+Progress = Callable[[int, int], None]
+"""Called with (files analysed, files in the batch) as results arrive."""
+
+
+def inspect(
+    paths: tuple[str, ...],
+    options: InspectOptions,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> Inspection:
     """Analyse `paths` inside `options.root`. A large batch is split over `jobs` processes
-    (default: the usable CPUs); each reads the libraries it meets once."""
+    (default: the usable CPUs); each reads the libraries it meets once. `progress`, when
+    given, hears of every result as it arrives; it changes nothing in the result."""
     root = Root(options.root)
-    candidates, problems = discover(paths, root)
+    discovery = discover_all(paths, root)
+    candidates, problems = list(discovery.candidates), list(discovery.problems)
     unique: list[Candidate] = []
     seen: set[str] = set()
     for candidate in candidates:
@@ -161,9 +175,9 @@ def inspect(paths: tuple[str, ...], options: InspectOptions, jobs: int | None = 
             unique.append(candidate)
     workers = jobs if jobs is not None else len(os.sched_getaffinity(0))
     if workers > 1 and len(unique) >= PARALLEL_THRESHOLD:
-        analysed = _analyse_in_parallel(unique, options, workers)
+        analysed = _analyse_in_parallel(unique, options, workers, progress)
     else:
-        analysed = _analyse(unique, options)
+        analysed = _analyse(unique, options, progress)
     reports = [r for r in analysed.reports if r is not None]
     problems += analysed.problems
     root_warnings = analysed.root_warnings
@@ -206,6 +220,7 @@ def inspect(paths: tuple[str, ...], options: InspectOptions, jobs: int | None = 
         env=tuple(env.items()),
         runtime_provided=tuple(dict.fromkeys(provided)),
         user=options.needs.user,
+        notes=discovery.notes,
     )
 
 
@@ -218,7 +233,9 @@ class _Analysed:
     root_warnings: tuple[str, ...]
 
 
-def _analyse(candidates: list[Candidate], options: InspectOptions) -> _Analysed:
+def _analyse(
+    candidates: list[Candidate], options: InspectOptions, progress: Progress | None = None
+) -> _Analysed:
     """Closure and runtime needs of each candidate, sharing the parsed libraries."""
     root = Root(options.root)
     cache = ElfCache()
@@ -241,6 +258,8 @@ def _analyse(candidates: list[Candidate], options: InspectOptions) -> _Analysed:
                     )
                 )
         reports.append(report)
+        if progress is not None:
+            progress(len(reports), len(candidates))
     return _Analysed(tuple(reports), tuple(problems), tuple(resolver.root_warnings))
 
 
@@ -248,25 +267,49 @@ def _analyse_chunk(args: tuple[list[Candidate], InspectOptions]) -> _Analysed:
     return _analyse(*args)
 
 
+# With progress shown, each worker's share is cut in this many pieces so that results
+# arrive while the batch runs; each piece parses its libraries again, so without progress
+# a worker gets its whole share at once.
+_PROGRESS_PIECES = 8
+
+
 def _analyse_in_parallel(
-    candidates: list[Candidate], options: InspectOptions, workers: int
+    candidates: list[Candidate],
+    options: InspectOptions,
+    workers: int,
+    progress: Progress | None = None,
 ) -> _Analysed:
     """Interleaved chunks (big and small files mix in a directory listing) over forked
     workers; results are put back in candidate order, so output does not depend on it."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    chunks = [candidates[i::workers] for i in range(workers)]
+    stride = workers * (_PROGRESS_PIECES if progress is not None else 1)
+    chunks = [candidates[i::stride] for i in range(stride)]
     context = multiprocessing.get_context("fork")
+    results: list[_Analysed | None] = [None] * stride
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        results = list(pool.map(_analyse_chunk, [(chunk, options) for chunk in chunks]))
+        futures = {
+            pool.submit(_analyse_chunk, (chunk, options)): offset
+            for offset, chunk in enumerate(chunks)
+        }
+        done = 0
+        for future in as_completed(futures):
+            result = future.result()
+            results[futures[future]] = result
+            done += len(result.reports)
+            if progress is not None:
+                progress(done, len(candidates))
+    finished = [r for r in results if r is not None]
     reports: list[BinaryReport | None] = [None] * len(candidates)
-    for offset, result in enumerate(results):
+    for offset, result in enumerate(finished):
         for index, report in enumerate(result.reports):
-            reports[offset + index * workers] = report
+            reports[offset + index * stride] = report
     order = {c.label: i for i, c in enumerate(candidates)}
-    problems = sorted((p for r in results for p in r.problems), key=lambda p: order.get(p.path, -1))
-    warnings = tuple(dict.fromkeys(w for r in results for w in r.root_warnings))
+    problems = sorted(
+        (p for r in finished for p in r.problems), key=lambda p: order.get(p.path, -1)
+    )
+    warnings = tuple(dict.fromkeys(w for r in finished for w in r.root_warnings))
     return _Analysed(tuple(reports), tuple(problems), warnings)
 
 
@@ -322,7 +365,7 @@ def _inspect_one(
         problems.append(InputProblem(candidate.label, str(exc)))
         return None
     except OSError as exc:
-        problems.append(InputProblem(candidate.label, exc.strerror or str(exc)))
+        problems.append(InputProblem(candidate.label, describe_os_error(exc)))
         return None
     if elf.elf_type not in (ElfType.EXEC, ElfType.DYN):
         if not candidate.walked:

@@ -87,5 +87,14 @@ def extract(archive: Path, into: Path) -> Path:
     """Unpack a tar the way a container runtime would (symlinks and modes as stored)."""
     into.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive) as tar:
-        tar.extractall(into, filter="tar")
+        # Extraction filters arrived in 3.11.4 (PEP 706); Debian 12's Python is 3.11.2.
+        # Without them, extractall keeps what is stored, which is what "tar" asks for too
+        # apart from refusing absolute and ../ names, checked here instead.
+        if hasattr(tarfile, "tar_filter"):
+            tar.extractall(into, filter="tar")
+        else:
+            for member in tar.getmembers():
+                if member.name.startswith("/") or ".." in member.name.split("/"):
+                    raise ValueError(f"{archive}: unsafe member name {member.name!r}")
+            tar.extractall(into)
     return into

@@ -28,3 +28,16 @@ def test_batch_output_does_not_depend_on_jobs(monkeypatch: pytest.MonkeyPatch) -
     two = inspect(paths, InspectOptions(), jobs=2)
     for fmt in (OutputFormat.JSON, OutputFormat.COPY):
         assert renderer(fmt)(one, RenderOptions()) == renderer(fmt)(two, RenderOptions())
+
+
+def test_progress_reports_every_file_and_changes_nothing() -> None:
+    candidates, _problems = discover((str(TESTBINS),), Root("/"))
+    options = InspectOptions()
+    calls: list[tuple[int, int]] = []
+    watched = _analyse_in_parallel(
+        candidates, options, workers=2, progress=lambda done, total: calls.append((done, total))
+    )
+    assert watched == _analyse(candidates, options)
+    assert calls[-1] == (len(candidates), len(candidates))
+    assert [done for done, _total in calls] == sorted(done for done, _total in calls)
+    assert len(calls) > 2, "results arrive in pieces, not all at the end"

@@ -317,6 +317,52 @@ def test_sp008_silent_without_dlopen() -> None:
     assert status("SP008", CPP) == "passed"
 
 
+def test_sp008_silent_for_a_system_librarys_own_dlopen() -> None:
+    """ls links libselinux, which imports dlopen for itself: nothing the user can act on."""
+    from scratchprobe.elf.dynsym import imported_symbols
+    from scratchprobe.loader.closure import FoundVia
+
+    report = inspect(("/usr/bin/ls",), InspectOptions()).binaries[0]
+    assert report.closure is not None
+    system = [
+        lib
+        for lib in report.closure.libraries
+        if lib.via is FoundVia.SYSTEM_DIRS and "dlopen" in imported_symbols(lib.elf)
+    ]
+    if not system or "dlopen" in imported_symbols(report.elf):
+        pytest.skip("this machine's ls has no system library importing dlopen")
+    assert status("SP008", "/usr/bin/ls") == "passed"
+
+
+def test_sp008_fires_for_a_static_binary_that_links_dlopen(tmp_path: Path) -> None:
+    """A static binary has no dynamic imports: inspect's evidence (its symbol table) counts."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed (apt-get install gcc libc6-dev)")
+    source = tmp_path / "dl.c"
+    source.write_text(
+        "#include <dlfcn.h>\n#include <stdio.h>\n"
+        'int main(int c, char **v) { printf("%p\\n", dlopen(c > 1 ? v[1] : "x", 2)); }\n'
+    )
+    binary = tmp_path / "dl-static"
+    built = subprocess.run(
+        ["gcc", "-static", "-o", str(binary), str(source)], capture_output=True, check=False
+    )
+    if built.returncode != 0:
+        pytest.skip("no static glibc (apt-get install libc6-dev)")
+    _, document = check_json(str(binary))
+    found = outcome(document, str(binary), "SP008")
+    assert found["status"] == "failed"
+    (finding,) = found["findings"]
+    assert finding["message"].startswith(f"{binary} calls dlopen")
+    assert "names chosen at run time" in finding["message"]
+
+
+def test_sp008_without_runtime_needs_reads_the_binarys_imports(dlopen_binary: str) -> None:
+    _, document = check_json("--no-runtime", dlopen_binary)
+    found = outcome(document, dlopen_binary, "SP008")
+    assert [f["subject"] for f in found["findings"]] == [dlopen_binary]
+
+
 # ----- SP009 foreign-arch ------------------------------------------------------------------
 
 

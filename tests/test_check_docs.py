@@ -103,7 +103,26 @@ def test_pre_commit_hook_runs_check() -> None:
     _assert_real_invocation(shlex.split(entry.group(1)))
     assert re.search(r"^  language: python$", text, re.MULTILINE)
     assert re.search(r"^  pass_filenames: true$", text, re.MULTILINE)
-    assert re.search(r"^  types: \[file\]$", text, re.MULTILINE)
+    assert re.search(r"^  types: \[binary, executable\]$", text, re.MULTILINE)
+
+
+def test_pre_commit_hook_selects_programs_not_text(tmp_path: Path) -> None:
+    """pre-commit passes a file when it has every tag of `types` (identify's tags)."""
+    yaml = pytest.importorskip("yaml")
+    identify = pytest.importorskip("identify.identify")
+    (hook,) = yaml.safe_load(HOOKS.read_text())
+    wanted = set(hook["types"])
+    program = tmp_path / "app"
+    program.write_bytes((REPO / "testbins" / "built" / "c-glibc-dynamic").read_bytes())
+    program.chmod(0o755)
+    script = tmp_path / "build.sh"
+    script.write_text("#!/bin/sh\nmake\n")
+    script.chmod(0o755)
+    notes = tmp_path / "NOTES.txt"
+    notes.write_text("release notes\n")
+    files = (program, script, notes)
+    selected = {path.name for path in files if wanted <= identify.tags_from_path(str(path))}
+    assert selected == {"app"}
 
 
 def test_pre_commit_hook_is_valid_yaml() -> None:

@@ -32,6 +32,7 @@ SOURCES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(4))
 def test_mutated_binaries_never_crash(seed: int, tmp_path: Path) -> None:
     rng = random.Random(seed)

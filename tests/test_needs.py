@@ -129,7 +129,7 @@ def test_user_and_generated_etc() -> None:
 def test_user_missing_from_the_builder_is_reported() -> None:
     result = inspect(
         (str(RUNTIME / "c-getpwnam"),),
-        InspectOptions(needs=NeedsOptions(user="no-such-user-here")),
+        InspectOptions(needs=NeedsOptions(user="no-such-user-here", copy_etc=True)),
     )
     assert any("no-such-user-here" in w for w in result.warnings)
     (need,) = [n for n in result.binaries[0].needs if n.kind is NeedKind.USERS]

@@ -29,6 +29,7 @@ def test_schema_is_valid_json_schema() -> None:
     jsonschema.Draft202012Validator.check_schema(schema())
 
 
+@pytest.mark.slow  # one process per testbin; the fast loop validates a few in the tests below
 @pytest.mark.parametrize("name", sorted(manifest()))
 def test_manifest_validates_for_every_testbin(name: str) -> None:
     result = run_cli("inspect", "--format", "json", str(TESTBINS / name))
@@ -119,7 +120,7 @@ def test_dockerfile() -> None:
 
 
 def test_text_report() -> None:
-    result = run_cli("inspect", DYNAMIC)
+    result = run_cli("inspect", "--full", DYNAMIC)
     assert result.returncode == 0
     first = result.stdout.splitlines()[0]
     assert first.startswith(f"{DYNAMIC}: dynamic glibc x86_64, needs 3 files, ")
@@ -129,12 +130,28 @@ def test_text_report() -> None:
     assert f"COPY --from=builder {DYNAMIC} {DYNAMIC}" in result.stdout
 
 
+def test_text_report_summary_comes_first() -> None:
+    """Verdict, problems and needs where a terminal shows them; the tree only with --full."""
+    binary = str(TESTBINS / "runtime" / "c-getpwnam")
+    summary = run_cli("inspect", binary).stdout
+    full = run_cli("inspect", "--full", binary).stdout
+    assert "=>" not in summary
+    assert "COPY --from" not in summary
+    assert "  libraries: 1 found (--full shows who needs what)" in summary.splitlines()
+    assert summary.splitlines()[-1].startswith("5 image entries: --format copy prints")
+    # --full adds the tree and the COPY lines after the same summary.
+    head = summary.split("  libraries:")[0]
+    assert full.startswith(head)
+    assert full.index("runtime needs:") < full.index("libc.so.6 =>") < full.index("COPY lines")
+
+
 def test_text_report_of_missing_library() -> None:
     app = str(TESTBINS / "runpath-not-inherited/app")
     result = run_cli("inspect", app)
     assert result.returncode == 1
     assert "missing: libB.so.1" in result.stdout
-    assert "libB.so.1 => not found" in result.stdout
+    assert "1 missing" in result.stdout
+    assert "libB.so.1 => not found" in run_cli("inspect", "--full", app).stdout
 
 
 def test_directory_argument_is_walked() -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from scratchprobe.sandbox import SandboxKind, SandboxSpec, run_host, run_sandboxed
-from tests.conftest import REPO, TESTBINS, run_cli
+from tests.conftest import REPO, TESTBINS, run_cli, skip_unless_host_loads
 from tests.helpers_sandbox import extract, needs_bwrap, needs_podman, tree_of
 
 pytestmark = [pytest.mark.podman, pytest.mark.sandbox, needs_podman, needs_bwrap]
@@ -94,6 +94,7 @@ def assert_runs_like_the_host(image_root: Path, binary: str) -> None:
     "name", ["c-glibc-dynamic", "c-musl-dynamic", "cpp-dynamic", "c-glibc-static", "go-static"]
 )
 def test_copy_lines_build_a_working_image(name: str, tmp_path: Path, images: list[str]) -> None:
+    skip_unless_host_loads(name)
     binary = str(TESTBINS / name)
     printed = run_cli("inspect", "--format", "dockerfile", binary)
     assert printed.returncode == 0, printed.stderr
@@ -126,6 +127,7 @@ def _merged_usr() -> bool:
 def test_rootfs_stage_builds_a_working_image(name: str, tmp_path: Path, images: list[str]) -> None:
     if not _merged_usr():
         pytest.skip("the builder borrows the host's /usr, which needs a merged-/usr host")
+    skip_unless_host_loads(name)
     binary = str(TESTBINS / name)
     printed = run_cli("inspect", "--format", "dockerfile", "--rootfs-stage", binary)
     assert printed.returncode == 0, printed.stderr
@@ -135,16 +137,27 @@ def test_rootfs_stage_builds_a_working_image(name: str, tmp_path: Path, images: 
     for link in ("bin", "lib", "lib64", "sbin"):
         (builder / link).symlink_to(f"usr/{link}")
     launcher = builder / "opt/scratchprobe/bin/scratchprobe"
-    # buildah looks the RUN program up in the image itself, not in the mounted volumes.
-    launcher.write_text(
-        f'#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} -m scratchprobe "$@"\n'
+    # A venv's python is a symlink to the base interpreter (pyenv: under ~/.pyenv), and it
+    # finds the venv through the pyvenv.cfg beside the link: run the link by its real
+    # directory and mount the base installation too, so the link resolves in the build.
+    python = os.path.join(
+        os.path.realpath(os.path.dirname(sys.executable)), os.path.basename(sys.executable)
     )
+    # buildah looks the RUN program up in the image itself, not in the mounted volumes.
+    launcher.write_text(f'#!/bin/sh\nPYTHONPATH={REPO} exec {python} -m scratchprobe "$@"\n')
     launcher.chmod(0o755)
     name_of_builder = import_builder(
         builder, images, change="ENV PATH=/opt/scratchprobe/bin:/usr/bin:/bin"
     )
     dockerfile = f"FROM {name_of_builder} AS builder\n{printed.stdout}"
-    volumes = {"/usr", os.path.realpath(sys.prefix), str(REPO), str(TESTBINS)}
+    volumes = {
+        "/usr",
+        os.path.realpath(sys.prefix),
+        os.path.realpath(sys.base_prefix),
+        os.path.dirname(os.path.realpath(sys.executable)),
+        str(REPO),
+        str(TESTBINS),
+    }
     needed = tuple(
         v for v in sorted(volumes) if not any(v.startswith(o + "/") for o in volumes if o != v)
     )

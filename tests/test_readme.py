@@ -29,7 +29,16 @@ def test_readme_has_examples() -> None:
     assert len(commands()) >= 8
 
 
-@pytest.mark.parametrize("command", commands())
+def _params() -> list[object]:
+    # `verify` runs the binary in a sandbox: it is a sandbox test like tests/test_verify.py.
+    return [
+        pytest.param(c, marks=pytest.mark.sandbox) if c.split()[1:2] == ["verify"] else c
+        for c in commands()
+    ]
+
+
+@pytest.mark.slow  # one process per example, some over curl's 38 files
+@pytest.mark.parametrize("command", _params())
 def test_readme_command_runs(command: str, tmp_path: Path) -> None:
     words = shlex.split(command)
     env_prefix = {}

@@ -26,7 +26,7 @@ from scratchprobe.rootfs import (
     source_date_epoch,
     write_rootfs,
 )
-from tests.conftest import TESTBINS, RootBuilder, glibc_base, run_cli
+from tests.conftest import TESTBINS, RootBuilder, glibc_base, run_cli, skip_unless_host_loads
 from tests.helpers_sandbox import extract, tree_of
 
 DYNAMIC = str(TESTBINS / "c-glibc-dynamic")
@@ -45,6 +45,7 @@ def _ancestors(path: str) -> set[str]:
     "name", ["c-glibc-dynamic", "c-musl-dynamic", "cpp-dynamic", "c-runpath-origin/bin/app"]
 )
 def test_rootfs_json_and_copy_lines_describe_one_tree(name: str, tmp_path: Path) -> None:
+    skip_unless_host_loads(name)
     binary = str(TESTBINS / name)
     out = tmp_path / "rootfs"
     written = run_cli("rootfs", binary, "--output", str(out))
@@ -154,6 +155,7 @@ def _tar_bytes(tmp_path: Path, name: str, epoch: str | None) -> bytes:
     if epoch is not None:
         env["SOURCE_DATE_EPOCH"] = epoch
     archive = tmp_path / name
+    skip_unless_host_loads("c-musl-dynamic")
     result = run_cli(
         "rootfs", DYNAMIC, str(TESTBINS / "c-musl-dynamic"), "--tar", str(archive), env=env
     )
@@ -444,6 +446,8 @@ def test_dockerfile_rootfs_stage() -> None:
 
 
 def test_dockerfile_rootfs_stage_copies_context_binaries_into_the_builder() -> None:
+    if not os.path.isdir("/usr/aarch64-linux-gnu"):
+        pytest.skip("needs /usr/aarch64-linux-gnu: apt-get install libc6-arm64-cross")
     inspection = inspect_for_image((DYNAMIC,), InspectOptions(root="/usr/aarch64-linux-gnu"))
     if inspection.problems or not inspection.binaries[0].from_context:
         pytest.skip("needs /usr/aarch64-linux-gnu (libc6-arm64-cross) as a foreign root")

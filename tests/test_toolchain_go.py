@@ -418,6 +418,9 @@ def _pointer_form(src: Path, dst: Path, *, ptr_size: int, big_endian: bool) -> N
     data = bytearray(src.read_bytes())
     data[section.offset : section.offset + section.size] = blob.ljust(section.size, b"\x00")
     dst.write_bytes(bytes(data))
+    # `go version` skips a file without an execute bit (Go 1.19's cmd/go/internal/version
+    # checks the mode before reading it), which would leave nothing to compare.
+    dst.chmod(0o755)
 
 
 @pytest.mark.parametrize(("ptr_size", "big_endian"), [(8, False), (4, True), (4, False)])

@@ -32,6 +32,8 @@ from scratchprobe.elf.classify import Linkage
 from scratchprobe.elf.reader import ElfFile, format_version, parse_glibc_version
 from scratchprobe.errors import ELFError
 from scratchprobe.inspect import BinaryReport, Inspection
+from scratchprobe.loader.closure import FoundVia
+from scratchprobe.needs.model import NeedKind
 
 # The two entry points through which a program loads code the loader never saw;
 # dlopen@GLIBC_2.34 lives in libc.so.6, older programs import it from libdl.so.2.
@@ -318,17 +320,62 @@ def _runtime_denied(
     return out
 
 
+# Libraries found through the program's own search paths ship with the application, so their
+# dlopen calls are the application's; a library of the system's directories (libselinux,
+# libc itself) imports dlopen for its own optional features, which a user cannot act on.
+_APPLICATION_VIA = frozenset(
+    {FoundVia.PATH, FoundVia.RPATH, FoundVia.RUNPATH, FoundVia.LIBRARY_PATH}
+)
+
+
 def _dlopen(report: BinaryReport, symbols: _SymbolCache) -> list[Finding]:
-    objects: list[tuple[str, ElfFile]] = [(report.path, report.elf)]
-    if report.closure is not None:
-        objects += [(obj.path, obj.elf) for obj in report.closure.libraries]
     out = []
-    for path, elf in objects:
+    dlopen_needs = [
+        (need, keep)
+        for need, keep in zip(report.needs, report.included, strict=True)
+        if need.kind is NeedKind.DLOPEN
+    ]
+    for need, keep in dlopen_needs:
+        # inspect's own dlopen evidence, including a static binary's linked dlopen.
+        names = ", ".join(f.path for f in need.files)
+        if need.files and keep and not need.problems:
+            continue  # what it loads is known and in the plan
+        if need.files:
+            out.append(
+                Finding(
+                    f"{report.path} dlopens {names} ({need.summary}), not in the plan: add "
+                    "them with --with dlopen",
+                    report.path,
+                )
+            )
+        elif need.problems:
+            out.append(
+                Finding(f"{report.path}: {need.summary}: {'; '.join(need.problems)}", report.path)
+            )
+        else:
+            out.append(
+                Finding(
+                    f"{report.path} {'; '.join(need.evidence)} with names chosen at run time: "
+                    "what it loads is not in the plan",
+                    report.path,
+                )
+            )
+    objects: list[tuple[str, ElfFile, str]] = []
+    if not dlopen_needs:
+        # No runtime-needs pass (--no-runtime) or nothing found there: the binary's imports.
+        objects.append((report.path, report.elf, ""))
+    if report.closure is not None:
+        objects += [
+            (obj.path, obj.elf, f" (found through {obj.via.value}: it ships with the program)")
+            for obj in report.closure.libraries
+            if obj.via in _APPLICATION_VIA
+        ]
+    for path, elf, where in objects:
         verdict = symbols.imports_dlopen(elf)
         if verdict is True:
             out.append(
                 Finding(
-                    f"{path} imports dlopen: libraries it loads at run time are not in the plan",
+                    f"{path}{where} imports dlopen: what it loads at run time is not in the plan",
                     path,
                 )
             )

@@ -176,7 +176,7 @@ def parse_severity(text: str, where: str) -> Severity:
 def parse_rule_code(code: str, where: str) -> str:
     normalized = code.strip().upper()
     if normalized not in RULES_BY_CODE:
-        raise UsageError(f"{where}: unknown rule {code!r} (see docs/rules.md)")
+        raise UsageError(f"{where}: unknown rule {code!r} (see scratchprobe check --explain all)")
     return normalized
 
 

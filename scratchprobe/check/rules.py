@@ -3,13 +3,17 @@
 A code is a public contract, like the JSON manifest's field names: CI configurations,
 SARIF alerts on GitHub and `[severity]` tables in policy files refer to it, so a code is
 never renumbered or reused. docs/rules.md documents every rule; a test compares that page
-with `RULES` so the two cannot drift.
+with `RULES` so the two cannot drift. The page ships in the package (check/rules.md, a link
+to it in the source tree that the wheel stores as a file), so `scratchprobe check --explain`
+works after a pip install, where docs/ does not exist.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
+from importlib import resources
 
 PROJECT_URL = "https://github.com/scratchprobe/scratchprobe"
 """Where the project lives; SARIF's informationUri and the base of every rule's help link."""
@@ -174,12 +178,18 @@ DLOPEN = Rule(
     name="dlopen",
     title="Uses dlopen, which static analysis cannot follow",
     meaning=(
-        "The binary or a library in its closure imports dlopen or dlmopen; the libraries it "
-        "loads that way are chosen at run time and are not in the plan."
+        "The binary calls dlopen or dlmopen (imported, or linked into a static binary), or a "
+        "library that ships with it (found through RPATH, RUNPATH or --library-path) imports "
+        "it; what it loads that way is chosen at run time and is not in the plan. Libraries "
+        "named by a .note.dlopen are placed by scratchprobe and reported only when left out. "
+        "A system library's own dlopen (libselinux, libc) is not reported: it serves that "
+        "library's optional features, not the program's."
     ),
     fix=(
-        "Find out what it loads (`scratchprobe verify`, or strace in the builder) and add "
-        "those files to the image; set this rule's severity to `off` once they are covered."
+        "Find out what it loads (`scratchprobe verify BINARY -- ARGS` on its real workload, "
+        "or strace in the builder) and add those files to the image; `--with dlopen` adds "
+        "the libraries a .note.dlopen names. Then set this rule's severity to `off`, or to "
+        "`error` to forbid dlopen."
     ),
     default_severity=Severity.WARNING,
     enabled_by=None,
@@ -215,3 +225,25 @@ RULES: tuple[Rule, ...] = (
 )
 
 RULES_BY_CODE: dict[str, Rule] = {rule.code: rule for rule in RULES}
+
+
+def rules_text() -> str:
+    """The rules page as shipped in the package."""
+    return resources.files("scratchprobe.check").joinpath("rules.md").read_text(encoding="utf-8")
+
+
+def explain(topic: str) -> str | None:
+    """The rules page's section for a rule code (`SP008`, any case) or name (`dlopen`);
+    `all` gives the whole page. None when nothing matches."""
+    text = rules_text()
+    if topic.lower() == "all":
+        return text
+    wanted = topic.upper()
+    rule = RULES_BY_CODE.get(wanted) or next((r for r in RULES if r.name == topic.lower()), None)
+    if rule is None:
+        return None
+    sections = re.split(r"^(?=## )", text, flags=re.MULTILINE)
+    for section in sections:
+        if section.startswith(f"## {rule.code} "):
+            return section.rstrip() + "\n"
+    return None

@@ -3,13 +3,14 @@
 Each command lives in its own module and is imported only when it runs, so that
 `scratchprobe inspect` never pays for the imports of `verify` or `check`.
 
-Exit codes (DESIGN.md): 0 success; 1 a check failed or a binary could not be fully
+Exit codes (README, "Exit codes"): 0 success; 1 a check failed or a binary could not be fully
 resolved; 2 usage error or unreadable input. Errors are one line each on stderr.
 """
 
 from __future__ import annotations
 
 import importlib
+import shutil
 
 import click
 
@@ -29,6 +30,18 @@ class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each command's whole first sentence, wrapped to the terminal: click's default
+        cuts a summary at 45 columns with '...'."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         module = COMMANDS.get(cmd_name)
         if module is None:
@@ -37,8 +50,26 @@ class _LazyGroup(click.Group):
         return command
 
 
-@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="scratchprobe")
-def main() -> None:
+def _terminal_width() -> int:
+    # COLUMNS first, then the terminal, else 80 (shutil's rule); click alone stops at 80
+    # columns even on a wide terminal.
+    return shutil.get_terminal_size((80, 24)).columns
+
+
+@click.group(
+    cls=_LazyGroup,
+    invoke_without_command=True,
+    context_settings={
+        "help_option_names": ["-h", "--help"],
+        "max_content_width": _terminal_width(),
+    },
+)
+@click.version_option(__version__, "-V", "--version", prog_name="scratchprobe")
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Find exactly which files a FROM scratch container image needs for ELF binaries,
     without running them."""
+    if ctx.invoked_subcommand is None:
+        # A bare `scratchprobe` is a request for help, not a usage error.
+        click.echo(ctx.get_help())
+        ctx.exit(0)

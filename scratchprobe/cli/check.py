@@ -9,10 +9,15 @@ from typing import Any
 import click
 
 from scratchprobe.cli.options import (
+    batch_progress,
+    color_wanted,
+    emit,
     error,
     inspect_options,
     library_path_option,
     needs_options,
+    note,
+    output_option,
     root_option,
 )
 from scratchprobe.errors import ScratchprobeError, UsageError
@@ -20,8 +25,32 @@ from scratchprobe.errors import ScratchprobeError, UsageError
 FORMATS = ("text", "json", "sarif", "junit", "github")
 
 
+def _explain(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """Print a rule's documentation from the package and stop, like --help."""
+    if value is None or ctx.resilient_parsing:
+        return
+    from scratchprobe.check.rules import RULES, explain
+
+    text = explain(value)
+    if text is None:
+        codes = ", ".join(rule.code for rule in RULES)
+        error(f"--explain: unknown rule {value!r} (one of {codes}, a rule name, or all)")
+        ctx.exit(2)
+    click.echo(text, nl=False)
+    ctx.exit(0)
+
+
 @click.command("check")
 @click.argument("binaries", nargs=-1, required=True, metavar="BINARY...")
+@click.option(
+    "--explain",
+    metavar="CODE",
+    callback=_explain,
+    expose_value=False,
+    is_eager=True,
+    help="Print what rule CODE (e.g. SP008) means and how to fix it, or 'all' for every "
+    "rule, policy key and format; then exit.",
+)
 @root_option
 @library_path_option
 @needs_options
@@ -73,6 +102,7 @@ FORMATS = ("text", "json", "sarif", "junit", "github")
     "nearest pyproject.toml. Flags win over the file.",
 )
 @click.option(
+    "-f",
     "--format",
     "output_format",
     type=click.Choice(FORMATS),
@@ -81,6 +111,7 @@ FORMATS = ("text", "json", "sarif", "junit", "github")
     help="text: report; json: for programs; sarif: code scanning; junit: CI test report; "
     "github: workflow annotations.",
 )
+@output_option
 def command(
     binaries: tuple[str, ...],
     root: str,
@@ -93,13 +124,14 @@ def command(
     severity: tuple[str, ...],
     policy_file: str | None,
     output_format: str,
+    output: str | None,
     **needs: Any,
 ) -> None:
     """Check each BINARY against the policy: static linkage, libraries, glibc floor, ...
 
     Every binary is checked even when one fails. Exit 0 when all pass (warnings allowed),
     1 when a rule at error level is broken, 2 for a usage error or unreadable input.
-    Rules: docs/rules.md.
+    Rules: scratchprobe check --explain all.
     """
     from scratchprobe.check.engine import run_check
     from scratchprobe.check.formats import CheckFormat, FormatOptions, formatter
@@ -133,14 +165,19 @@ def command(
         )
         cwd = os.getcwd()
         policy = merge(load_policy(policy_file, cwd), overrides)
-        inspection = inspect(binaries, inspect_options(root, library_path, **needs))
+        with batch_progress() as progress:
+            inspection = inspect(
+                binaries, inspect_options(root, library_path, **needs), progress=progress
+            )
     except ScratchprobeError as exc:
         error(str(exc))
         sys.exit(2)
     result = run_check(inspection, policy)
     fmt = CheckFormat(output_format)
-    options = FormatOptions(base_dir=cwd, color=fmt is CheckFormat.TEXT and sys.stdout.isatty())
-    click.echo(formatter(fmt)(result, options), nl=False)
+    options = FormatOptions(base_dir=cwd, color=fmt is CheckFormat.TEXT and color_wanted(output))
+    emit(formatter(fmt)(result, options), output)
+    for line in inspection.notes:
+        note(line)
     for problem in result.problems:
         error(f"{problem.path}: {problem.message}")
     sys.exit(result.exit_code)

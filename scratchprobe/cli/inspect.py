@@ -9,11 +9,16 @@ from typing import Any
 import click
 
 from scratchprobe.cli.options import (
+    batch_progress,
+    color_wanted,
+    emit,
     error,
     forwarded_args,
     inspect_options,
     library_path_option,
     needs_options,
+    note,
+    output_option,
     root_option,
     warning,
 )
@@ -35,6 +40,7 @@ def _check_stage(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @library_path_option
 @needs_options
 @click.option(
+    "-f",
     "--format",
     "output_format",
     type=click.Choice(["text", "json", "copy", "dockerfile", "cyclonedx"]),
@@ -59,6 +65,20 @@ def _check_stage(ctx: click.Context, param: click.Parameter, value: str) -> str:
     help="With --format dockerfile: run `scratchprobe rootfs` in a stage based on the "
     "builder and COPY its output whole (keeps symlinks and empty directories).",
 )
+@click.option(
+    "--install",
+    metavar="PATH",
+    help="Put the (single) binary at PATH in the image, as `rootfs --install` does; its "
+    "closure is resolved for PATH. Default: its path in the root, or /NAME for a file "
+    "from the build context.",
+)
+@click.option(
+    "--full",
+    is_flag=True,
+    help="With --format text: also each binary's library tree (who needs what, and which "
+    "loader rule found it) and the COPY lines, after the summary.",
+)
+@output_option
 def command(
     binaries: tuple[str, ...],
     root: str,
@@ -66,6 +86,9 @@ def command(
     output_format: str,
     stage: str,
     rootfs_stage: bool,
+    install: str | None,
+    full: bool,
+    output: str | None,
     **needs: Any,
 ) -> None:
     """Report the loader, libraries and files each BINARY needs in a scratch image.
@@ -77,7 +100,14 @@ def command(
     from scratchprobe.render import OutputFormat, RenderOptions, renderer
 
     try:
-        result = inspect(binaries, inspect_options(root, library_path, **needs))
+        options = inspect_options(root, library_path, **needs)
+        if install is None:
+            with batch_progress() as progress:
+                result = inspect(binaries, options, progress=progress)
+        else:
+            from scratchprobe.rootfs import inspect_for_image
+
+            result = inspect_for_image(binaries, options, install)
     except ScratchprobeError as exc:
         error(str(exc))
         sys.exit(2)
@@ -88,12 +118,19 @@ def command(
         from scratchprobe.annotate import annotate
 
         result = annotate(result, sbom=fmt is OutputFormat.CYCLONEDX)
-    options = RenderOptions(
+    render_options = RenderOptions(
         stage=stage,
-        color=fmt is OutputFormat.TEXT and sys.stdout.isatty(),
-        rootfs_stage=forwarded_args(library_path, **needs) if rootfs_stage else None,
+        color=fmt is OutputFormat.TEXT and color_wanted(output),
+        full=full,
+        rootfs_stage=(
+            forwarded_args(library_path, **needs) + (("--install", install) if install else ())
+            if rootfs_stage
+            else None
+        ),
     )
-    click.echo(renderer(fmt)(result, options), nl=False)
+    emit(renderer(fmt)(result, render_options), output)
+    for line in result.notes:
+        note(line)
     # Every problem is one line on stderr in every format, also where the output carries it
     # too (the text report, JSON `missing`/`warnings`, comments in copy and dockerfile).
     for problem in result.problems:

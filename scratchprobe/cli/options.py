@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 import click
@@ -25,6 +27,80 @@ def error(message: str) -> None:
 def warning(message: str) -> None:
     """One line on stderr for a problem that does not change the exit status."""
     click.echo(f"scratchprobe: warning: {message}", err=True)
+
+
+def note(message: str) -> None:
+    """One line on stderr that changes nothing in the result (what a walk skipped)."""
+    click.echo(f"scratchprobe: note: {message}", err=True)
+
+
+def color_wanted(output: str | None) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set to anything but the empty
+    string (https://no-color.org); a report written with --output is never coloured."""
+    return output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def output_option(func: F) -> F:
+    return click.option(
+        "-o",
+        "--output",
+        "output",
+        metavar="FILE",
+        type=click.Path(dir_okay=False),
+        help="Write the report to FILE instead of standard output (errors stay on stderr).",
+    )(func)
+
+
+def emit(text: str, output: str | None) -> None:
+    """The report on stdout, or in the --output file; a file that cannot be written is a
+    usage error (exit 2) like any other unusable argument."""
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        error(f"{output}: cannot write the report: {exc.strerror or exc}")
+        sys.exit(2)
+
+
+@contextmanager
+def batch_progress() -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr while a batch is analysed, only when stderr is a terminal
+    (a log or a pipe gets nothing); it is erased when the batch is done. NO_COLOR drops its
+    colours, not the bar (rich reads NO_COLOR itself)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+
+    # No refresh thread (auto_refresh=False): the batch forks its workers, and a fork while
+    # another thread holds the console's lock would leave the child stuck on it.
+    bar = Progress(
+        TextColumn("inspecting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        auto_refresh=False,
+    )
+    task: list[TaskID] = []
+
+    def update(done: int, total: int) -> None:
+        if total < 2:
+            return  # one file is not a batch
+        if not task:
+            bar.start()
+            task.append(bar.add_task("inspect", total=total))
+        bar.update(task[0], completed=done, total=total, refresh=True)
+
+    try:
+        yield update
+    finally:
+        if task:
+            bar.stop()
 
 
 def root_option(func: F) -> F:
@@ -89,13 +165,16 @@ def needs_options(func: F) -> F:
             "with_kinds",
             multiple=True,
             type=click.Choice(_NEED_KINDS),
-            help="Include this kind of runtime need whatever its confidence. Repeatable.",
+            metavar="KIND",
+            help="Include this kind of runtime need whatever its confidence. Repeatable. "
+            "KIND: " + ", ".join(_NEED_KINDS) + ".",
         ),
         click.option(
             "--without",
             "without_kinds",
             multiple=True,
             type=click.Choice(_NEED_KINDS),
+            metavar="KIND",
             help="Leave this kind of runtime need out of the plan. Repeatable.",
         ),
         click.option(
@@ -114,7 +193,14 @@ def needs_options(func: F) -> F:
         click.option(
             "--generate-etc",
             is_flag=True,
-            help="Write minimal /etc/passwd and /etc/group instead of copying the builder's.",
+            help="Write minimal /etc/passwd and /etc/group (root, nobody, nonroot 65532 and "
+            "the --user): the default.",
+        ),
+        click.option(
+            "--copy-etc",
+            is_flag=True,
+            help="Copy the builder's /etc/passwd and /etc/group instead of generating "
+            "minimal ones.",
         ),
         click.option(
             "--locale",
@@ -151,18 +237,23 @@ def inspect_options(
     generate_etc: bool = False,
     locale: str | None = None,
     runtime: str = ContainerRuntime.DOCKER.value,
+    copy_etc: bool = False,
 ) -> InspectOptions:
     """The core's options from the command line's (shared by inspect, check, rootfs, verify)."""
     from scratchprobe.inspect import InspectOptions
     from scratchprobe.needs.choices import choice_problems
     from scratchprobe.needs.context import NeedsOptions
 
+    if generate_etc and copy_etc:
+        # click reports it like any bad option (exit 2), whichever command called.
+        raise click.UsageError("--generate-etc and --copy-etc contradict each other")
     needs = NeedsOptions(
         tz=zones,
         user=user,
         generate_etc=generate_etc,
         locale=locale,
         runtime=ContainerRuntime(runtime),
+        copy_etc=copy_etc,
     )
     # A zone or user the root lacks is a usage error (exit 2), one line each, before any
     # planning: the image would quietly run in UTC or not start at all.
@@ -193,6 +284,7 @@ def forwarded_args(
     generate_etc: bool = False,
     locale: str | None = None,
     runtime: str = ContainerRuntime.DOCKER.value,
+    copy_etc: bool = False,
 ) -> tuple[str, ...]:
     """The planning options again as command-line words, for a `scratchprobe rootfs` run in
     a Dockerfile stage that must plan exactly what this run planned."""
@@ -212,4 +304,5 @@ def forwarded_args(
     args += ["--locale", locale] if locale else []
     # Only a non-default runtime is written, so today's stages stay byte-identical.
     args += ["--runtime", runtime] if runtime != ContainerRuntime.DOCKER.value else []
+    args += ["--copy-etc"] if copy_etc else []
     return tuple(args)

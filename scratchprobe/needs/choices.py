@@ -27,7 +27,8 @@ def choice_problems(root_directory: str, options: NeedsOptions) -> tuple[str, ..
     except RootError:
         return ()
     problems = [p for zone in options.tz if (p := _zone_problem(root, zone)) is not None]
-    if options.user is not None and not options.generate_etc:
+    # Without --copy-etc the image's passwd and group are generated with the --user in them.
+    if options.user is not None and options.copy_etc:
         problems += _user_problems(root, options.user)
     return tuple(problems)
 

@@ -19,7 +19,11 @@ class NeedsOptions:
     user: str | None = None
     """--user NAME|UID[:GID]: the image runs as this user; its entry must exist."""
     generate_etc: bool = False
-    """--generate-etc: write minimal passwd/group instead of copying the builder's."""
+    """--generate-etc: write minimal passwd/group (the default since copy_etc exists; kept
+    so that existing command lines and callers keep working)."""
+    copy_etc: bool = False
+    """--copy-etc: copy the builder's /etc/passwd and /etc/group instead of generating
+    minimal ones."""
     locale: str | None = None
     """--locale NAME: the locale the image selects (LANG, LC_ALL); None: C.UTF-8."""
     runtime: ContainerRuntime = ContainerRuntime.DOCKER

@@ -26,6 +26,10 @@ class RenderOptions:
     color: bool = False
     width: int | None = None
     """Columns for the text report; None: the terminal's width, or unlimited when piped."""
+    full: bool = False
+    """`text` only: also the library tree of each binary and the COPY lines (--full); the
+    default report is the verdict, the problems and the runtime needs, which fit a
+    terminal."""
     rootfs_stage: tuple[str, ...] | None = None
     """`dockerfile` only. None: COPY lines. A tuple: a stage that runs `scratchprobe rootfs`
     in the builder and one COPY of its output; the tuple holds the planning options to pass

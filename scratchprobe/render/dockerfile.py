@@ -24,6 +24,7 @@ import posixpath
 import shlex
 
 from scratchprobe import __version__
+from scratchprobe.elf.classify import ObjectKind
 from scratchprobe.inspect import Inspection
 from scratchprobe.plan import FileType
 from scratchprobe.render import RenderOptions
@@ -50,7 +51,16 @@ def _tail(inspection: Inspection) -> list[str]:
     if inspection.user is not None:
         lines.append(f"USER {inspection.user}")
     if len(inspection.binaries) == 1:
-        lines.append(f"ENTRYPOINT {json.dumps([inspection.binaries[0].path])}")
+        binary = inspection.binaries[0]
+        if binary.object_kind is ObjectKind.EXECUTABLE:
+            lines.append(f"ENTRYPOINT {json.dumps([binary.path])}")
+        else:
+            # A shared library (ET_DYN, no PT_INTERP) cannot be exec'd: the kernel has no
+            # interpreter to start it with. The path is JSON-quoted, so the comment stays
+            # one line whatever the file is called.
+            lines.append(
+                f"# no ENTRYPOINT: {json.dumps(binary.path)} is a shared library, not a program"
+            )
     return lines
 
 

@@ -72,7 +72,9 @@ def _tree(report: BinaryReport, closure: Closure) -> Tree:
     return tree
 
 
-def _binary(console: Console, report: BinaryReport) -> None:
+def _binary(console: Console, report: BinaryReport, full: bool) -> None:
+    # Verdict, problems and runtime needs first: they are what a terminal must show; the
+    # tree of a large program (curl: 30+ libraries) comes last, and only with --full.
     elf = report.elf
     console.print(f"[bold]{escape(report.label)}[/bold]: {escape(verdict(report))}")
     closure = report.closure
@@ -92,12 +94,6 @@ def _binary(console: Console, report: BinaryReport) -> None:
     if closure is None:
         console.print("  no shared libraries: the loader is never involved")
     else:
-        console.print(
-            f"  default directories ({escape(closure.system_dirs_source)}): "
-            + escape(":".join(closure.system_dirs))
-        )
-        if closure.libraries or closure.missing:
-            console.print(_tree(report, closure))
         for miss in closure.missing:
             tried = ", ".join(miss.searched) or "no directory"
             console.print(
@@ -112,6 +108,20 @@ def _binary(console: Console, report: BinaryReport) -> None:
         for warning in closure.warnings:
             console.print(f"  [yellow]warning:[/yellow] {escape(warning)}")
     _needs(console, report)
+    if closure is not None:
+        if full:
+            console.print(
+                f"  default directories ({escape(closure.system_dirs_source)}): "
+                + escape(":".join(closure.system_dirs))
+            )
+            if closure.libraries or closure.missing:
+                console.print(_tree(report, closure))
+        else:
+            missing = f", {len(closure.missing)} missing" if closure.missing else ""
+            console.print(
+                f"  libraries: {len(closure.libraries)} found{missing} (--full shows who "
+                "needs what)"
+            )
     console.print()
 
 
@@ -144,11 +154,18 @@ def render(inspection: Inspection, options: RenderOptions) -> str:
     buffer = io.StringIO()
     console = report_console(buffer, options.color, options.width)
     for report in inspection.binaries:
-        _binary(console, report)
+        _binary(console, report, options.full)
     for warning in inspection.warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     lines = copy_lines(inspection, options.stage)
-    if lines:
+    if lines and not options.full:
+        if inspection.warnings:
+            console.print()
+        console.print(
+            f"{len(inspection.plan.files)} image entries: --format copy prints the COPY lines, "
+            "--format dockerfile a scratch stage, --full the library trees and COPY lines"
+        )
+    elif lines:
         if inspection.warnings:
             console.print()
         console.print(f"[bold]COPY lines[/bold] (from stage {escape(options.stage)!s}):")
