@@ -749,6 +749,15 @@ def _collect(
                         stream.cut = True
                 if out.cut or err.cut:
                     break
+        if not (timed_out or out.cut or err.cut):
+            # Both streams are closed, but the process may still be exiting (or keep
+            # running with its outputs closed): wait for it within what is left of the
+            # timeout instead of killing a run that finished properly.
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                proc.wait(wait)
+            except subprocess.TimeoutExpired:
+                timed_out = True
     finally:
         if proc.poll() is None:
             proc.kill()

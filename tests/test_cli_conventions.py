@@ -93,7 +93,9 @@ def test_command_summaries_are_not_cut() -> None:
     assert result.returncode == 0
     assert "..." not in result.stdout.split("Commands:")[1].replace("glibc floor, ...", "")
     # The whole first sentence of verify's docstring is there, on one line at 200 columns.
-    assert "(bubblewrap, else unshare + chroot; QEMU for foreign architectures)." in result.stdout
+    assert "(bubblewrap: no capabilities, read-only root, own namespaces; QEMU for foreign" in (
+        result.stdout
+    )
 
 
 def test_help_uses_the_terminal_width() -> None:

@@ -107,7 +107,7 @@ def test_many_files_give_one_layer() -> None:
     assert count > MAX_COPY_LAYERS
     note = f"# {count} COPY lines, one layer each: an image may have at most 127 layers"
     assert copy[-1].startswith(note)
-    text = run_cli("inspect", "--no-runtime", *programs).stdout.splitlines()
+    text = run_cli("inspect", "--full", "--no-runtime", *programs).stdout.splitlines()
     assert any(line.startswith(note) for line in text)
 
 

@@ -88,7 +88,13 @@ def test_known_zone_passes() -> None:
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_unknown_user_is_a_usage_error(fmt: str) -> None:
     result = run_cli(
-        "inspect", "--format", fmt, "--user", "nosuchuser", str(RUNTIME / "c-getpwnam")
+        "inspect",
+        "--format",
+        fmt,
+        "--copy-etc",
+        "--user",
+        "nosuchuser",
+        str(RUNTIME / "c-getpwnam"),
     )
     assert result.returncode == 2
     assert result.stdout == ""
@@ -97,18 +103,22 @@ def test_unknown_user_is_a_usage_error(fmt: str) -> None:
 
 
 def test_unknown_group_is_a_usage_error() -> None:
-    result = run_cli("inspect", "--user", "root:nosuchgroup", str(RUNTIME / "c-getpwnam"))
+    result = run_cli(
+        "inspect", "--copy-etc", "--user", "root:nosuchgroup", str(RUNTIME / "c-getpwnam")
+    )
     assert result.returncode == 2
     assert "nosuchgroup is not in the root's /etc/group" in result.stderr
 
 
 def test_user_checks_follow_the_root(make_root: RootBuilder, tmp_path: Path) -> None:
     root = make_root({"/app": RUNTIME / "c-getpwnam"})
-    # A root without /etc/passwd: a name cannot be resolved, a number can.
-    named = run_cli("inspect", "--root", str(root), "--user", "app", "/app")
+    # With --copy-etc, a root without /etc/passwd: a name cannot be resolved, a number can.
+    named = run_cli("inspect", "--root", str(root), "--copy-etc", "--user", "app", "/app")
     assert named.returncode == 2
-    assert "the root has no /etc/passwd (use --generate-etc)" in named.stderr
-    numeric = run_cli("inspect", "--root", str(root), "--format", "copy", "--user", "1000", "/app")
+    assert "the root has no /etc/passwd (drop --copy-etc to generate one)" in named.stderr
+    numeric = run_cli(
+        "inspect", "--root", str(root), "--copy-etc", "--format", "copy", "--user", "1000", "/app"
+    )
     assert numeric.returncode != 2, numeric.stderr
     (root / "etc").mkdir(exist_ok=True)
     (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/:/x\n")
@@ -116,7 +126,15 @@ def test_user_checks_follow_the_root(make_root: RootBuilder, tmp_path: Path) -> 
     assert (
         "USER app"
         in run_cli(
-            "inspect", "--root", str(root), "--format", "dockerfile", "--user", "app", "/app"
+            "inspect",
+            "--root",
+            str(root),
+            "--copy-etc",
+            "--format",
+            "dockerfile",
+            "--user",
+            "app",
+            "/app",
         ).stdout
     )
 

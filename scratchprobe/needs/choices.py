@@ -61,10 +61,12 @@ def _user_problems(root: Root, spec: str) -> list[str]:
             continue
         names = _names(root, path)
         if names is None:
-            problems.append(f"--user {spec}: the root has no {path} (use --generate-etc)")
+            problems.append(
+                f"--user {spec}: the root has no {path} (drop --copy-etc to generate one)"
+            )
         elif value not in names:
             problems.append(
-                f"--user {spec}: {value} is not in the root's {path} (add it there or use "
-                "--generate-etc)"
+                f"--user {spec}: {value} is not in the root's {path} (add it there or drop "
+                "--copy-etc)"
             )
     return problems
