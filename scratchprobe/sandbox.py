@@ -215,10 +215,14 @@ def builder_mounts(root: str) -> tuple[Mount, ...]:
     return tuple(mounts)
 
 
-def run_sandboxed(spec: SandboxSpec, kind: SandboxKind, timeout: float | None) -> RunResult:
+def run_sandboxed(
+    spec: SandboxSpec, kind: SandboxKind, timeout: float | None, tracer: tuple[str, ...] = ()
+) -> RunResult:
+    """`tracer`: words run before the sandbox runner's command (a tracer, `verify --trace`),
+    which then sees the runner and everything it starts."""
     if kind is SandboxKind.BWRAP:
-        return _run_bwrap(spec, timeout)
-    return _run_unshare(spec, timeout)
+        return _run_bwrap(spec, timeout, tracer)
+    return _run_unshare(spec, timeout, tracer)
 
 
 def run_host(
@@ -299,7 +303,7 @@ def bwrap_command(spec: SandboxSpec, status_fd: int | None = None) -> list[str]:
     return [*command, "--", *spec.argv]
 
 
-def _run_bwrap(spec: SandboxSpec, timeout: float | None) -> RunResult:
+def _run_bwrap(spec: SandboxSpec, timeout: float | None, tracer: tuple[str, ...] = ()) -> RunResult:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise SandboxUnavailable(f"bwrap not found: {BWRAP_HINT}")
@@ -307,6 +311,7 @@ def _run_bwrap(spec: SandboxSpec, timeout: float | None) -> RunResult:
     try:
         command = bwrap_command(spec, write_fd)
         command[0] = bwrap
+        command = [*tracer, *command]
         result = _run_with_status(command, spec.argv, timeout, read_fd, write_fd)
     finally:
         os.close(read_fd)
@@ -432,7 +437,9 @@ sys.exit(code)
 """
 
 
-def _run_unshare(spec: SandboxSpec, timeout: float | None) -> RunResult:
+def _run_unshare(
+    spec: SandboxSpec, timeout: float | None, tracer: tuple[str, ...] = ()
+) -> RunResult:
     unshare = shutil.which("unshare")
     mount = shutil.which("mount")
     if unshare is None or mount is None:
@@ -454,6 +461,7 @@ def _run_unshare(spec: SandboxSpec, timeout: float | None) -> RunResult:
         read_fd, write_fd = os.pipe()
         payload["status_fd"] = write_fd
         command += ["--", sys.executable, "-I", "-c", _HELPER, json.dumps(payload)]
+        command = [*tracer, *command]
         try:
             status, result = _run_with_status(command, spec.argv, timeout, read_fd, write_fd)
         finally:

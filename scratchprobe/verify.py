@@ -65,6 +65,8 @@ class VerifyOptions:
     """How to plan the image (runtime needs, --tz, --user, ...); None: the defaults."""
     add_hosts: tuple[tuple[str, str], ...] = ()
     """(name, address) lines for the runtime-provided /etc/hosts, as `docker run --add-host`."""
+    tracer: tuple[str, ...] = ()
+    """Words run before the sandbox runner of the image run (`verify --trace`: strace)."""
 
 
 RUNTIME_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
@@ -123,6 +125,8 @@ class Verification:
     builder_run: RunResult | None
     comparison: Comparison | None
     warnings: tuple[str, ...]
+    plan: Plan | None = None
+    """What the image held (the tracer's analysis compares the run with it)."""
 
     @property
     def passed(self) -> bool:
@@ -188,7 +192,7 @@ def verify(binary: str, options: VerifyOptions) -> Verification:
         image_spec = SandboxSpec(
             argv=argv, root=rootfs.destination.path, env=options.env, network=options.network
         )
-        image_run = run_sandboxed(image_spec, kind, options.timeout)
+        image_run = run_sandboxed(image_spec, kind, options.timeout, options.tracer)
     builder_run = None
     comparison = None
     if options.compare:
@@ -208,6 +212,7 @@ def verify(binary: str, options: VerifyOptions) -> Verification:
         builder_run=builder_run,
         comparison=comparison,
         warnings=tuple(dict.fromkeys(inspection.warnings + rootfs.layout.warnings)),
+        plan=plan,
     )
 
 
