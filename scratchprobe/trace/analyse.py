@@ -97,6 +97,8 @@ class Miss:
     """The syscall, its result in the image, and the process."""
     include: Include
     """The entry that covers it."""
+    directory: bool = False
+    """It is a directory in the builder (copied whole, or created empty: `include.tree`)."""
 
 
 @dataclass(frozen=True)
@@ -283,7 +285,7 @@ def analyse(
             kind=kind.value,
             tree=tree if resolved.is_dir else True,
         )
-        misses[path] = Miss(path, kind, event.evidence(), include)
+        misses[path] = Miss(path, kind, event.evidence(), include, resolved.is_dir)
         by_source.add(resolved.path)
 
     for event, path in zip(events, canonical, strict=True):
