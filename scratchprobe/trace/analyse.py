@@ -85,6 +85,7 @@ _CERT_DIRS = (
     "/usr/local/share/ca-certificates",
 )
 _LOCALE_DIRS = ("/usr/lib/locale", "/usr/share/locale", "/usr/share/i18n", "/usr/lib64/locale")
+_LOCALE_DIRECTORY = re.compile(r"^/usr/lib(64)?/locale/(?!locale-archive$)[^/]+")
 _PYTHON_DIR = re.compile(r"/python\d+(\.\d+)?(/|$)|/(site|dist)-packages(/|$)")
 
 
@@ -253,6 +254,29 @@ def analyse(
             # first name it tried, and stops there.
             return
         kind = classify(path, resolved.host_path, resolved.is_dir, event)
+        whole_locale = _LOCALE_DIRECTORY.match(path)
+        if whole_locale is not None and whole_locale.group(0) != path:
+            # setlocale loads every category file of a locale from its directory
+            # (glibc locale/findlocale.c, _nl_find_locale), and stops at the first one
+            # missing: the directory is the unit, else each round would learn one file.
+            path = whole_locale.group(0)
+            if path in misses:
+                return
+            try:
+                resolved = root.resolve(path)
+            except OSError:
+                return
+            if not resolved.is_dir:
+                return
+            include = Include(
+                source=path,
+                reason=_reason(event, "in the image (the whole locale)"),
+                origin="verify --trace",
+                kind=kind.value,
+            )
+            misses[path] = Miss(path, kind, event.evidence(), include, True)
+            by_source.add(resolved.path)
+            return
         tree = False
         if resolved.is_dir and event.directory:
             if path in analysed_dirs:
