@@ -25,6 +25,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
+from scratchprobe.elf.classify import ObjectKind
+from scratchprobe.elf.classify import classify as classify_elf
+from scratchprobe.elf.constants import ElfType
 from scratchprobe.errors import ELFError
 from scratchprobe.loader.closure import ElfCache, Resolver
 from scratchprobe.plan import FileKind, FileType, ImageFile, Plan, library_image_path
@@ -163,16 +166,22 @@ class ImageView:
         return path == "/" or path in self.entries
 
 
-def _is_shared_object(host_path: str) -> bool:
+def _elf_role(host_path: str) -> MissKind | None:
+    """PROGRAM or LIBRARY for an ELF file, None for anything else. A PIE program is ET_DYN
+    like a library; what tells them apart is a SONAME (libc.so.6 has a PT_INTERP too)."""
     try:
         with open(host_path, "rb") as handle:
-            head = handle.read(18)
-    except OSError:
-        return False
-    if len(head) < 18 or head[:4] != b"\x7fELF":
-        return False
-    e_type = int.from_bytes(head[16:18], "little" if head[5] == 1 else "big")
-    return e_type == 3  # ET_DYN
+            if handle.read(4) != b"\x7fELF":
+                return None
+        elf = ElfCache().get(host_path)
+    except (OSError, ELFError, ValueError):
+        return None
+    if elf.elf_type not in (ElfType.EXEC, ElfType.DYN):
+        return None
+    _linkage, kind = classify_elf(elf)
+    if kind is ObjectKind.EXECUTABLE and elf.soname is None:
+        return MissKind.PROGRAM
+    return MissKind.LIBRARY
 
 
 def classify(path: str, host_path: str, is_dir: bool, event: PathEvent) -> MissKind:
@@ -184,8 +193,9 @@ def classify(path: str, host_path: str, is_dir: bool, event: PathEvent) -> MissK
         return MissKind.CERTIFICATES
     if not is_dir and event.executed:
         return MissKind.PROGRAM
-    if not is_dir and _is_shared_object(host_path):
-        return MissKind.LIBRARY
+    role = None if is_dir else _elf_role(host_path)
+    if role is not None:
+        return role
     if _PYTHON_DIR.search(path):
         return MissKind.MODULE
     if _under(path, ("/etc",)):
@@ -371,26 +381,30 @@ def _library_closures(
     resolver = Resolver(root, library_path, cache)
     out: list[Miss] = []
     for miss in misses:
-        if miss.kind is not MissKind.LIBRARY:
+        if miss.kind not in (MissKind.LIBRARY, MissKind.PROGRAM):
             continue
         try:
             elf = cache.get(root.resolve(miss.path).host_path)
             closure = resolver.resolve(miss.path, elf)
         except (OSError, ELFError, ValueError):
             continue
-        for obj in closure.libraries:
-            path = library_image_path(obj, closure)[0]
+        # A program it executes needs its own loader (PT_INTERP) too.
+        objects = [(closure.interpreter.path, closure.interpreter)] if closure.interpreter else []
+        objects += [(library_image_path(obj, closure)[0], obj) for obj in closure.libraries]
+        for path, obj in objects:
             if image.has(image.canonical(path)):
                 continue
             include = Include(
                 source=obj.real_path,
                 dest=path,
-                reason=f"{obj.name}, needed by {obj.needed_by}, which verify --trace saw "
-                f"the program load ({miss.evidence})",
+                reason=f"{obj.name}, needed by {obj.needed_by}, in the closure of "
+                f"{miss.path}, which verify --trace saw the program load or run "
+                f"({miss.evidence})",
                 origin="verify --trace",
                 kind=MissKind.LIBRARY.value,
             )
-            out.append(Miss(path, MissKind.LIBRARY, f"DT_NEEDED of {obj.needed_by}", include))
+            how = "PT_INTERP" if obj is closure.interpreter else "DT_NEEDED"
+            out.append(Miss(path, MissKind.LIBRARY, f"{how} of {obj.needed_by}", include))
     return out
 
 
