@@ -262,7 +262,7 @@ def path_events(log: TraceLog, program: str) -> tuple[tuple[PathEvent, ...], boo
         if not started:
             if call.name in _EXECS and not call.failed and call.args:
                 target = decode_string(call.args[0])
-                if target is not None and os.fsdecode(target) == program and runner:
+                if target is not None and os.fsdecode(target) == program:
                     started = True
                     first_pid = call.pid
                     runner.discard(call.pid)
