@@ -131,6 +131,17 @@ def trace_verify(
             root,
             plan_options.library_path,
         )
+        if verification.emulator is not None:
+            # qemu-user translates the guest's file syscalls into its own with the same
+            # paths (no -L prefix is given to the static emulator verify copies in), so
+            # the tracer sees the guest's attempts as qemu's.
+            note = (
+                f"traced through qemu-{verification.emulator.qemu_name}-static: the guest's "
+                "file syscalls are made by qemu with the same paths, so they are seen; "
+                "qemu's own reads (/proc/self/maps, /proc/self/exe) are among the "
+                "runtime-provided paths"
+            )
+            report = dataclasses.replace(report, notes=(note, *report.notes))
         known = {(i.dest or i.source, i.tree) for i in includes}
         trees = _trees(includes, root)
         new = tuple(
