@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from scratchprobe.trace.strace import (
+    BoundedSink,
     command_prefix,
     decode_string,
     parse,
@@ -130,3 +131,22 @@ def test_argument_splitting_and_strings() -> None:
     assert decode_string('"\\x2f\\x0a"') == b"/\n"
     assert decode_string('"\\x2f"...') == b"/"
     assert decode_string("AT_FDCWD") is None
+
+
+@needs_strace
+def test_the_sink_bounds_the_trace_and_never_blocks_the_program(tmp_path: Path) -> None:
+    strace = shutil.which("strace")
+    assert strace is not None
+    limit = 4096
+    with BoundedSink(str(tmp_path), limit) as sink:
+        proc = subprocess.run(
+            [*command_prefix(strace, sink.fifo), os.path.realpath("/bin/ls"), "-R", "/usr/share"],
+            capture_output=True,
+            check=False,
+            timeout=120,
+        )
+    assert proc.returncode == 0
+    assert sink.truncated
+    assert os.path.getsize(sink.path) == limit
+    # What was kept parses (its last, cut line is simply not a complete call).
+    assert parse(sink.path).calls

@@ -22,7 +22,14 @@ from scratchprobe.inspect import InspectOptions
 from scratchprobe.root import Root
 from scratchprobe.trace.analyse import TraceReport, analyse
 from scratchprobe.trace.includes import Include, load_file, write_file
-from scratchprobe.trace.strace import STRACE_HINT, command_prefix, find_strace, parse, path_events
+from scratchprobe.trace.strace import (
+    STRACE_HINT,
+    BoundedSink,
+    command_prefix,
+    find_strace,
+    parse,
+    path_events,
+)
 from scratchprobe.verify import Verification, VerifyOptions, verify
 
 LEARN_HEADER = """Include file written by `scratchprobe verify --trace --learn`.
@@ -113,12 +120,14 @@ def trace_verify(
         includes = _merge(base, earlier, learned)
         planned = dataclasses.replace(plan_options, includes=includes)
         with tempfile.TemporaryDirectory(prefix="scratchprobe-trace-") as work:
-            output = os.path.join(work, "trace")
-            run_options = dataclasses.replace(
-                options, plan=planned, tracer=command_prefix(strace, output)
-            )
-            verification = verify(binary, run_options)
-            log = parse(output) if os.path.exists(output) else None
+            with BoundedSink(work) as sink:
+                run_options = dataclasses.replace(
+                    options, plan=planned, tracer=command_prefix(strace, sink.fifo)
+                )
+                verification = verify(binary, run_options)
+            log = parse(sink.path) if os.path.exists(sink.path) else None
+            if log is not None and sink.truncated:
+                log = dataclasses.replace(log, truncated=True)
         program = verification.image_run.argv[0]
         events, started = path_events(log, program) if log is not None else ((), False)
         assert verification.plan is not None

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import shutil
+import threading
 from dataclasses import dataclass
 
 STRACE_HINT = "install strace (apt-get install strace)"
@@ -70,6 +72,57 @@ _OPENS = frozenset({"open", "openat", "openat2", "creat", "opendir"})
 _EXECS = frozenset({"execve", "execveat"})
 
 TRACED = "%file,%process,getdents64,getdents"
+
+
+class BoundedSink:
+    """A FIFO strace writes its output to, drained by a thread that keeps at most `limit`
+    bytes in `path` and discards the rest: the trace of a runaway program never fills the
+    disk, and strace (hence the program) never blocks on a full pipe.
+
+    Use: `with BoundedSink(work, limit) as sink:` run with `-o sink.fifo`; after the block,
+    `sink.path` holds the trace and `sink.truncated` says whether bytes were dropped.
+    """
+
+    def __init__(self, directory: str, limit: int = TRACE_LIMIT) -> None:
+        self.fifo = os.path.join(directory, "trace.fifo")
+        self.path = os.path.join(directory, "trace.txt")
+        self.limit = limit
+        self.truncated = False
+        self._thread: threading.Thread | None = None
+        self._keep_open = -1
+
+    def __enter__(self) -> BoundedSink:
+        os.mkfifo(self.fifo, 0o600)
+        reader = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)
+        # Our own writer keeps the FIFO open until the run is over, so the reader sees
+        # end-of-file only after strace, too, has closed it.
+        self._keep_open = os.open(self.fifo, os.O_WRONLY)
+        self._thread = threading.Thread(target=self._drain, args=(reader,), daemon=True)
+        self._thread.start()
+        return self
+
+    def _drain(self, reader: int) -> None:
+        written = 0
+        try:
+            with open(self.path, "wb") as out:
+                while True:
+                    select.select([reader], [], [])
+                    chunk = os.read(reader, 1 << 16)
+                    if not chunk:
+                        return
+                    room = self.limit - written
+                    if len(chunk) > room:
+                        self.truncated = True
+                        chunk = chunk[: max(room, 0)]
+                    out.write(chunk)
+                    written += len(chunk)
+        finally:
+            os.close(reader)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self._keep_open)
+        if self._thread is not None:
+            self._thread.join()
 
 
 def find_strace() -> str | None:
