@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from scratchprobe.errors import InputError, UsageError
@@ -47,6 +48,9 @@ from scratchprobe.sandbox import (
 
 DEFAULT_TIMEOUT = 60.0
 
+Runner = Callable[[SandboxSpec, SandboxKind, float | None, tuple[str, ...]], RunResult]
+"""How the image run is run: spec, sandbox kind, timeout, tracer words."""
+
 
 @dataclass(frozen=True)
 class VerifyOptions:
@@ -67,6 +71,8 @@ class VerifyOptions:
     """(name, address) lines for the runtime-provided /etc/hosts, as `docker run --add-host`."""
     tracer: tuple[str, ...] = ()
     """Words run before the sandbox runner of the image run (`verify --trace`: strace)."""
+    runner: Runner | None = None
+    """Runs the image run instead of `run_sandboxed` (`verify --probe`: with a probe)."""
 
 
 RUNTIME_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
@@ -192,7 +198,8 @@ def verify(binary: str, options: VerifyOptions) -> Verification:
         image_spec = SandboxSpec(
             argv=argv, root=rootfs.destination.path, env=options.env, network=options.network
         )
-        image_run = run_sandboxed(image_spec, kind, options.timeout, options.tracer)
+        runner = options.runner or run_sandboxed
+        image_run = runner(image_spec, kind, options.timeout, options.tracer)
     builder_run = None
     comparison = None
     if options.compare:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -264,3 +266,102 @@ def test_learn_without_trace_is_a_usage_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr == "scratchprobe: error: --learn and --rounds need --trace\n"
     assert not (tmp_path / "x.toml").exists()
+
+
+SERVER = r"""
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Serves one request on 127.0.0.1:PORT: a file name, answered with that file of DIR. */
+int main(int argc, char **argv) {
+    if (argc < 3) return 2;
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[1]))};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(s, (struct sockaddr *)&a, sizeof a) || listen(s, 1)) { perror("bind"); return 1; }
+    int c = accept(s, NULL, NULL);
+    char name[256] = {0};
+    if (read(c, name, sizeof name - 1) <= 0) return 1;
+    name[strcspn(name, "\r\n")] = 0;
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", argv[2], name);
+    FILE *f = fopen(path, "r");
+    if (!f) { dprintf(c, "ERROR no %s\n", name); return 0; }
+    char buf[4096];
+    size_t got = fread(buf, 1, sizeof buf, f);
+    if (write(c, buf, got) < 0) return 1;
+    return 0;
+}
+"""
+
+PROBE = """\
+import socket, sys, time
+for attempt in range(600):  # the server needs a moment to listen: retry, bounded
+    try:
+        conn = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+        break
+    except OSError:
+        time.sleep(0.05)
+else:
+    sys.exit("the server never listened")
+conn.sendall(b"greeting.txt\\n")
+reply = b""
+while chunk := conn.recv(4096):
+    reply += chunk
+print(reply.decode().strip())
+sys.exit(0 if reply.startswith(b"hello") else 1)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_a_probe_exercises_a_server_while_it_is_traced(tmp_path: Path) -> None:
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed")
+    source = tmp_path / "server.c"
+    source.write_text(SERVER)
+    server = tmp_path / "bin/server"
+    server.parent.mkdir()
+    subprocess.run(["gcc", "-O2", "-o", str(server), str(source)], check=True)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "greeting.txt").write_text("hello from the data file\n")
+    probe = tmp_path / "probe.py"
+    probe.write_text(PROBE)
+    learn = tmp_path / "learn.toml"
+
+    def run(*extra: str) -> Any:
+        port = str(_free_port())
+        command = f"{sys.executable} {probe} {port}"
+        return run_cli("verify", *extra, "--probe", command, str(server), "--", port, str(data))
+
+    before = run()
+    assert before.returncode == 1, before.stdout + before.stderr
+    assert "ERROR no greeting.txt" in before.stdout
+    traced = run("--trace", "--rounds", "3", "--learn", str(learn), "--format", "json")
+    assert traced.returncode == 0, traced.stdout + traced.stderr
+    first = traced.json()["trace"]["rounds"][0]
+    miss = next(m for m in first["misses"] if m["path"] == str(data / "greeting.txt"))
+    assert miss["kind"] == "data-file"
+    assert "openat(" in miss["evidence"]
+    after = run("--include-from", str(learn))
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert "hello from the data file" in after.stdout
+
+
+def test_probe_and_compare_do_not_mix() -> None:
+    result = run_cli("verify", "--probe", "true", "--compare", "/bin/true")
+    assert result.returncode == 2
+    assert result.stderr.startswith("scratchprobe: error: --probe cannot be combined")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -159,6 +160,14 @@ def _parse_hosts(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     "the builder run), nothing new is learned, or N rounds.",
 )
 @click.option(
+    "--probe",
+    "probe",
+    metavar="CMD",
+    help="Run CMD on this machine while the program runs in its image (a test client for a "
+    "server: it must retry until the program is ready); the program is stopped when CMD "
+    "ends, and the run passes when CMD exits 0. Not with --compare.",
+)
+@click.option(
     "--format",
     "output_format",
     type=click.Choice(["text", "json"]),
@@ -180,6 +189,7 @@ def command(
     trace: bool,
     learn_file: str | None,
     rounds: int,
+    probe: str | None,
     output_format: str,
     **needs: Any,
 ) -> None:
@@ -195,6 +205,17 @@ def command(
 
     if (learn_file is not None or rounds > 1) and not trace:
         error("--learn and --rounds need --trace")
+        sys.exit(2)
+    if probe is not None and compare:
+        error("--probe cannot be combined with --compare (the builder run has no probe)")
+        sys.exit(2)
+    try:
+        probe_argv = tuple(shlex.split(probe)) if probe is not None else ()
+    except ValueError as exc:
+        error(f"--probe: {exc}")
+        sys.exit(2)
+    if probe is not None and not probe_argv:
+        error("--probe: an empty command")
         sys.exit(2)
     outcome = None
     try:
@@ -212,6 +233,10 @@ def command(
             plan=plan,
             add_hosts=_parse_hosts(add_host),
         )
+        if probe_argv:
+            from scratchprobe.trace.probe import probe_runner
+
+            options = replace(options, runner=probe_runner(probe_argv))
         if trace:
             from scratchprobe.trace.learn import trace_verify
 
