@@ -253,12 +253,19 @@ def analyse(
             looked_inside.add(parent)
 
     def learn(event: PathEvent, path: str, listed_in_image: bool) -> None:
-        if path in misses or _under(path, (EMULATOR_DIR, *LOADER_OWN)):
+        if _under(path, (EMULATOR_DIR, *LOADER_OWN)):
             return
         try:
             resolved = root.resolve(path)
         except OSError:
             return
+        existing = misses.get(path)
+        if existing is not None:
+            # Checked first, listed later in the same run: the listing decides.
+            if not (existing.directory and not existing.include.tree and event.directory):
+                return
+            del misses[path]
+            by_source.discard(resolved.path)
         if resolved.path in by_source:
             # Another name of a file already learned: the program found it under the
             # first name it tried, and stops there.
