@@ -117,7 +117,8 @@ def trace_verify(
     stop = ""
     root = Root(plan_options.root)
     for number in range(1, max(rounds, 1) + 1):
-        includes = _merge(base, earlier, learned)
+        # For one image path a whole directory wins over the same directory created empty.
+        includes = minimal(_merge(base, earlier, learned), root)
         planned = dataclasses.replace(plan_options, includes=includes)
         with tempfile.TemporaryDirectory(prefix="scratchprobe-trace-") as work:
             with BoundedSink(work) as sink:
@@ -151,13 +152,15 @@ def trace_verify(
                 "runtime-provided paths"
             )
             report = dataclasses.replace(report, notes=(note, *report.notes))
-        known = {(i.dest or i.source, i.tree) for i in includes}
+        known: dict[str, bool] = {}
+        for include in includes:
+            dest = include.dest or include.source
+            known[dest] = known.get(dest, False) or include.tree
         trees = _trees(includes, root)
         new = tuple(
             m.include
             for m in report.misses
-            if (m.include.dest or m.path, m.include.tree) not in known
-            and not _below(m.include.dest or m.path, trees)
+            if _adds(m.include, known) and not _below(m.include.dest or m.path, trees)
         )
         learned = minimal((*learned, *new), root)
         done.append(Round(number, verification, report, new))
@@ -173,6 +176,13 @@ def trace_verify(
     if learn_file is not None:
         write_file(learn_file, minimal((*earlier, *learned), root), LEARN_HEADER)
     return TraceOutcome(tuple(done), learned, learn_file, stop)
+
+
+def _adds(include: Include, known: dict[str, bool]) -> bool:
+    """Whether the entry adds to what is included: a new path, or the contents of a
+    directory included empty so far."""
+    dest = include.dest or include.source
+    return dest not in known or (include.tree and not known[dest])
 
 
 def _merge(*groups: tuple[Include, ...]) -> tuple[Include, ...]:
