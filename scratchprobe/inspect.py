@@ -28,13 +28,14 @@ from scratchprobe.loader.closure import Closure, ElfCache, Resolver
 from scratchprobe.needs.context import Context, NeedsOptions
 from scratchprobe.needs.evidence import EvidenceCache
 from scratchprobe.needs.model import NeedKind, RuntimeNeed
-from scratchprobe.plan import Plan, PlannedBinary, binary_file_paths, build_plan
+from scratchprobe.plan import Plan, PlannedBinary, binary_file_paths, build_plan, with_included
 from scratchprobe.root import Root
 
 if TYPE_CHECKING:
     # Type only: scratchprobe.annotate imports this module, and a run that does not
     # annotate never loads it.
     from scratchprobe.annotate import FileAnnotations
+    from scratchprobe.trace.includes import Include
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class InspectOptions:
     with_kinds: frozenset[NeedKind] = frozenset()
     without_kinds: frozenset[NeedKind] = frozenset()
     needs: NeedsOptions = field(default_factory=NeedsOptions)
+    includes: tuple[Include, ...] = ()
+    """--include / --include-from entries, added to the plan after the analysis."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,12 @@ def inspect(
         for r in reports
     )
     plan = build_plan(planned, _need_source_sizes(root, planned))
+    if options.includes:
+        from scratchprobe.trace.includes import resolve as resolve_includes
+
+        included, include_problems = resolve_includes(options.includes, root)
+        plan = with_included(plan, included)
+        problems += [InputProblem(p.spec, p.message) for p in include_problems]
     sizes = {f.path: f.size for f in plan.files}
     final = tuple(
         replace(

@@ -32,13 +32,19 @@ class FileKind(Enum):
     BINARY = "binary"
     INTERPRETER = "interpreter"
     LIBRARY = "library"
+    INCLUDED = "included"
+    """Added by --include / --include-from (by hand, or learned by verify --trace)."""
 
 
 ImageKind = FileKind | NeedKind
 """The `kind` of an image entry."""
 
+# Included entries come last: they add to what the analysis planned.
 _KIND_ORDER: dict[ImageKind, int] = {
-    kind: index for index, kind in enumerate((*FileKind, *NeedKind))
+    kind: index
+    for index, kind in enumerate(
+        (*(k for k in FileKind if k is not FileKind.INCLUDED), *NeedKind, FileKind.INCLUDED)
+    )
 }
 
 
@@ -60,6 +66,8 @@ class ImageFile:
     mode: str | None = None
     size: int = 0
     """Bytes of the source file (0 for directories and generated entries)."""
+    origin: str | None = None
+    """Included entries: `--include` or the include file they came from."""
 
 
 @dataclass(frozen=True)
@@ -228,3 +236,28 @@ def build_plan(binaries: tuple[PlannedBinary, ...], sizes: dict[str, int] | None
         key=lambda f: (_KIND_ORDER[f.kind], f.path),
     )
     return Plan(tuple(ordered), tuple(dict.fromkeys(warnings)))
+
+
+def with_included(plan: Plan, included: tuple[ImageFile, ...]) -> Plan:
+    """The plan with the entries --include / --include-from add, after everything the
+    analysis planned. A path the plan already holds keeps its planned entry (the analysis
+    knows why it is there); a different source for it is a warning."""
+    entries = {f.path: f for f in plan.files}
+    warnings = list(plan.warnings)
+    added: dict[str, ImageFile] = {}
+    for entry in included:
+        existing = entries.get(entry.path) or added.get(entry.path)
+        if existing is not None:
+            if (
+                existing.source is not None
+                and entry.source is not None
+                and existing.source != entry.source
+            ):
+                warnings.append(
+                    f"{entry.path}: included from {entry.source} but already planned from "
+                    f"{existing.source}; keeping the planned entry"
+                )
+            continue
+        added[entry.path] = entry
+    ordered = sorted(added.values(), key=lambda f: f.path)
+    return Plan((*plan.files, *ordered), tuple(dict.fromkeys(warnings)))

@@ -39,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -272,13 +272,15 @@ def run_sandboxed(
     kind: SandboxKind,
     timeout: float | None,
     prefix: Sequence[str] = (),
+    started: Callable[[subprocess.Popen[bytes]], None] | None = None,
 ) -> RunResult:
     """Run `spec` in the sandbox. `prefix` goes before the bwrap command (a tracer such as
     `strace -f -o FILE`); it runs as the same host user as bwrap (`runner_user(spec)`), so a
-    file it writes must be in a directory that user may write."""
+    file it writes must be in a directory that user may write. `started` is told the
+    runner's process as soon as it exists (`verify --probe` stops it when its probe ends)."""
     if kind is not SandboxKind.BWRAP:
         raise SandboxUnavailable(UNSHARE_REFUSED)
-    return _run_bwrap(spec, timeout, tuple(prefix))
+    return _run_bwrap(spec, timeout, tuple(prefix), started)
 
 
 def run_host(
@@ -582,7 +584,12 @@ def _stager() -> tuple[str, str] | None:
     return unshare, mount
 
 
-def _run_bwrap(spec: SandboxSpec, timeout: float | None, prefix: tuple[str, ...]) -> RunResult:
+def _run_bwrap(
+    spec: SandboxSpec,
+    timeout: float | None,
+    prefix: tuple[str, ...],
+    started: Callable[[subprocess.Popen[bytes]], None] | None = None,
+) -> RunResult:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise SandboxUnavailable(f"bwrap not found: {BWRAP_HINT}")
@@ -632,7 +639,7 @@ def _run_bwrap(spec: SandboxSpec, timeout: float | None, prefix: tuple[str, ...]
                 command += [sys.executable, "-I", "-c", _STAGER, json.dumps(payload)]
                 executable, user = unshare, None
             status, proc_result = _run_with_status(
-                command, executable, spec.argv, timeout, read_fd, write_fd, fds.all, user
+                command, executable, spec.argv, timeout, read_fd, write_fd, fds.all, user, started
             )
     finally:
         os.close(read_fd)
@@ -665,6 +672,7 @@ def _run_with_status(
     write_fd: int,
     pass_fds: tuple[int, ...],
     user: int | None,
+    started: Callable[[subprocess.Popen[bytes]], None] | None = None,
 ) -> tuple[dict[str, object], RunResult]:
     """Run `command` (as host user `user`, None: ourselves), collecting the JSON status
     lines it writes to `write_fd` (which this function closes)."""
@@ -689,6 +697,8 @@ def _run_with_status(
     finally:
         # Only the runner holds the write end now, so reading stops when it exits.
         os.close(write_fd)
+    if started is not None:
+        started(proc)
     result, returncode = _collect(proc, argv, timeout)
     if result.timed_out or result.output_cut:
         return {}, result

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from scratchprobe.errors import InputError, UsageError
@@ -49,6 +50,9 @@ from scratchprobe.sandbox import (
 
 DEFAULT_TIMEOUT = 60.0
 
+Runner = Callable[[SandboxSpec, SandboxKind, float | None, tuple[str, ...]], RunResult]
+"""How the image run is run: spec, sandbox kind, timeout, tracer words."""
+
 
 @dataclass(frozen=True)
 class VerifyOptions:
@@ -72,6 +76,10 @@ class VerifyOptions:
     writable: tuple[str, ...] = ()
     """Paths (inside the image) that are writable in the run; the rest of the root is
     read-only except /tmp."""
+    tracer: tuple[str, ...] = ()
+    """Words run before the sandbox runner of the image run (`verify --trace`: strace)."""
+    runner: Runner | None = None
+    """Runs the image run instead of `run_sandboxed` (`verify --probe`: with a probe)."""
 
 
 RUNTIME_HOSTS = HOSTS
@@ -145,6 +153,8 @@ class Verification:
     builder_run: RunResult | None
     comparison: Comparison | None
     warnings: tuple[str, ...]
+    plan: Plan | None = None
+    """What the image held (the tracer's analysis compares the run with it)."""
 
     @property
     def passed(self) -> bool:
@@ -224,7 +234,8 @@ def verify(binary: str, options: VerifyOptions) -> Verification:
             network=options.network,
             writable=options.writable,
         )
-        image_run = run_sandboxed(image_spec, kind, options.timeout)
+        runner = options.runner or run_sandboxed
+        image_run = runner(image_spec, kind, options.timeout, options.tracer)
     if options.compare:
         builder_run = _run_in_builder(
             report.path, report.source, report.from_context, root, argv, emulator, kind, options
@@ -242,6 +253,7 @@ def verify(binary: str, options: VerifyOptions) -> Verification:
         builder_run=builder_run,
         comparison=comparison,
         warnings=tuple(dict.fromkeys(inspection.warnings + rootfs.layout.warnings)),
+        plan=plan,
     )
 
 

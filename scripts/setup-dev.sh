@@ -26,7 +26,7 @@ APT_PACKAGES=(
     pax-utils libtree strace
     curl git openssh-client sqlite3 gdb ca-certificates openssl libssl-dev tzdata ffmpeg
     ripgrep fd-find rustc librust-openssl-probe-dev lld
-    umoci skopeo docker-registry
+    umoci skopeo docker-registry python3 cmake
 )
 
 if [ "${1:-}" = "--print-apt" ]; then

@@ -15,6 +15,7 @@ from scratchprobe.needs.model import ContainerRuntime, NeedKind
 
 if TYPE_CHECKING:
     from scratchprobe.inspect import InspectOptions
+    from scratchprobe.trace.includes import Include
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -219,6 +220,22 @@ def needs_options(func: F) -> F:
             "/etc/resolv.conf; bare (runc bundle, nspawn, chroot) mounts nothing, so the image "
             "gets an /etc/hosts with localhost.",
         ),
+        click.option(
+            "--include",
+            "includes",
+            multiple=True,
+            metavar="PATH|GLOB[:DEST]",
+            help="Add this file, directory (whole) or glob inside --root to the image, at DEST "
+            "if given. Repeatable.",
+        ),
+        click.option(
+            "--include-from",
+            "include_from",
+            multiple=True,
+            metavar="FILE",
+            help="Add the entries of this include file (TOML written by verify --learn, or one "
+            "--include spec per line). Repeatable.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -238,6 +255,8 @@ def inspect_options(
     locale: str | None = None,
     runtime: str = ContainerRuntime.DOCKER.value,
     copy_etc: bool = False,
+    includes: tuple[str, ...] = (),
+    include_from: tuple[str, ...] = (),
 ) -> InspectOptions:
     """The core's options from the command line's (shared by inspect, check, rootfs, verify)."""
     from scratchprobe.inspect import InspectOptions
@@ -263,6 +282,7 @@ def inspect_options(
     if problems:
         sys.exit(2)
     return InspectOptions(
+        includes=include_entries(includes, include_from),
         root=root,
         library_path=library_path,
         runtime_needs=not no_runtime,
@@ -285,6 +305,8 @@ def forwarded_args(
     locale: str | None = None,
     runtime: str = ContainerRuntime.DOCKER.value,
     copy_etc: bool = False,
+    includes: tuple[str, ...] = (),
+    include_from: tuple[str, ...] = (),
 ) -> tuple[str, ...]:
     """The planning options again as command-line words, for a `scratchprobe rootfs` run in
     a Dockerfile stage that must plan exactly what this run planned."""
@@ -305,4 +327,20 @@ def forwarded_args(
     # Only a non-default runtime is written, so today's stages stay byte-identical.
     args += ["--runtime", runtime] if runtime != ContainerRuntime.DOCKER.value else []
     args += ["--copy-etc"] if copy_etc else []
+    # The include files are not in the builder stage: each entry is passed as --include.
+    for entry in include_entries(includes, include_from):
+        args += ["--include", entry.spec]
     return tuple(args)
+
+
+def include_entries(
+    includes: tuple[str, ...] = (), include_from: tuple[str, ...] = ()
+) -> tuple[Include, ...]:
+    """--include specs, then the entries of each --include-from file. Raises UsageError for
+    a bad spec and InputError for an unreadable or malformed file."""
+    from scratchprobe.trace.includes import load_file, parse_spec
+
+    entries = [parse_spec(spec) for spec in includes]
+    for path in include_from:
+        entries += load_file(path)
+    return tuple(entries)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import sys
+from dataclasses import replace
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -21,6 +23,7 @@ from scratchprobe.errors import ScratchprobeError
 from scratchprobe.sandbox import OUTPUT_LIMIT_TEXT
 
 if TYPE_CHECKING:
+    from scratchprobe.inspect import InspectOptions
     from scratchprobe.sandbox import RunResult
     from scratchprobe.verify import Verification
 
@@ -164,6 +167,44 @@ def _parse_hosts(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     help="bwrap, the only sandbox (auto names it too); unshare is refused: a chroot can be "
     "escaped.",
 )
+@click.option(
+    "--trace",
+    is_flag=True,
+    help="Run the image run under strace and report what it tried and the image lacks "
+    "(misses), the planned files it opened, those it did not, and runtime-provided paths.",
+)
+@click.option(
+    "--learn",
+    "learn_file",
+    metavar="FILE",
+    help="With --trace: add include entries covering the misses to FILE (TOML, for "
+    "--include-from; its earlier entries are used and kept).",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="With --trace: repeat run + learn until the run passes (with --compare: matches "
+    "the builder run), nothing new is learned, or N rounds.",
+)
+@click.option(
+    "--probe",
+    "probe",
+    metavar="CMD",
+    help="Run CMD on this machine while the program runs in its image (a test client for a "
+    "server: it must retry until the program is ready); the program is stopped when CMD "
+    "ends, and the run passes when CMD exits 0. Not with --compare.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: the report; json: the runs (and with --trace, every round's findings).",
+)
 def command(
     binary: str,
     args: tuple[str, ...],
@@ -177,6 +218,11 @@ def command(
     writable: tuple[str, ...],
     sandbox: str,
     add_host: tuple[str, ...],
+    trace: bool,
+    learn_file: str | None,
+    rounds: int,
+    probe: str | None,
+    output_format: str,
     **needs: Any,
 ) -> None:
     """Write BINARY's root filesystem to a temporary place and run it there, with nothing
@@ -197,28 +243,61 @@ def command(
         if not path.startswith("/") or "\0" in path:
             error(f"--writable {path}: not an absolute path inside the image")
             sys.exit(2)
-    options = VerifyOptions(
-        root=root,
-        library_path=library_path,
-        args=args,
-        env=_parse_env(env_values),
-        compare=compare,
-        timeout=timeout,
-        network=network == "host",
-        writable=tuple(dict.fromkeys(os.path.normpath(path) for path in writable)),
-        sandbox=None if sandbox == "auto" else SandboxKind(sandbox),
-        plan=inspect_options(root, library_path, **needs),
-        add_hosts=_parse_hosts(add_host),
-    )
+    if (learn_file is not None or rounds > 1) and not trace:
+        error("--learn and --rounds need --trace")
+        sys.exit(2)
+    if probe is not None and compare:
+        error("--probe cannot be combined with --compare (the builder run has no probe)")
+        sys.exit(2)
+    if probe is not None and network != "host":
+        error(
+            "--probe needs --network host: the probe reaches the program over this "
+            "machine's loopback"
+        )
+        sys.exit(2)
+    try:
+        probe_argv = tuple(shlex.split(probe)) if probe is not None else ()
+    except ValueError as exc:
+        error(f"--probe: {exc}")
+        sys.exit(2)
+    if probe is not None and not probe_argv:
+        error("--probe: an empty command")
+        sys.exit(2)
     # A SIGTERM (a CI job cancelled) unwinds like ^C, so the temporary rootfs is removed.
     previous = signal.signal(signal.SIGTERM, _terminated)
+    outcome = None
     try:
-        result = verify(binary, options)
+        plan = inspect_options(root, library_path, **needs)
+        binary, args, plan = _follow_shebang(binary, args, plan)
+        options = VerifyOptions(
+            root=root,
+            library_path=library_path,
+            args=args,
+            env=_parse_env(env_values),
+            compare=compare,
+            timeout=timeout,
+            network=network == "host",
+            writable=tuple(dict.fromkeys(os.path.normpath(path) for path in writable)),
+            sandbox=None if sandbox == "auto" else SandboxKind(sandbox),
+            plan=plan,
+            add_hosts=_parse_hosts(add_host),
+        )
+        if probe_argv:
+            from scratchprobe.trace.probe import probe_runner
+
+            options = replace(options, runner=probe_runner(probe_argv))
+        if trace:
+            from scratchprobe.trace.learn import trace_verify
+
+            outcome = trace_verify(binary, options, rounds, learn_file)
+            result = outcome.last.verification
+        else:
+            result = verify(binary, options)
     except ScratchprobeError as exc:
         error(str(exc))
         sys.exit(2)
     except OSError as exc:
-        error(f"{binary}: {exc.strerror or exc}")
+        error(f"{exc.filename or binary}: {exc.strerror or exc}")
         sys.exit(2)
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -230,5 +309,33 @@ def command(
             "(see `scratchprobe inspect`)",
             err=True,
         )
-    click.echo(_render(result), nl=False)
+    if output_format == "json":
+        from scratchprobe.render.trace import render_json, render_verification_json
+
+        text = render_json(outcome) if outcome is not None else render_verification_json(result)
+    else:
+        text = _render(result)
+        if outcome is not None:
+            from scratchprobe.render.trace import render_text
+
+            text += render_text(outcome)
+    click.echo(text, nl=False)
     sys.exit(result.exit_code)
+
+
+def _follow_shebang(
+    binary: str, args: tuple[str, ...], plan: InspectOptions
+) -> tuple[str, tuple[str, ...], InspectOptions]:
+    """A `#!` script runs as its interpreter with the script as argument (execve(2),
+    "Interpreter scripts"): verify that interpreter, with the script in the image."""
+    from scratchprobe.trace.shebang import follow
+
+    followed = follow(binary, plan.root)
+    if followed is None:
+        return binary, args, plan
+    interpreter, interpreter_args, script = followed
+    return (
+        interpreter,
+        (*interpreter_args, script.dest or script.source, *args),
+        replace(plan, includes=(*plan.includes, script)),
+    )

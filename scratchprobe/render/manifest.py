@@ -101,6 +101,9 @@ def _file(entry: ImageFile, annotations: FileAnnotations | None = None) -> dict[
     out["reason"] = entry.reason
     if entry.from_context:
         out["from_context"] = True
+    if entry.origin is not None:
+        # Added with --include / --include-from (kind "included").
+        out["included_from"] = entry.origin
     if entry.source is not None and entry.type.value == "file":
         out["size"] = entry.size
     # Added with the annotate step (json and cyclonedx only): digest, size of generated

@@ -11,6 +11,7 @@ from rich.tree import Tree
 from scratchprobe.elf.reader import format_version
 from scratchprobe.inspect import BinaryReport, Inspection
 from scratchprobe.loader.closure import Closure, Dependency
+from scratchprobe.plan import FileKind, FileType
 from scratchprobe.render import RenderOptions
 from scratchprobe.render.console import report_console
 from scratchprobe.render.copy import copy_lines, layer_note, uncopyable_note
@@ -150,11 +151,29 @@ def _needs(console: Console, report: BinaryReport) -> None:
             console.print(f"      [red]problem:[/red] {escape(problem)}")
 
 
+def _included(console: Console, inspection: Inspection) -> None:
+    """Entries --include / --include-from added, each with its reason."""
+    entries = [f for f in inspection.plan.files if f.kind is FileKind.INCLUDED]
+    if not entries:
+        return
+    console.print("[bold]included[/bold] (--include, --include-from):")
+    for entry in entries:
+        what = entry.type.value
+        if entry.type is FileType.DIRECTORY and entry.source is None:
+            what = "empty directory"
+        elif entry.type is FileType.DIRECTORY:
+            what = "directory, whole"
+        source = f" from {escape(entry.source)}" if entry.source not in (None, entry.path) else ""
+        console.print(f"  + {escape(entry.path)} ({what}{source}): {escape(entry.reason)}")
+    console.print()
+
+
 def render(inspection: Inspection, options: RenderOptions) -> str:
     buffer = io.StringIO()
     console = report_console(buffer, options.color, options.width)
     for report in inspection.binaries:
         _binary(console, report, options.full)
+    _included(console, inspection)
     for warning in inspection.warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     lines = copy_lines(inspection, options.stage)
