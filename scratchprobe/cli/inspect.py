@@ -18,12 +18,13 @@ from scratchprobe.cli.options import (
 )
 from scratchprobe.errors import ScratchprobeError
 
-_STAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]*$")
+# Matched with fullmatch: `$` would also match before a trailing newline ("builder\n").
+_STAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@-]*")
 
 
 def _check_stage(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """A stage name or image reference goes into FROM and COPY --from lines as it is."""
-    if not _STAGE.match(value):
+    if not _STAGE.fullmatch(value):
         raise click.BadParameter(f"{value!r} is not a stage name or image reference")
     return value
 
@@ -92,7 +93,15 @@ def command(
         color=fmt is OutputFormat.TEXT and sys.stdout.isatty(),
         rootfs_stage=forwarded_args(library_path, **needs) if rootfs_stage else None,
     )
-    click.echo(renderer(fmt)(result, options), nl=False)
+    try:
+        rendered = renderer(fmt)(result, options)
+    except ScratchprobeError as exc:
+        # A name no Dockerfile can express: nothing on stdout, one line on stderr.
+        error(str(exc))
+        sys.exit(2)
+    # color=True: the output is printed exactly as rendered; click would otherwise strip
+    # what looks like an ANSI sequence when stdout is not a terminal.
+    click.echo(rendered, nl=False, color=True)
     for problem in result.problems:
         error(f"{problem.path}: {problem.message}")
     sys.exit(result.exit_code)

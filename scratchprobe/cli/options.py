@@ -17,8 +17,12 @@ F = TypeVar("F", bound=Callable[..., object])
 
 
 def error(message: str) -> None:
-    """One line on stderr, the only way any command reports an error."""
-    click.echo(f"scratchprobe: error: {message}", err=True)
+    """One line on stderr, the only way any command reports an error. A name quoted in the
+    message is written visibly escaped (docs/output-encoding.md), so a newline or an ESC
+    sequence in a file name can never forge another line."""
+    from scratchprobe.render.names import visible_text
+
+    click.echo(f"scratchprobe: error: {visible_text(message)}", err=True)
 
 
 def root_option(func: F) -> F:
@@ -44,12 +48,13 @@ def library_path_option(func: F) -> F:
 _NEED_KINDS = [kind.value for kind in NeedKind]
 
 
-_USER_SPEC = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?$")
+# Matched with fullmatch: `$` would also match before a trailing newline ("root\n").
+_USER_SPEC = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?")
 
 
 def _check_user(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """A user spec goes into a USER line and /etc/passwd: only names and numbers pass."""
-    if value is not None and not _USER_SPEC.match(value):
+    if value is not None and not _USER_SPEC.fullmatch(value):
         raise click.BadParameter(f"{value!r} is not NAME, UID, NAME:GROUP or UID:GID")
     return value
 

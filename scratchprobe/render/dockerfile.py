@@ -19,7 +19,8 @@ from scratchprobe import __version__
 from scratchprobe.inspect import Inspection
 from scratchprobe.plan import FileType
 from scratchprobe.render import RenderOptions
-from scratchprobe.render.copy import copy_line, copy_lines
+from scratchprobe.render.copy import UnexpressibleName, copy_line, copy_lines
+from scratchprobe.render.names import dockerfile_refusal, is_utf8
 
 ROOTFS_STAGE = "scratchprobe-rootfs"
 """Name of the stage that writes the root filesystem."""
@@ -27,12 +28,29 @@ ROOTFS_DIR = "/rootfs"
 """Where that stage writes it."""
 
 
+def _exec_form(words: list[str]) -> str:
+    """A JSON array for RUN or ENTRYPOINT. Their exec form is not variable-expanded, and
+    JSON escapes every control character, so only a name that is not UTF-8 (which JSON
+    cannot hold) is refused."""
+    for word in words:
+        if not is_utf8(word):
+            raise UnexpressibleName(word, "it is not valid UTF-8, and a Dockerfile is UTF-8 text")
+    return json.dumps(words)
+
+
 def _env_line(key: str, value: str) -> str:
-    # ENV KEY=VALUE takes shell-like words: a JSON string is a valid double-quoted one once
-    # `$` is escaped (Dockerfiles expand variables inside double quotes).
+    # ENV KEY=VALUE takes shell-like words: outside quotes the escape character makes the
+    # next character literal (dockerfile_word); whitespace ends the word, so a value with
+    # whitespace is written in double quotes, where `\\`, `"` and `$` are escaped the same
+    # way (moby/buildkit frontend/dockerfile/shell/lex.go, processDoubleQuote).
+    reason = dockerfile_refusal(value)
+    if reason is not None:
+        raise UnexpressibleName(value, reason)
     plain = value and not any(c.isspace() or c in "\"'\\$" for c in value)
-    quoted = json.dumps(value).replace("$", "\\$")
-    return f"ENV {key}={value if plain else quoted}"
+    if plain:
+        return f"ENV {key}={value}"
+    quoted = "".join("\\" + c if c in '\\"$' else c for c in value)
+    return f'ENV {key}="{quoted}"'
 
 
 def _tail(inspection: Inspection) -> list[str]:
@@ -42,7 +60,7 @@ def _tail(inspection: Inspection) -> list[str]:
     if inspection.user is not None:
         lines.append(f"USER {inspection.user}")
     if len(inspection.binaries) == 1:
-        lines.append(f"ENTRYPOINT {json.dumps([inspection.binaries[0].path])}")
+        lines.append(f"ENTRYPOINT {_exec_form([inspection.binaries[0].path])}")
     return lines
 
 
@@ -87,7 +105,7 @@ def _copy_style(inspection: Inspection, options: RenderOptions) -> list[str]:
             "# Files COPY cannot express (generated content, empty directories, symlinks)",
             "# are written by a stage on the builder (it needs /bin/sh).",
             f"FROM {options.stage} AS {GENERATED_STAGE}",
-            f"RUN {json.dumps(['/bin/sh', '-c', script])}",
+            f"RUN {_exec_form(['/bin/sh', '-c', script])}",
             "",
         ]
     lines += ["FROM scratch", *copy_lines(inspection, options.stage)]
@@ -115,7 +133,7 @@ def _rootfs_style(
     # `--` so that no binary path is ever read as an option.
     command += ["--", *(b.path for b in inspection.binaries)]
     lines += [
-        f"RUN {json.dumps(command)}",
+        f"RUN {_exec_form(command)}",
         "",
         "FROM scratch",
         f"COPY --from={ROOTFS_STAGE} {ROOTFS_DIR} /",
