@@ -27,7 +27,14 @@ from scratchprobe.loader.closure import Closure, ElfCache, Resolver
 from scratchprobe.needs.context import Context, NeedsOptions
 from scratchprobe.needs.evidence import EvidenceCache
 from scratchprobe.needs.model import NeedKind, RuntimeNeed
-from scratchprobe.plan import Plan, PlannedBinary, binary_file_paths, build_plan
+from scratchprobe.plan import (
+    Plan,
+    PlannedBinary,
+    binary_file_paths,
+    build_plan,
+    checked_directories,
+    directory_refusal,
+)
 from scratchprobe.root import Root
 
 if TYPE_CHECKING:
@@ -140,7 +147,7 @@ def inspect(paths: tuple[str, ...], options: InspectOptions, jobs: int | None = 
         )
         for r in reports
     )
-    plan = build_plan(planned, _need_source_sizes(root, planned))
+    plan = checked_directories(build_plan(planned, _need_source_sizes(root, planned)), root)
     sizes = {f.path: f.size for f in plan.files}
     final = tuple(
         replace(
@@ -262,6 +269,9 @@ def _need_source_sizes(root: Root, planned: tuple[PlannedBinary, ...]) -> dict[s
                 try:
                     resolved = root.resolve(needed.source)
                 except OSError:
+                    continue
+                if resolved.is_dir and directory_refusal(resolved.path) is not None:
+                    # Never walked: checked_directories leaves it out of the plan.
                     continue
                 if resolved.is_dir:
                     total = 0
