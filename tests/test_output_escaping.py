@@ -15,6 +15,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
+import uuid
 import xml.dom.minidom
 from dataclasses import dataclass
 from importlib import resources
@@ -29,6 +31,7 @@ from scratchprobe.render.names import (
     visible_text,
 )
 from tests.conftest import REPO, TESTBINS
+from tests.helpers_sandbox import extract, needs_podman, tree_of
 
 jsonschema: Any = importlib.import_module("jsonschema")
 
@@ -362,3 +365,64 @@ def test_check_formats_of_a_name_with_control_characters(tmp_path: Path) -> None
     assert len(github) == 2, github  # one annotation and the summary: no forged line
     text = formats["text"].decode("utf-8")
     assert "esc\\x1b[31m\\x01\\x0abad\\xff: FAIL" in text
+
+
+# ----- a real image build ----------------------------------------------------------
+
+
+@pytest.mark.podman
+@needs_podman
+def test_podman_build_copies_exactly_the_hostile_names(tmp_path: Path) -> None:
+    """`podman build` (Buildah) of the printed Dockerfile puts each file at exactly its
+    name: `${X:-b}` is not expanded, quotes are not removed, the space splits nothing."""
+    names = ["/bin/a${X:-b}", "/bin/a$X", "/opt/sp ace\"q/it's"]
+    builder = tmp_path / "builder"
+    for name in names:
+        target = builder / name.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(TESTBINS / "c-glibc-static", target)
+        target.chmod(0o755)
+    printed = run("inspect", "--root", str(builder), "--format", "dockerfile", *names)
+    assert printed.returncode == 0, printed.stderr
+    made: list[str] = []
+    try:
+        image_root = build_image(builder, printed.text() + 'CMD ["/x"]\n', tmp_path, made)
+    finally:
+        for name in reversed(made):
+            subprocess.run(["podman", "rm", "-f", name], capture_output=True, check=False)
+            subprocess.run(["podman", "rmi", "-f", name], capture_output=True, check=False)
+    files = {path for path, kind in tree_of(image_root).items() if kind == "file"}
+    assert files == set(names)
+    for name in names:
+        assert (image_root / name.lstrip("/")).read_bytes() == (
+            TESTBINS / "c-glibc-static"
+        ).read_bytes()
+
+
+def build_image(builder: Path, stage: str, work: Path, made: list[str]) -> Path:
+    """Import `builder` as the image `builder` stage's base, build `stage` after it, and
+    export the result's filesystem (podman create + export: `podman run` is not assumed)."""
+
+    def podman(*args: str) -> None:
+        proc = subprocess.run(["podman", *args], capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, f"podman {' '.join(args)}: {proc.stderr}"
+
+    token = uuid.uuid4().hex[:12]
+    base = f"localhost/scratchprobe-escaping-builder-{token}"
+    archive = work / "builder.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(builder, arcname=".")
+    made.append(base)
+    podman("import", str(archive), base)
+    context = work / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text(f"FROM {base} AS builder\n{stage}")
+    tag = f"localhost/scratchprobe-escaping-image-{token}"
+    made.append(tag)
+    podman("build", "--isolation=chroot", "--layers=false", "-t", tag, str(context))
+    container = f"scratchprobe-escaping-{token}"
+    made.append(container)
+    podman("create", "--name", container, tag)
+    exported = work / "image.tar"
+    podman("export", "-o", str(exported), container)
+    return extract(exported, work / "image")
