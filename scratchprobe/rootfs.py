@@ -8,17 +8,30 @@ one layout.
 Safety rules:
 - every plan path is checked (absolute, no empty, `.` or `..` component) and no entry may sit
   below a symlink or a file of the layout, so nothing is ever written through a symlink;
+- the destination's parent is opened component by component from `/` with O_NOFOLLOW (a
+  symlink anywhere in the path is refused, naming the real path to give instead), and every
+  later step is an `*at()` call relative to that descriptor, so nothing is written through a
+  symlink, not even one swapped in during the run;
 - a directory is built in a fresh temporary sibling of the destination with `*at()` calls
   relative to directory descriptors opened with O_NOFOLLOW, and published by rename only when
   complete: a failed run leaves the previous output exactly as it was;
+- staging files (`.<name>.scratchprobe-<pid>-<token>.partial`) are removed on any failure and
+  on SIGTERM (the process then dies of SIGTERM); one left by SIGKILL is removed by the next
+  run for the same destination, once its PID is not running and its flock(2) can be taken;
 - `/`, a destination containing the root, and a symlink are always refused; a non-empty
-  directory is replaced only when scratchprobe wrote it or with `force`.
+  directory is replaced only when scratchprobe wrote it or with `force`;
+- a copied directory's symlinks are copied as symlinks, never followed (as COPY of a
+  directory does); plan.checked_directories already refused a directory that resolves to
+  the root or to one holding other planned files.
 
 "Scratchprobe wrote it" is recorded outside the tree, in a sibling file
 `.<name>.scratchprobe-rootfs` holding the device and inode of the published directory: a
 marker inside the tree would end up in the image (`COPY --from=... /rootfs /`) and make the
 written tree differ from the plan. A directory replaced or recreated by someone else has
 another inode, so the marker no longer vouches for it.
+
+`--tar -` streams the same tar to stdout (tarfile's non-seeking `w|` mode writes the same
+blocks), refused when stdout is a terminal.
 
 Reproducible tar: entries sorted by path components (a directory right before its
 contents), uid/gid 0 with empty owner names, mtime from SOURCE_DATE_EPOCH (else 0), modes
