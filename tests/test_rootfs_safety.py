@@ -249,3 +249,43 @@ def test_real_zoneinfo_is_copied_without_following_links_out(
     assert not (out / "etc/shadow").exists()
     every = [p for p in out.rglob("*") if p.is_file() and not p.is_symlink()]
     assert all(p.read_bytes() != (REPO / "README.md").read_bytes() for p in every)
+
+
+# ----- the way out for names no Dockerfile can express -------------------------------
+
+
+def test_rootfs_writes_a_name_no_dockerfile_can_express(tmp_path: Path) -> None:
+    name = b"nl\nscratchprobe: error: forged\xff"
+    binary = os.path.join(os.fsencode(tmp_path), name)
+    with open(binary, "wb") as out:
+        out.write(STATIC.read_bytes())
+    os.chmod(binary, 0o755)
+    env = dict(os.environ, PYTHONPATH=str(REPO), SOURCE_DATE_EPOCH="0")
+    archive = tmp_path / "out.tar"
+    directory = tmp_path / "out"
+    for option, target in (("--tar", archive), ("--output", directory)):
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "scratchprobe",
+                "rootfs",
+                os.fsdecode(binary),
+                option,
+                str(target),
+            ],
+            capture_output=True,
+            env=env,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == b""
+        assert len(result.stdout.decode("utf-8").splitlines()) == 1, result.stdout
+    with tarfile.open(archive) as tar:
+        member = tar.getmember(os.fsdecode(binary).lstrip("/"))
+        extracted = tar.extractfile(member)
+        assert extracted is not None
+        assert extracted.read() == STATIC.read_bytes()
+    written = os.path.join(os.fsencode(directory), binary.lstrip(b"/"))
+    with open(written, "rb") as copy:
+        assert copy.read() == STATIC.read_bytes()

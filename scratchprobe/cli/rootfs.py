@@ -19,7 +19,10 @@ from scratchprobe.errors import ScratchprobeError
 
 
 def _warn(message: str) -> None:
-    click.echo(f"scratchprobe: warning: {message}", err=True)
+    # Names in the message visibly escaped (docs/output-encoding.md): one line per warning.
+    from scratchprobe.render.names import visible_text
+
+    click.echo(f"scratchprobe: warning: {visible_text(message)}", err=True)
 
 
 @click.command("rootfs")
@@ -67,6 +70,7 @@ def command(
     Exit 0 when written, 1 when written but some library stayed unresolved, 2 for unusable
     input or a refused destination.
     """
+    from scratchprobe.render.names import visible_text
     from scratchprobe.root import Root
     from scratchprobe.rootfs import (
         Destination,
@@ -129,7 +133,7 @@ def command(
             missing.insert(0, f"interpreter {report.elf.interpreter}")
         _warn(f"{report.label}: unresolved, will not run from this image: {', '.join(missing)}")
     click.echo(
-        f"wrote {'the tar archive to stdout' if stream else destination.path}: "
+        f"wrote {'the tar archive to stdout' if stream else visible_text(destination.path)}: "
         f"{result.file_count} files, {result.directory_count} "
         f"directories, {result.symlink_count} symlinks, {result.total_bytes} bytes",
         err=stream,
