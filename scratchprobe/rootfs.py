@@ -733,22 +733,19 @@ def _exchange(parent_fd: int, a: str, b: str) -> bool:
     raise OSError(code, os.strerror(code), b)
 
 
-def _new_staging_dir(parent: _Parent, suffix: str) -> tuple[str, int]:
-    """A fresh, empty, locked directory beside the destination: its name and descriptor."""
-    name = _staging_name(parent.name, suffix)
-    os.mkdir(name, 0o700, dir_fd=parent.fd)
-    fd = os.open(name, _DIR_FLAGS, dir_fd=parent.fd)
-    _lock(fd)
-    return name, fd
-
-
 def _publish_directory(
     tree: Layout, parent: _Parent, existing: os.stat_result | None, mtime: int
 ) -> None:
-    staging, staging_fd = _new_staging_dir(parent, "partial")
+    # Every step from the mkdir on is inside the try: a SIGTERM arriving right after it
+    # (the handler runs at the next bytecode) still removes the staging directory.
+    staging = _staging_name(parent.name, "partial")
     destination = parent.name
     pfd = parent.fd
+    staging_fd = -1
     try:
+        os.mkdir(staging, 0o700, dir_fd=pfd)
+        staging_fd = os.open(staging, _DIR_FLAGS, dir_fd=pfd)
+        _lock(staging_fd)
         _write_tree(tree, staging_fd, mtime)
         if existing is None or not _listdir(parent):
             # rename(2) replaces a missing or empty directory in one step.
@@ -760,22 +757,31 @@ def _publish_directory(
             os.rename(destination, aside, src_dir_fd=pfd, dst_dir_fd=pfd)
             os.rename(staging, destination, src_dir_fd=pfd, dst_dir_fd=pfd)
             staging = aside
+        # Here `staging` names the previous output (or nothing): remove it.
+        with suppress(OSError):
+            shutil.rmtree(staging, dir_fd=pfd)
     except BaseException:
         with suppress(OSError):
             shutil.rmtree(staging, dir_fd=pfd)
         raise
     finally:
-        os.close(staging_fd)
-    # Here `staging` names the previous output (or nothing): remove it.
-    with suppress(OSError):
-        shutil.rmtree(staging, dir_fd=pfd)
+        if staging_fd >= 0:
+            os.close(staging_fd)
     st = os.stat(destination, dir_fd=pfd, follow_symlinks=False)
-    with suppress(OSError):
-        tmp = _staging_name(parent.name, "partial")
+    tmp = _staging_name(parent.name, "partial")
+    try:
         fd = os.open(tmp, _NEW_FILE_FLAGS, 0o644, dir_fd=pfd)
         with os.fdopen(fd, "w", encoding="ascii") as handle:
             handle.write(f"{st.st_dev}:{st.st_ino}\n")
         os.replace(tmp, _marker_name(parent.name), src_dir_fd=pfd, dst_dir_fd=pfd)
+    except OSError:
+        # Without the marker the output is merely not recognised as ours next time.
+        with suppress(OSError):
+            os.unlink(tmp, dir_fd=pfd)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp, dir_fd=pfd)
+        raise
 
 
 # ----- tar output ----------------------------------------------------------------------
@@ -818,10 +824,11 @@ def write_tar(tree: Layout, out: IO[bytes], mtime: int, stream: bool = False) ->
 
 def _publish_tar(tree: Layout, parent: _Parent, mtime: int) -> None:
     tmp = _staging_name(parent.name, "partial")
-    fd = os.open(tmp, _NEW_FILE_FLAGS, 0o600, dir_fd=parent.fd)
     try:
-        _lock(fd)
+        # Inside the try from the creation on, as for a directory (SIGTERM right after it).
+        fd = os.open(tmp, _NEW_FILE_FLAGS, 0o600, dir_fd=parent.fd)
         with os.fdopen(fd, "wb") as out:
+            _lock(fd)
             write_tar(tree, out, mtime)
             umask = os.umask(0)
             os.umask(umask)
