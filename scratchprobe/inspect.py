@@ -28,7 +28,15 @@ from scratchprobe.loader.closure import Closure, ElfCache, Resolver
 from scratchprobe.needs.context import Context, NeedsOptions
 from scratchprobe.needs.evidence import EvidenceCache
 from scratchprobe.needs.model import NeedKind, RuntimeNeed
-from scratchprobe.plan import Plan, PlannedBinary, binary_file_paths, build_plan, with_included
+from scratchprobe.plan import (
+    Plan,
+    PlannedBinary,
+    binary_file_paths,
+    build_plan,
+    checked_directories,
+    directory_refusal,
+    with_included,
+)
 from scratchprobe.root import Root
 
 if TYPE_CHECKING:
@@ -195,7 +203,7 @@ def inspect(
         )
         for r in reports
     )
-    plan = build_plan(planned, _need_source_sizes(root, planned))
+    plan = checked_directories(build_plan(planned, _need_source_sizes(root, planned)), root)
     if options.includes:
         from scratchprobe.trace.includes import resolve as resolve_includes
 
@@ -352,6 +360,9 @@ def _need_source_sizes(root: Root, planned: tuple[PlannedBinary, ...]) -> dict[s
                 try:
                     resolved = root.resolve(needed.source)
                 except OSError:
+                    continue
+                if resolved.is_dir and directory_refusal(resolved.path) is not None:
+                    # Never walked: checked_directories leaves it out of the plan.
                     continue
                 if resolved.is_dir:
                     total = 0

@@ -17,6 +17,7 @@ from enum import Enum
 
 from scratchprobe.loader.closure import Closure, FoundVia, LoadedObject
 from scratchprobe.needs.model import NeedKind, RuntimeNeed
+from scratchprobe.root import Root
 
 
 class FileType(Enum):
@@ -261,3 +262,78 @@ def with_included(plan: Plan, included: tuple[ImageFile, ...]) -> Plan:
         added[entry.path] = entry
     ordered = sorted(added.values(), key=lambda f: f.path)
     return Plan((*plan.files, *ordered), tuple(dict.fromkeys(warnings)))
+
+
+# Kernel pseudo-filesystems: never runtime data, and reading them copies the machine's state
+# (or never ends: /proc/kcore, /dev/zero).
+_PSEUDO = ("/proc", "/sys", "/dev")
+
+
+def directory_refusal(resolved: str) -> str | None:
+    """Why a runtime directory whose source resolves (inside the root) to `resolved` must not
+    be copied whole, judged from that path alone; None when nothing forbids it."""
+    if resolved == "/":
+        return "it resolves to the root of the builder itself"
+    if any(resolved == p or resolved.startswith(p + "/") for p in _PSEUDO):
+        return f"it resolves to {resolved}, a kernel pseudo-filesystem"
+    return None
+
+
+def checked_directories(plan: Plan, root: Root) -> Plan:
+    """The plan without runtime directories that would copy more than their kind of data.
+
+    A directory entry (zoneinfo, gconv, OpenSSL modules, ...) is copied whole, following the
+    symlinks of its own path inside the root. Copied only when that resolves to a real
+    directory that is not the root, a pseudo-filesystem, nor an ancestor of the source of
+    another file the plan puts elsewhere in the image: /usr/share/zoneinfo -> / would
+    otherwise put the whole builder, its /etc/shadow included, into the image. Its contents
+    are never followed out of it (rootfs copies symlinks inside as symlinks, as COPY of a
+    directory does).
+    """
+    resolved: dict[str, str] = {}
+    for entry in plan.files:
+        if entry.source is not None and not entry.from_context:
+            try:
+                resolved[entry.path] = root.resolve(entry.source).path
+            except OSError:
+                continue
+    kept: list[ImageFile] = []
+    warnings = list(plan.warnings)
+    for entry in plan.files:
+        if entry.type is not FileType.DIRECTORY or entry.source is None or entry.from_context:
+            kept.append(entry)
+            continue
+        reason: str | None
+        try:
+            found = root.resolve(entry.source)
+        except OSError as exc:
+            found, reason = None, f"it cannot be resolved in the root ({exc.strerror or exc})"
+        if found is not None:
+            reason = directory_refusal(found.path)
+            if reason is None and not found.is_dir:
+                reason = f"it resolves to {found.path}, which is not a directory"
+            if reason is None:
+                # A file planned at its place inside this directory (a module of it) is
+                # fine; one planned elsewhere means the directory is someone else's.
+                prefix = found.path.rstrip("/") + "/"
+                own = entry.path.rstrip("/") + "/"
+                inside = sorted(
+                    source
+                    for path, source in resolved.items()
+                    if path != entry.path
+                    and (source + "/").startswith(prefix)
+                    and not path.startswith(own)
+                )
+                if inside:
+                    reason = (
+                        f"it resolves to {found.path}, which holds other planned files "
+                        f"({inside[0]}): not a directory of its own"
+                    )
+        if reason is None:
+            kept.append(entry)
+        else:
+            warnings.append(
+                f"{entry.path}: not copied, {reason}; the image gets no {entry.kind.value} "
+                "directory"
+            )
+    return Plan(tuple(kept), tuple(dict.fromkeys(warnings)))

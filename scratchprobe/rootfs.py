@@ -8,17 +8,30 @@ one layout.
 Safety rules:
 - every plan path is checked (absolute, no empty, `.` or `..` component) and no entry may sit
   below a symlink or a file of the layout, so nothing is ever written through a symlink;
+- the destination's parent is opened component by component from `/` with O_NOFOLLOW (a
+  symlink anywhere in the path is refused, naming the real path to give instead), and every
+  later step is an `*at()` call relative to that descriptor, so nothing is written through a
+  symlink, not even one swapped in during the run;
 - a directory is built in a fresh temporary sibling of the destination with `*at()` calls
   relative to directory descriptors opened with O_NOFOLLOW, and published by rename only when
   complete: a failed run leaves the previous output exactly as it was;
+- staging files (`.<name>.scratchprobe-<pid>-<token>.partial`) are removed on any failure and
+  on SIGTERM (the process then dies of SIGTERM); one left by SIGKILL is removed by the next
+  run for the same destination, once its PID is not running and its flock(2) can be taken;
 - `/`, a destination containing the root, and a symlink are always refused; a non-empty
-  directory is replaced only when scratchprobe wrote it or with `force`.
+  directory is replaced only when scratchprobe wrote it or with `force`;
+- a copied directory's symlinks are copied as symlinks, never followed (as COPY of a
+  directory does); plan.checked_directories already refused a directory that resolves to
+  the root or to one holding other planned files.
 
 "Scratchprobe wrote it" is recorded outside the tree, in a sibling file
 `.<name>.scratchprobe-rootfs` holding the device and inode of the published directory: a
 marker inside the tree would end up in the image (`COPY --from=... /rootfs /`) and make the
 written tree differ from the plan. A directory replaced or recreated by someone else has
 another inode, so the marker no longer vouches for it.
+
+`--tar -` streams the same tar to stdout (tarfile's non-seeking `w|` mode writes the same
+blocks), refused when stdout is a terminal.
 
 Reproducible tar: entries sorted by path components (a directory right before its
 contents), uid/gid 0 with empty owner names, mtime from SOURCE_DATE_EPOCH (else 0), modes
@@ -30,18 +43,22 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import io
 import os
 import posixpath
+import re
+import secrets
 import shutil
+import signal
 import stat
 import tarfile
-import tempfile
+import threading
 from collections.abc import Iterator, Mapping
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import IO
+from typing import IO, Literal
 
 from scratchprobe.errors import ScratchprobeError, UsageError
 from scratchprobe.inspect import Inspection, InspectOptions, inspect
@@ -56,8 +73,6 @@ from scratchprobe.plan import (
     build_plan,
 )
 from scratchprobe.root import Root
-
-MARKER_SUFFIX = ".scratchprobe-rootfs"
 
 # Programs and everything the loader maps must be executable; data files need not be.
 _EXECUTABLE_KINDS = frozenset({FileKind.BINARY, FileKind.INTERPRETER, FileKind.LIBRARY})
@@ -312,6 +327,12 @@ def layout(plan: Plan, root: Root) -> Layout:
                 resolved_dir = _source_host_path(item, root)
                 if not os.path.isdir(resolved_dir):
                     raise RootfsError(f"{path}: its source {item.source} is not a directory")
+                if os.path.realpath(resolved_dir) == root.directory:
+                    # plan.checked_directories already leaves such an entry out.
+                    raise RootfsError(
+                        f"{path}: its source {item.source} resolves to the root itself; "
+                        "refusing to copy the whole builder"
+                    )
                 trees.append((item, resolved_dir))
         else:
             put(_file_entry(item, root))
@@ -408,32 +429,195 @@ def source_date_epoch(environ: Mapping[str, str]) -> int:
     return int(value)
 
 
-def _marker_path(destination: str) -> str:
-    parent, name = os.path.split(destination)
-    return os.path.join(parent, f".{name}{MARKER_SUFFIX}")
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_PATH_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _written_by_us(destination: str, st: os.stat_result) -> bool:
+@dataclass(frozen=True)
+class _Parent:
+    """The destination's parent directory, opened component by component with O_NOFOLLOW:
+    every later step works relative to `fd`, so no symlink in the path (or swapped into
+    it meanwhile) can redirect a write."""
+
+    fd: int
+    path: str
+    """Its absolute path (symlink-free, as checked when it was opened)."""
+    name: str
+    """The destination's last component."""
+
+
+def _open_parent(destination: str) -> _Parent:
+    absolute = os.path.abspath(destination)
+    parent, name = os.path.split(absolute)
+    if not name:
+        raise DestinationRefused(f"{destination}: refusing to write to /")
+    # O_PATH for the directories on the way: only search permission is needed there, as
+    # for any path lookup; the parent itself is opened for reading (it is listed).
+    fd = os.open("/", _PATH_FLAGS)
+    walked = ""
     try:
-        with open(_marker_path(destination), encoding="ascii") as handle:
+        for part in [p for p in parent.split("/") if p]:
+            walked += "/" + part
+            try:
+                next_fd = os.open(part, _PATH_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno == errno.ENOENT:
+                    raise DestinationRefused(
+                        f"{destination}: the parent directory {parent} does not exist"
+                    ) from None
+                st = os.stat(part, dir_fd=fd, follow_symlinks=False)
+                if stat.S_ISLNK(st.st_mode):
+                    raise DestinationRefused(
+                        f"{destination}: {walked} is a symbolic link; give the real path "
+                        f"({os.path.realpath(absolute)}), nothing is written through a link"
+                    ) from None
+                raise DestinationRefused(
+                    f"{destination}: {walked} is not a usable directory: {exc.strerror}"
+                ) from None
+            os.close(fd)
+            fd = next_fd
+        readable = os.open(".", _DIR_FLAGS, dir_fd=fd)
+    finally:
+        os.close(fd)
+    return _Parent(readable, parent, name)
+
+
+# Files scratchprobe creates beside a destination while writing it are named
+# `.<name>.scratchprobe-<pid>-<token>.<partial|old>`, and a writer holds an flock(2) on each
+# for as long as it lives (the kernel releases it when the process dies, SIGKILL included).
+# A later run removes one only when its name says it is ours, no live process of this PID
+# namespace has that PID, and the lock can be taken: then nothing is writing it any more.
+_STAGING = re.compile(r"\.(?P<name>.+)\.scratchprobe-(?P<pid>[0-9]+)-[0-9a-f]{16}\.(partial|old)")
+
+
+def _staging_name(name: str, suffix: str) -> str:
+    return f".{name}.scratchprobe-{os.getpid()}-{secrets.token_hex(8)}.{suffix}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _lock(fd: int, blocking: bool = True) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _remove(parent: _Parent, name: str) -> None:
+    """Remove a file or a whole directory below the parent, never following a link."""
+    st = os.stat(name, dir_fd=parent.fd, follow_symlinks=False)
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(name, dir_fd=parent.fd)
+    else:
+        os.unlink(name, dir_fd=parent.fd)
+
+
+def remove_stale_staging(parent: _Parent) -> list[str]:
+    """Remove what an earlier run for this destination left when it was killed; returns
+    the names removed."""
+    removed: list[str] = []
+    for entry in os.scandir(parent.fd):
+        match = _STAGING.fullmatch(entry.name)
+        if match is None or match["name"] != parent.name:
+            continue
+        if _pid_alive(int(match["pid"])):
+            continue
+        try:
+            fd = os.open(entry.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent.fd)
+        except OSError:
+            continue
+        try:
+            if _lock(fd, blocking=False):
+                with suppress(OSError):
+                    _remove(parent, entry.name)
+                    removed.append(entry.name)
+        finally:
+            os.close(fd)
+    return removed
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived while writing: unwinds through the clean-up of the staging files."""
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While writing, SIGTERM raises _Terminated so that the staging files are removed,
+    then the process dies of SIGTERM as it was asked to. Only where SIGTERM has its
+    default action and only in the main thread (signal handlers live there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    fired = False
+
+    def handler(signum: int, frame: object) -> None:
+        nonlocal fired
+        if not fired:
+            # Once: a second SIGTERM must not interrupt the clean-up itself.
+            fired = True
+            raise _Terminated
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    except _Terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise SystemExit(128 + signal.SIGTERM) from None
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+MARKER_SUFFIX = ".scratchprobe-rootfs"
+
+
+def _marker_name(name: str) -> str:
+    return f".{name}{MARKER_SUFFIX}"
+
+
+def _written_by_us(parent: _Parent, st: os.stat_result) -> bool:
+    try:
+        fd = os.open(
+            _marker_name(parent.name), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent.fd
+        )
+        with os.fdopen(fd, encoding="ascii") as handle:
             return handle.read().strip() == f"{st.st_dev}:{st.st_ino}"
     except (OSError, UnicodeDecodeError):
         return False
 
 
-def _check_destination(destination: Destination, root: Root, force: bool) -> os.stat_result | None:
+def _listdir(parent: _Parent) -> list[str]:
+    fd = os.open(parent.name, _DIR_FLAGS, dir_fd=parent.fd)
+    try:
+        return os.listdir(fd)
+    finally:
+        os.close(fd)
+
+
+def _check_destination(
+    destination: Destination, parent: _Parent, root: Root, force: bool
+) -> os.stat_result | None:
     """lstat of the existing destination (None when absent), or DestinationRefused."""
     path = destination.path
-    real = os.path.realpath(path)
-    if real == "/":
-        raise DestinationRefused(f"{path}: refusing to write to /")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise DestinationRefused(f"{path}: the parent directory {parent} does not exist")
+    # The parent is symlink-free, so this is the destination's real path.
+    real = os.path.join(parent.path, parent.name)
     if root.directory == real or root.directory.startswith(real.rstrip("/") + "/"):
         raise DestinationRefused(f"{path}: it contains the --root directory {root.directory}")
     try:
-        st = os.lstat(path)
+        st = os.stat(parent.name, dir_fd=parent.fd, follow_symlinks=False)
     except FileNotFoundError:
         return None
     if stat.S_ISLNK(st.st_mode):
@@ -444,7 +628,7 @@ def _check_destination(destination: Destination, root: Root, force: bool) -> os.
         return st
     if not stat.S_ISDIR(st.st_mode):
         raise DestinationRefused(f"{path}: exists and is not a directory")
-    if os.listdir(path) and not force and not _written_by_us(path, st):
+    if _listdir(parent) and not force and not _written_by_us(parent, st):
         raise DestinationRefused(
             f"{path}: a non-empty directory scratchprobe did not write; use --force to replace it"
         )
@@ -459,20 +643,31 @@ def write_rootfs(
     force: bool = False,
     mtime: int = 0,
 ) -> RootfsResult:
-    """Write `plan` to `destination`; the previous output survives any failure."""
-    existing = _check_destination(destination, root, force)
-    tree = layout(plan, root)
-    if destination.kind is OutputKind.TAR:
-        _publish_tar(tree, destination.path, mtime)
-    else:
-        _publish_directory(tree, destination.path, existing, mtime)
+    """Write `plan` to `destination`; the previous output survives any failure, and no
+    staging file survives a failure or SIGTERM (one left by SIGKILL is removed next time)."""
+    parent = _open_parent(destination.path)
+    try:
+        existing = _check_destination(destination, parent, root, force)
+        tree = layout(plan, root)
+        with _sigterm_unwinds():
+            remove_stale_staging(parent)
+            if destination.kind is OutputKind.TAR:
+                _publish_tar(tree, parent, mtime)
+            else:
+                _publish_directory(tree, parent, existing, mtime)
+    finally:
+        os.close(parent.fd)
     return RootfsResult(destination, tree)
 
 
-# ----- directory output ----------------------------------------------------------------
+def stream_rootfs(plan: Plan, root: Root, out: IO[bytes], *, mtime: int = 0) -> Layout:
+    """Write `plan` as a tar stream to `out` (`--tar -`): the same bytes as the tar file."""
+    tree = layout(plan, root)
+    write_tar(tree, out, mtime, stream=True)
+    return tree
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+# ----- directory output ----------------------------------------------------------------
 
 
 def _open_source(entry: Entry) -> IO[bytes]:
@@ -487,15 +682,15 @@ def _open_source(entry: Entry) -> IO[bytes]:
     return os.fdopen(fd, "rb")
 
 
-def _write_tree(tree: Layout, staging: str, mtime: int) -> None:
-    """Create every entry below the empty directory `staging`, never following a link.
+def _write_tree(tree: Layout, staging_fd: int, mtime: int) -> None:
+    """Create every entry below the empty directory `staging_fd`, never following a link.
 
     Directory descriptors are kept for the current path only (entries come in depth-first
     order), and a directory's mode and mtime are set when it is left, after its contents,
     so a read-only mode never blocks writing into it and creating children does not bump
     the mtime again.
     """
-    stack: list[tuple[str, int, int]] = [("/", os.open(staging, _DIR_FLAGS), _DIR_MODE)]
+    stack: list[tuple[str, int, int]] = [("/", os.dup(staging_fd), _DIR_MODE)]
 
     def leave() -> None:
         _, fd, mode = stack.pop()
@@ -537,11 +732,11 @@ def _write_tree(tree: Layout, staging: str, mtime: int) -> None:
 
 
 _RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
 
 
-def _exchange(a: str, b: str) -> bool:
-    """Swap two paths atomically (renameat2 RENAME_EXCHANGE); False where unsupported."""
+def _exchange(parent_fd: int, a: str, b: str) -> bool:
+    """Swap two names of one directory atomically (renameat2 RENAME_EXCHANGE); False where
+    unsupported."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         renameat2 = libc.renameat2
@@ -554,7 +749,7 @@ def _exchange(a: str, b: str) -> bool:
         ctypes.c_char_p,
         ctypes.c_uint,
     ]
-    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    result = renameat2(parent_fd, os.fsencode(a), parent_fd, os.fsencode(b), _RENAME_EXCHANGE)
     if result == 0:
         return True
     code = ctypes.get_errno()
@@ -564,35 +759,54 @@ def _exchange(a: str, b: str) -> bool:
 
 
 def _publish_directory(
-    tree: Layout, destination: str, existing: os.stat_result | None, mtime: int
+    tree: Layout, parent: _Parent, existing: os.stat_result | None, mtime: int
 ) -> None:
-    destination = os.path.abspath(destination)
-    parent, name = os.path.split(destination)
-    staging = tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=parent)
+    # Every step from the mkdir on is inside the try: a SIGTERM arriving right after it
+    # (the handler runs at the next bytecode) still removes the staging directory.
+    staging = _staging_name(parent.name, "partial")
+    destination = parent.name
+    pfd = parent.fd
+    staging_fd = -1
     try:
-        _write_tree(tree, staging, mtime)
-        if existing is None or not os.listdir(destination):
+        os.mkdir(staging, 0o700, dir_fd=pfd)
+        staging_fd = os.open(staging, _DIR_FLAGS, dir_fd=pfd)
+        _lock(staging_fd)
+        _write_tree(tree, staging_fd, mtime)
+        if existing is None or not _listdir(parent):
             # rename(2) replaces a missing or empty directory in one step.
-            os.rename(staging, destination)
-        elif not _exchange(staging, destination):
+            os.rename(staging, destination, src_dir_fd=pfd, dst_dir_fd=pfd)
+        elif not _exchange(pfd, staging, destination):
             # No atomic swap here: move the old tree aside first; the window in which the
             # destination is absent is two renames long.
-            aside = tempfile.mkdtemp(prefix=f".{name}.", suffix=".old", dir=parent)
-            os.rename(destination, aside)
-            os.rename(staging, destination)
+            aside = _staging_name(parent.name, "old")
+            os.rename(destination, aside, src_dir_fd=pfd, dst_dir_fd=pfd)
+            os.rename(staging, destination, src_dir_fd=pfd, dst_dir_fd=pfd)
             staging = aside
+        # Here `staging` names the previous output (or nothing): remove it.
+        with suppress(OSError):
+            shutil.rmtree(staging, dir_fd=pfd)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        with suppress(OSError):
+            shutil.rmtree(staging, dir_fd=pfd)
         raise
-    # Here `staging` holds the previous output (or nothing): remove it.
-    shutil.rmtree(staging, ignore_errors=True)
-    st = os.lstat(destination)
-    marker = _marker_path(destination)
-    with suppress(OSError):
-        fd, tmp = tempfile.mkstemp(prefix=".", suffix=".partial", dir=parent)
+    finally:
+        if staging_fd >= 0:
+            os.close(staging_fd)
+    st = os.stat(destination, dir_fd=pfd, follow_symlinks=False)
+    tmp = _staging_name(parent.name, "partial")
+    try:
+        fd = os.open(tmp, _NEW_FILE_FLAGS, 0o644, dir_fd=pfd)
         with os.fdopen(fd, "w", encoding="ascii") as handle:
             handle.write(f"{st.st_dev}:{st.st_ino}\n")
-        os.replace(tmp, marker)
+        os.replace(tmp, _marker_name(parent.name), src_dir_fd=pfd, dst_dir_fd=pfd)
+    except OSError:
+        # Without the marker the output is merely not recognised as ours next time.
+        with suppress(OSError):
+            os.unlink(tmp, dir_fd=pfd)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp, dir_fd=pfd)
+        raise
 
 
 # ----- tar output ----------------------------------------------------------------------
@@ -615,9 +829,11 @@ def _tar_info(entry: Entry, mtime: int) -> tarfile.TarInfo:
     return info
 
 
-def write_tar(tree: Layout, out: IO[bytes], mtime: int) -> None:
-    """The layout as a tar stream: the same bytes for the same layout and mtime."""
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+def write_tar(tree: Layout, out: IO[bytes], mtime: int, stream: bool = False) -> None:
+    """The layout as a tar stream: the same bytes for the same layout and mtime. `stream`:
+    `out` cannot seek (a pipe); tarfile's `w|` mode writes the same blocks and padding."""
+    mode: Literal["w", "w|"] = "w|" if stream else "w"
+    with tarfile.open(fileobj=out, mode=mode, format=tarfile.GNU_FORMAT) as tar:
         for entry in tree.entries:
             info = _tar_info(entry, mtime)
             if entry.type is not FileType.FILE:
@@ -631,18 +847,19 @@ def write_tar(tree: Layout, out: IO[bytes], mtime: int) -> None:
                     tar.addfile(info, src)
 
 
-def _publish_tar(tree: Layout, destination: str, mtime: int) -> None:
-    destination = os.path.abspath(destination)
-    parent, name = os.path.split(destination)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=parent)
+def _publish_tar(tree: Layout, parent: _Parent, mtime: int) -> None:
+    tmp = _staging_name(parent.name, "partial")
     try:
+        # Inside the try from the creation on, as for a directory (SIGTERM right after it).
+        fd = os.open(tmp, _NEW_FILE_FLAGS, 0o600, dir_fd=parent.fd)
         with os.fdopen(fd, "wb") as out:
+            _lock(fd)
             write_tar(tree, out, mtime)
             umask = os.umask(0)
             os.umask(umask)
             os.fchmod(out.fileno(), 0o666 & ~umask)
-        os.replace(tmp, destination)
+            os.replace(tmp, parent.name, src_dir_fd=parent.fd, dst_dir_fd=parent.fd)
     except BaseException:
         with suppress(OSError):
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=parent.fd)
         raise

@@ -24,12 +24,13 @@ from scratchprobe.cli.options import (
 )
 from scratchprobe.errors import ScratchprobeError
 
-_STAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]*$")
+# Matched with fullmatch: `$` would also match before a trailing newline ("builder\n").
+_STAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@-]*")
 
 
 def _check_stage(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """A stage name or image reference goes into FROM and COPY --from lines as it is."""
-    if not _STAGE.match(value):
+    if not _STAGE.fullmatch(value):
         raise click.BadParameter(f"{value!r} is not a stage name or image reference")
     return value
 
@@ -128,7 +129,13 @@ def command(
             else None
         ),
     )
-    emit(renderer(fmt)(result, render_options), output)
+    try:
+        rendered = renderer(fmt)(result, render_options)
+    except ScratchprobeError as exc:
+        # A name no Dockerfile can express: nothing on stdout, one line on stderr.
+        error(str(exc))
+        sys.exit(2)
+    emit(rendered, output)
     for line in result.notes:
         note(line)
     # Every problem is one line on stderr in every format, also where the output carries it

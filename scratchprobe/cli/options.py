@@ -21,8 +21,12 @@ F = TypeVar("F", bound=Callable[..., object])
 
 
 def error(message: str) -> None:
-    """One line on stderr, the only way any command reports an error."""
-    click.echo(f"scratchprobe: error: {message}", err=True)
+    """One line on stderr, the only way any command reports an error. A name quoted in the
+    message is written visibly escaped (docs/output-encoding.md), so a newline or an ESC
+    sequence in a file name can never forge another line."""
+    from scratchprobe.render.names import visible_text
+
+    click.echo(f"scratchprobe: error: {visible_text(message)}", err=True)
 
 
 def warning(message: str) -> None:
@@ -56,7 +60,9 @@ def emit(text: str, output: str | None) -> None:
     """The report on stdout, or in the --output file; a file that cannot be written is a
     usage error (exit 2) like any other unusable argument."""
     if output is None:
-        click.echo(text, nl=False)
+        # color=True: the report is printed exactly as rendered; click would otherwise strip
+        # what looks like an ANSI sequence when stdout is not a terminal.
+        click.echo(text, nl=False, color=True)
         return
     try:
         with open(output, "w", encoding="utf-8") as handle:
@@ -127,22 +133,23 @@ def library_path_option(func: F) -> F:
 _NEED_KINDS = [kind.value for kind in NeedKind]
 
 
-_LOCALE_NAME = re.compile(r"^[A-Za-z0-9_]{1,32}([.][A-Za-z0-9_-]{1,32})?(@[A-Za-z0-9_]{1,32})?$")
+_LOCALE_NAME = re.compile(r"[A-Za-z0-9_]{1,32}([.][A-Za-z0-9_-]{1,32})?(@[A-Za-z0-9_]{1,32})?")
 
 
 def _check_locale(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """A locale name goes into ENV lines and names a directory: only locale names pass."""
-    if value is not None and not _LOCALE_NAME.match(value):
+    if value is not None and not _LOCALE_NAME.fullmatch(value):
         raise click.BadParameter(f"{value!r} is not a locale name like C.UTF-8 or de_DE.UTF-8")
     return value
 
 
-_USER_SPEC = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?$")
+# Matched with fullmatch: `$` would also match before a trailing newline ("root\n").
+_USER_SPEC = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?")
 
 
 def _check_user(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """A user spec goes into a USER line and /etc/passwd: only names and numbers pass."""
-    if value is not None and not _USER_SPEC.match(value):
+    if value is not None and not _USER_SPEC.fullmatch(value):
         raise click.BadParameter(f"{value!r} is not NAME, UID, NAME:GROUP or UID:GID")
     return value
 

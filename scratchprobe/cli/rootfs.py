@@ -19,7 +19,10 @@ from scratchprobe.errors import ScratchprobeError
 
 
 def _warn(message: str) -> None:
-    click.echo(f"scratchprobe: warning: {message}", err=True)
+    # Names in the message visibly escaped (docs/output-encoding.md): one line per warning.
+    from scratchprobe.render.names import visible_text
+
+    click.echo(f"scratchprobe: warning: {visible_text(message)}", err=True)
 
 
 @click.command("rootfs")
@@ -35,7 +38,8 @@ def _warn(message: str) -> None:
     "--tar",
     "output_tar",
     metavar="FILE",
-    help="Write it as a reproducible tar, for `ADD FILE /` (SOURCE_DATE_EPOCH sets mtimes).",
+    help="Write it as a reproducible tar, for `ADD FILE /` (SOURCE_DATE_EPOCH sets mtimes); "
+    "`-` streams it to stdout.",
 )
 @root_option
 @library_path_option
@@ -66,17 +70,24 @@ def command(
     Exit 0 when written, 1 when written but some library stayed unresolved, 2 for unusable
     input or a refused destination.
     """
+    from scratchprobe.render.names import visible_text
     from scratchprobe.root import Root
     from scratchprobe.rootfs import (
         Destination,
         OutputKind,
+        RootfsResult,
         inspect_for_image,
         source_date_epoch,
+        stream_rootfs,
         write_rootfs,
     )
 
     if (output_dir is None) == (output_tar is None):
         error("give exactly one of --output DIR and --tar FILE")
+        sys.exit(2)
+    stream = output_tar == "-"
+    if stream and sys.stdout.isatty():
+        error("--tar -: refusing to write a tar archive to a terminal; redirect stdout")
         sys.exit(2)
     destination = (
         Destination(output_dir, OutputKind.DIRECTORY)
@@ -93,9 +104,17 @@ def command(
                 error(f"{problem.path}: {problem.message}")
             error(f"{destination.path}: nothing written")
             sys.exit(2)
-        result = write_rootfs(
-            inspection.plan, Root(inspection.root), destination, force=force, mtime=mtime
-        )
+        if stream:
+            # Not a file named `-`: the archive goes to stdout, so the summary goes to stderr.
+            tree = stream_rootfs(
+                inspection.plan, Root(inspection.root), sys.stdout.buffer, mtime=mtime
+            )
+            sys.stdout.buffer.flush()
+            result = RootfsResult(destination, tree)
+        else:
+            result = write_rootfs(
+                inspection.plan, Root(inspection.root), destination, force=force, mtime=mtime
+            )
     except ScratchprobeError as exc:
         error(str(exc))
         sys.exit(2)
@@ -114,7 +133,9 @@ def command(
             missing.insert(0, f"interpreter {report.elf.interpreter}")
         _warn(f"{report.label}: unresolved, will not run from this image: {', '.join(missing)}")
     click.echo(
-        f"wrote {destination.path}: {result.file_count} files, {result.directory_count} "
-        f"directories, {result.symlink_count} symlinks, {result.total_bytes} bytes"
+        f"wrote {'the tar archive to stdout' if stream else visible_text(destination.path)}: "
+        f"{result.file_count} files, {result.directory_count} "
+        f"directories, {result.symlink_count} symlinks, {result.total_bytes} bytes",
+        err=stream,
     )
     sys.exit(inspection.exit_code)

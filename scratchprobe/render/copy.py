@@ -3,10 +3,39 @@
 from __future__ import annotations
 
 import json
+import re
 
+from scratchprobe.errors import ScratchprobeError
 from scratchprobe.inspect import Inspection
 from scratchprobe.plan import FileType, ImageFile
 from scratchprobe.render import RenderOptions
+from scratchprobe.render.names import copy_refusal, dockerfile_word, visible_text
+
+# A word the plain COPY form writes as it is: no whitespace, quote, `$`, backslash or other
+# character the Dockerfile lexer gives a meaning (see names.dockerfile_word).
+_PLAIN = re.compile(r"[^\s\"'$\\]+")
+
+
+class UnexpressibleName(ScratchprobeError):
+    """A planned path that no Dockerfile instruction can name; the image must be written
+    with `scratchprobe rootfs` (or built by a `--rootfs-stage` stage) instead."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(
+            f"{visible_text(name)}: no Dockerfile can name this path ({reason}); write the "
+            "image with `scratchprobe rootfs` (ADD its --tar) or use --format dockerfile "
+            "--rootfs-stage"
+        )
+        self.name = name
+        self.reason = reason
+
+
+def check_copy_name(name: str) -> str:
+    """`name`, or UnexpressibleName when a COPY line cannot name it exactly."""
+    reason = copy_refusal(name)
+    if reason is not None:
+        raise UnexpressibleName(name, reason)
+    return name
 
 
 def copy_line(entry: ImageFile, stage: str) -> str | None:
@@ -15,6 +44,10 @@ def copy_line(entry: ImageFile, stage: str) -> str | None:
 
     Docker and Buildah dereference a symlink named as the COPY source and write a regular
     file at the destination, which is why every path the loader opens is listed as a file.
+
+    COPY expands variables and removes quotes in its arguments, also in the JSON-array form,
+    so a name with a space, quote, `$` or backslash is written in the JSON form with each of
+    those escaped (`dockerfile_word`); a name COPY cannot express raises UnexpressibleName.
     """
     if entry.source is None or entry.type is FileType.SYMLINK:
         return None
@@ -22,9 +55,12 @@ def copy_line(entry: ImageFile, stage: str) -> str | None:
     flags = "" if entry.from_context else f"--from={stage} "
     if entry.mode is not None:
         flags += f"--chmod={entry.mode} "
-    if any(c.isspace() for c in source + entry.path) or '"' in source + entry.path:
-        return f"COPY {flags}{json.dumps([source, entry.path])}"
-    return f"COPY {flags}{source} {entry.path}"
+    check_copy_name(source)
+    check_copy_name(entry.path)
+    if _PLAIN.fullmatch(source) and _PLAIN.fullmatch(entry.path):
+        return f"COPY {flags}{source} {entry.path}"
+    words = [dockerfile_word(source), dockerfile_word(entry.path)]
+    return f"COPY {flags}{json.dumps(words)}"
 
 
 def copy_lines(inspection: Inspection, stage: str) -> list[str]:
@@ -43,7 +79,7 @@ def uncopyable_note(inspection: Inspection) -> str | None:
         return None
     return (
         "# not expressible as COPY (generated, empty directory or symlink): "
-        + ", ".join(generated)
+        + ", ".join(visible_text(path) for path in generated)
         + "; use --format dockerfile or `scratchprobe rootfs`"
     )
 

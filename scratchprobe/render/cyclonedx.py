@@ -31,6 +31,7 @@ every file and binary, without digests, owners or modules.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import posixpath
 import uuid
@@ -53,6 +54,7 @@ from scratchprobe.inspect import Inspection
 from scratchprobe.packages import Package
 from scratchprobe.plan import FileType, ImageFile
 from scratchprobe.render import RenderOptions
+from scratchprobe.render.names import machine_document
 
 PROPERTY_PREFIX = "scratchprobe:"
 IMAGE_REF = "image"
@@ -278,4 +280,11 @@ def bom(inspection: Inspection) -> Bom:
 
 def render(inspection: Inspection, options: RenderOptions) -> str:
     text = JsonV1Dot6(bom(inspection)).output_as_string(indent=2)
+    # A name that is not UTF-8 would be a lone surrogate in the JSON: every string is
+    # written with undecodable bytes as \xNN instead (docs/output-encoding.md); references
+    # stay consistent because every string goes through the same function.
+    document = json.loads(text)
+    escaped = machine_document(document)
+    if escaped != document:
+        text = json.dumps(escaped, indent=2)
     return text if text.endswith("\n") else text + "\n"

@@ -28,7 +28,14 @@ from scratchprobe.elf.classify import ObjectKind
 from scratchprobe.inspect import Inspection
 from scratchprobe.plan import FileType
 from scratchprobe.render import RenderOptions
-from scratchprobe.render.copy import copy_line, copy_lines, problem_comments
+from scratchprobe.render.copy import (
+    UnexpressibleName,
+    check_copy_name,
+    copy_line,
+    copy_lines,
+    problem_comments,
+)
+from scratchprobe.render.names import dockerfile_refusal, dockerfile_word, is_utf8
 
 ROOTFS_STAGE = "scratchprobe-rootfs"
 """Name of the stage that writes the root filesystem."""
@@ -36,12 +43,29 @@ ROOTFS_DIR = "/rootfs"
 """Where that stage writes it."""
 
 
+def _exec_form(words: list[str]) -> str:
+    """A JSON array for RUN or ENTRYPOINT. Their exec form is not variable-expanded, and
+    JSON escapes every control character, so only a name that is not UTF-8 (which JSON
+    cannot hold) is refused."""
+    for word in words:
+        if not is_utf8(word):
+            raise UnexpressibleName(word, "it is not valid UTF-8, and a Dockerfile is UTF-8 text")
+    return json.dumps(words)
+
+
 def _env_line(key: str, value: str) -> str:
-    # ENV KEY=VALUE takes shell-like words: a JSON string is a valid double-quoted one once
-    # `$` is escaped (Dockerfiles expand variables inside double quotes).
+    # ENV KEY=VALUE takes shell-like words: outside quotes the escape character makes the
+    # next character literal (dockerfile_word); whitespace ends the word, so a value with
+    # whitespace is written in double quotes, where `\\`, `"` and `$` are escaped the same
+    # way (moby/buildkit frontend/dockerfile/shell/lex.go, processDoubleQuote).
+    reason = dockerfile_refusal(value)
+    if reason is not None:
+        raise UnexpressibleName(value, reason)
     plain = value and not any(c.isspace() or c in "\"'\\$" for c in value)
-    quoted = json.dumps(value).replace("$", "\\$")
-    return f"ENV {key}={value if plain else quoted}"
+    if plain:
+        return f"ENV {key}={value}"
+    quoted = "".join("\\" + c if c in '\\"$' else c for c in value)
+    return f'ENV {key}="{quoted}"'
 
 
 def _tail(inspection: Inspection) -> list[str]:
@@ -53,7 +77,7 @@ def _tail(inspection: Inspection) -> list[str]:
     if len(inspection.binaries) == 1:
         binary = inspection.binaries[0]
         if binary.object_kind is ObjectKind.EXECUTABLE:
-            lines.append(f"ENTRYPOINT {json.dumps([binary.path])}")
+            lines.append(f"ENTRYPOINT {_exec_form([binary.path])}")
         else:
             # A shared library (ET_DYN, no PT_INTERP) cannot be exec'd: the kernel has no
             # interpreter to start it with. The path is JSON-quoted, so the comment stays
@@ -150,7 +174,7 @@ def _copy_style(inspection: Inspection, options: RenderOptions) -> list[str]:
             "# Files COPY cannot express (generated content, empty directories, symlinks)",
             f"# are written by a stage on the builder (it needs /bin/sh, {tools}).",
             f"FROM {options.stage} AS {GENERATED_STAGE}",
-            f"RUN {json.dumps(['/bin/sh', '-c', script])}",
+            f"RUN {_exec_form(['/bin/sh', '-c', script])}",
             "",
         ]
     lines += ["FROM scratch", *copy_lines(inspection, options.stage)]
@@ -212,8 +236,11 @@ def _single_layer_style(inspection: Inspection, options: RenderOptions) -> list[
     # Build-context files are not in the builder: put them where the image has them first.
     for entry in inspection.plan.files:
         if entry.from_context and entry.source is not None:
-            lines.append(f"COPY {json.dumps([entry.source, FILES_DIR + entry.path])}")
-    lines += [f"RUN {json.dumps(['/bin/sh', '-c', script])}" for script in _chunks(commands)]
+            words = [check_copy_name(entry.source), check_copy_name(FILES_DIR + entry.path)]
+            lines.append(f"COPY {json.dumps([dockerfile_word(w) for w in words])}")
+    # The scripts quote every name for the shell (shlex.quote); the exec form is not
+    # variable-expanded, so only a name that is not UTF-8 is refused (_exec_form).
+    lines += [f"RUN {_exec_form(['/bin/sh', '-c', script])}" for script in _chunks(commands)]
     lines += ["", "FROM scratch", f"COPY --from={FILES_STAGE} {FILES_DIR}/ /"]
     return lines
 
@@ -239,7 +266,7 @@ def _rootfs_style(
     # `--` so that no binary path is ever read as an option.
     command += ["--", *(b.path for b in inspection.binaries)]
     lines += [
-        f"RUN {json.dumps(command)}",
+        f"RUN {_exec_form(command)}",
         "",
         "FROM scratch",
         f"COPY --from={ROOTFS_STAGE} {ROOTFS_DIR} /",

@@ -2,6 +2,11 @@
 
 The schema lives beside the package (scratchprobe/schema/manifest-v1.schema.json) and the
 tests validate this output against it.
+
+Names that are not valid UTF-8 (docs/output-encoding.md): every string is written with each
+undecodable byte as `\\xNN` (render.names.machine_text), so the document is strict UTF-8
+JSON with no lone surrogate; a binary's or file's `path`, `source` and `target` that needed
+it also get `<field>_base64`, their exact bytes.
 """
 
 from __future__ import annotations
@@ -13,11 +18,23 @@ from scratchprobe.elf.reader import format_version
 from scratchprobe.inspect import BinaryReport, Inspection
 from scratchprobe.plan import ImageFile, library_image_path
 from scratchprobe.render import RenderOptions
+from scratchprobe.render.names import is_utf8, machine_document, raw_base64
 
 if TYPE_CHECKING:
     from scratchprobe.annotate import FileAnnotations
 
 SCHEMA_VERSION = 1
+
+_EXACT_FIELDS = ("path", "source", "target")
+
+
+def _with_exact_bytes(out: dict[str, Any]) -> dict[str, Any]:
+    """Add `<field>_base64` (the exact bytes) for each name field that is not UTF-8."""
+    for key in _EXACT_FIELDS:
+        value = out.get(key)
+        if isinstance(value, str) and not is_utf8(value):
+            out[f"{key}_base64"] = raw_base64(value)
+    return out
 
 
 def _binary(report: BinaryReport) -> dict[str, Any]:
@@ -43,7 +60,7 @@ def _binary(report: BinaryReport) -> dict[str, Any]:
             for v in closure.missing_versions
         ]
     max_glibc = elf.max_glibc
-    return {
+    out = {
         "path": report.path,
         "arch": elf.arch.name,
         "linkage": report.linkage.value,
@@ -84,6 +101,7 @@ def _binary(report: BinaryReport) -> dict[str, Any]:
             for need, keep in zip(report.needs, report.included, strict=True)
         ],
     }
+    return _with_exact_bytes(out)
 
 
 def _file(entry: ImageFile, annotations: FileAnnotations | None = None) -> dict[str, Any]:
@@ -126,7 +144,7 @@ def _file(entry: ImageFile, annotations: FileAnnotations | None = None) -> dict[
                 "manager": package.manager.value,
             }
         )
-    return out
+    return _with_exact_bytes(out)
 
 
 def manifest(inspection: Inspection) -> dict[str, Any]:
@@ -144,4 +162,4 @@ def manifest(inspection: Inspection) -> dict[str, Any]:
 
 
 def render(inspection: Inspection, options: RenderOptions) -> str:
-    return json.dumps(manifest(inspection), indent=2) + "\n"
+    return json.dumps(machine_document(manifest(inspection)), indent=2) + "\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as markup_escape
 from rich.tree import Tree
 
 from scratchprobe.elf.reader import format_version
@@ -14,7 +14,15 @@ from scratchprobe.loader.closure import Closure, Dependency
 from scratchprobe.plan import FileKind, FileType
 from scratchprobe.render import RenderOptions
 from scratchprobe.render.console import report_console
-from scratchprobe.render.copy import copy_lines, layer_note, uncopyable_note
+from scratchprobe.render.copy import UnexpressibleName, copy_lines, layer_note, uncopyable_note
+from scratchprobe.render.names import visible_text
+
+
+def escape(text: str) -> str:
+    """A name or message as the report shows it: control characters and undecodable bytes
+    written visibly (`\\xNN`, docs/output-encoding.md), so no name can forge a line or
+    move the cursor, then rich markup escaped."""
+    return markup_escape(visible_text(text))
 
 
 def human_size(size: int) -> str:
@@ -176,7 +184,14 @@ def render(inspection: Inspection, options: RenderOptions) -> str:
     _included(console, inspection)
     for warning in inspection.warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
-    lines = copy_lines(inspection, options.stage)
+    try:
+        lines = copy_lines(inspection, options.stage)
+    except UnexpressibleName as exc:
+        # No partial COPY block: one that leaves a file out builds an image that fails.
+        if inspection.warnings:
+            console.print()
+        console.print(f"[bold]COPY lines[/bold]: none, {escape(str(exc))}")
+        return buffer.getvalue()
     if lines and not options.full:
         if inspection.warnings:
             console.print()

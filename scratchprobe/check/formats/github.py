@@ -3,7 +3,9 @@
 `::error file=PATH,title=TITLE::MESSAGE`, one line per finding (docs.github.com, "Workflow
 commands for GitHub Actions"). The runner splits the command on `::` and its properties on
 `,` and `=`, so the message escapes `%`, CR and LF and every property value also escapes `:`
-and `,` (the same escaping as @actions/core's `escapeData` / `escapeProperty`).
+and `,` (the same escaping as @actions/core's `escapeData` / `escapeProperty`). Before that,
+undecodable bytes and control characters other than CR and LF are written visibly
+(`\\xNN`, docs/output-encoding.md): an ESC in a name would otherwise colour or hide the log.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from __future__ import annotations
 from scratchprobe.check.engine import CheckResult
 from scratchprobe.check.formats import FormatOptions, relative_path
 from scratchprobe.check.rules import Severity
+from scratchprobe.render.names import visible_text
 
 _COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTE: "notice"}
 
 
 def escape_data(text: str) -> str:
+    text = visible_text(text, keep="\r\n")
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 

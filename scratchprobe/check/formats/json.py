@@ -2,7 +2,9 @@
 
 The JSON Schema of this document is published in docs/rules.md ("JSON output") and the
 tests validate this output against the schema taken from that page, so the two agree.
-A public contract like the manifest: add fields, never rename.
+A public contract like the manifest: add fields, never rename. Every string is written
+with undecodable bytes as `\\xNN` (docs/output-encoding.md), so the document is strict
+UTF-8 JSON.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from scratchprobe.check.engine import BinaryCheck, CheckResult, RuleOutcome
 from scratchprobe.check.formats import FormatOptions, relative_path
 from scratchprobe.check.policy import Policy
 from scratchprobe.elf.reader import format_version
+from scratchprobe.render.names import machine_document
 
 SCHEMA_VERSION = 1
 
@@ -69,4 +72,4 @@ def render(result: CheckResult, options: FormatOptions) -> str:
         "binaries": [_binary(check, options) for check in result.binaries],
         "problems": [{"input": p.path, "message": p.message} for p in result.problems],
     }
-    return json.dumps(document, indent=2) + "\n"
+    return json.dumps(machine_document(document), indent=2) + "\n"

@@ -5,6 +5,10 @@ each binary over time. A rule broken at error level is a <failure>; at warning o
 it passes with the finding in <system-out> (JUnit has no warnings, and a warning must not
 fail the build); a rule the policy does not enable is <skipped>. An input that could not be
 read is a testsuite with one <error>.
+
+XML 1.0 cannot hold most control characters nor a byte that is not UTF-8 (XML 1.0 §2.2,
+production [2] Char), so every attribute and text is written visibly escaped
+(docs/output-encoding.md): the report is always well-formed.
 """
 
 from __future__ import annotations
@@ -15,6 +19,17 @@ from scratchprobe.check.engine import BinaryCheck, CheckResult, RuleOutcome, Sta
 from scratchprobe.check.formats import FormatOptions, relative_path
 from scratchprobe.check.rules import Severity
 from scratchprobe.discover import InputProblem
+from scratchprobe.render.names import visible_text
+
+
+def _xml_safe(root: ET.Element) -> None:
+    """Escape what XML 1.0 cannot hold in every text and attribute; TAB, LF and CR are
+    characters of XML and stay (ElementTree writes them in attributes as references)."""
+    for element in root.iter():
+        if element.text is not None:
+            element.text = visible_text(element.text, keep="\t\n\r")
+        for key, value in element.attrib.items():
+            element.attrib[key] = visible_text(value, keep="\t\n\r")
 
 
 def _testcase(suite: ET.Element, name: str, outcome: RuleOutcome) -> tuple[bool, bool]:
@@ -78,5 +93,6 @@ def render(result: CheckResult, options: FormatOptions) -> str:
         errors=str(len(result.problems)),
         skipped=str(skipped),
     )
+    _xml_safe(root)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

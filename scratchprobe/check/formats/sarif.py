@@ -8,6 +8,10 @@ to the repository root, with a region. A binary has no lines, so the region is l
 is where the alert is anchored in the file view.
 
 The tests validate this output against the OASIS schema (tests/data/sarif-schema-2.1.0.json).
+
+Names that are not valid UTF-8 (docs/output-encoding.md): an artifact URI percent-encodes the
+file name's bytes, as a URI does (RFC 3986 §2.1, RFC 8089 for file:), and every text shows
+an undecodable byte as `\\xNN`, so the log is strict UTF-8 JSON.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from scratchprobe import __version__
 from scratchprobe.check.engine import BinaryCheck, CheckResult, Finding, RuleOutcome
 from scratchprobe.check.formats import FormatOptions, relative_path
 from scratchprobe.check.rules import PROJECT_URL, RULES, Rule, Severity
+from scratchprobe.render.names import machine_document
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SRCROOT = "%SRCROOT%"
@@ -60,14 +65,15 @@ def _artifact(path: str, options: FormatOptions) -> dict[str, Any]:
     shown = relative_path(path, options.base_dir)
     if os.path.isabs(shown):
         return {"uri": pathlib.Path(shown).as_uri()}
-    return {"uri": quote(pathlib.PurePath(shown).as_posix()), "uriBaseId": SRCROOT}
+    # quote() of the bytes: a name that is not UTF-8 keeps its exact bytes as %NN.
+    return {"uri": quote(os.fsencode(pathlib.PurePath(shown).as_posix())), "uriBaseId": SRCROOT}
 
 
 def _fingerprint(rule: Rule, artifact: dict[str, Any], finding: Finding) -> str:
     # Stable across runs and machines (no absolute paths when the file is in the
     # repository), so code scanning matches a finding with last run's alert.
     key = "\0".join((rule.code, str(artifact["uri"]), finding.subject))
-    return hashlib.sha256(key.encode()).hexdigest()
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _results(check: BinaryCheck, options: FormatOptions) -> list[dict[str, Any]]:
@@ -125,4 +131,4 @@ def render(result: CheckResult, options: FormatOptions) -> str:
         "results": [r for check in result.binaries for r in _results(check, options)],
     }
     document = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
-    return json.dumps(document, indent=2) + "\n"
+    return json.dumps(machine_document(document), indent=2) + "\n"

@@ -9,12 +9,19 @@ from __future__ import annotations
 import io
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as markup_escape
 
 from scratchprobe.check.engine import BinaryCheck, CheckResult, Status
 from scratchprobe.check.formats import FormatOptions, relative_path
 from scratchprobe.check.rules import Severity
 from scratchprobe.render.console import report_console
+from scratchprobe.render.names import visible_text
+
+
+def escape(text: str) -> str:
+    """Names shown visibly escaped (docs/output-encoding.md), then rich markup escaped."""
+    return markup_escape(visible_text(text))
+
 
 _MARK = {
     Severity.ERROR: "[red]✗ error[/red]",
