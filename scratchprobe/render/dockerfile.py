@@ -154,9 +154,14 @@ def _tools(commands: list[str]) -> str:
 
 
 def _copy_layers(inspection: Inspection, options: RenderOptions) -> int:
-    """Layers the per-file form gives the scratch stage."""
+    """Layers the per-file form gives the scratch stage: one per entry `copy_line` writes
+    (counted, not rendered: a name only the single-layer form's shell can spell must not
+    stop the count)."""
     generated = 1 if generated_script(inspection) is not None else 0
-    return len(copy_lines(inspection, options.stage)) + generated
+    copied = sum(
+        1 for f in inspection.plan.files if f.source is not None and f.type is not FileType.SYMLINK
+    )
+    return copied + generated
 
 
 def _copy_style(inspection: Inspection, options: RenderOptions) -> list[str]:
