@@ -1452,7 +1452,9 @@ def run(args: argparse.Namespace, cached_env: dict[str, str] | None) -> int:
             # The jobs of the speed issue's table, where this machine has them.
             if not args.quick:
                 named = ("python3", "gdb", "ffmpeg", "docker", "terraform")
-                binaries += [p for n in named if (p := shutil.which(n)) and is_elf(p)]
+                # The distribution's programs first: a pyenv `python3` on PATH is a shim.
+                search = os.pathsep.join(["/usr/bin", "/usr/local/bin", os.environ.get("PATH", "")])
+                binaries += [p for n in named if (p := shutil.which(n, path=search)) and is_elf(p)]
                 for floor_mb in (40, 100):
                     go = unstripped_go(all_files, floor_mb * 1_000_000)
                     if go is None:
