@@ -83,7 +83,7 @@ def test_host_sample_agrees_with_pyelftools() -> None:
     # Every 8th ELF file of /usr/bin and of the multiarch library directory: dynamic
     # tables of big libraries, and whatever unstripped files the host has.
     sample: list[str] = []
-    for directory in ("/usr/bin", "/usr/lib/x86_64-linux-gnu"):
+    for directory in ("/usr/bin", "/usr/lib/x86_64-linux-gnu", "/usr/local/bin"):
         if os.path.isdir(directory):
             sample += _elf_paths(directory)[::8]
     if not sample:
@@ -197,3 +197,29 @@ def test_damaged_symtab_is_one_elf_error(
     # pyelftools refuses it too, with an error type of its own.
     with pytest.raises(Exception, match=r"."):
         pyelftools_symbols(path)
+
+
+def test_names_off_the_fast_path_agree(tmp_path: Path, unstripped_c: dict[str, Path]) -> None:
+    """A non-ASCII byte in .strtab (decoded with replacement), and a name offset in the middle
+    of another name (linkers may share tails), are read the way pyelftools reads them."""
+    source = unstripped_c["glibc-dynamic"]
+    elf = read_elf(str(source))
+    strtab = elf.section(".strtab")
+    assert strtab is not None
+    header, entsize = _symtab_header(source)
+    data = source.read_bytes()
+    (symtab_offset,) = struct.unpack_from("<Q", data, header + 24)
+    # Entry 2's name moves one byte into itself; the first name's first byte becomes 0xff.
+    (st_name,) = struct.unpack_from("<I", data, symtab_offset + 2 * entsize)
+    assert st_name > 1
+    path = _patched(
+        source,
+        tmp_path / "odd-names",
+        {
+            symtab_offset + 2 * entsize: struct.pack("<I", st_name + 1),
+            strtab.offset + 1: b"\xff",
+        },
+    )
+    ours = read_symbols(read_elf(path))
+    assert ours == pyelftools_symbols(path)
+    assert any("\ufffd" in name for name in ours.defined | ours.imported)

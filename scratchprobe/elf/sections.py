@@ -12,6 +12,7 @@ against (`tests/test_symtab_vs_pyelftools.py`).
 
 from __future__ import annotations
 
+import itertools
 import mmap
 import os
 import struct
@@ -49,6 +50,7 @@ class _Table:
     size: int
     entsize: int
     strtab_offset: int
+    strtab_size: int
 
 
 def read_symbols(elf: ElfFile) -> Symbols:
@@ -80,34 +82,50 @@ def _symbols(elf: ElfFile, data: mmap.mmap) -> Symbols:
     # Elf64_Sym: st_name(I) st_info(B) st_other(B) st_shndx(H) st_value(Q) st_size(Q);
     # Elf32_Sym: st_name(I) st_value(I) st_size(I) st_info(B) st_other(B) st_shndx(H).
     entry = struct.Struct(e + ("I2xH16x" if is64 else "I10xH"))
-    size = len(data)
     for table in _tables(elf, data, e, is64):
         dynamic = table.name == ".dynsym"
         count = table.size // table.entsize
         if table.entsize == entry.size:
-            rows = entry.iter_unpack(data[table.offset : table.offset + table.size])
+            rows = list(entry.iter_unpack(data[table.offset : table.offset + table.size]))
         else:
-            rows = iter(
-                [entry.unpack_from(data, table.offset + i * table.entsize) for i in range(count)]
-            )
-        names: dict[int, str] = {}
-        for st_name, st_shndx in rows:
-            if st_shndx == _SHN_UNDEF:
-                if not dynamic:
-                    continue
-                target = imported
-            else:
-                target = defined
-            full = names.get(st_name)
-            if full is None:
-                start = table.strtab_offset + st_name
-                end = data.find(b"\0", start) if start < size else -1
-                full = data[start:end].decode("utf-8", "replace") if end > start else ""
-                names[st_name] = full
-            # The empty test comes before the version is cut: "@VERSION" alone gives "".
-            if full:
-                target.add(full.split("@", 1)[0])
+            rows = [entry.unpack_from(data, table.offset + i * table.entsize) for i in range(count)]
+        defined |= _names(data, table, {n for n, shndx in rows if shndx != _SHN_UNDEF})
+        if dynamic:
+            imported |= _names(data, table, {n for n, shndx in rows if shndx == _SHN_UNDEF})
     return Symbols(frozenset(imported), frozenset(defined))
+
+
+def _names(data: mmap.mmap, table: _Table, offsets: set[int]) -> set[str]:
+    """The names at `offsets` of the table's string table, version suffix cut.
+
+    The usual string table is ASCII (mangled C++ and Rust names, Go's package paths): it is
+    decoded once and split at its NULs, and a name that starts a piece is looked up by its
+    offset. Any other offset (a name sharing the tail of a longer one, which linkers may
+    do, one outside the table, or a table with other bytes) is read on its own from the
+    file, up to the first NUL, as UTF-8 with undecodable bytes replaced."""
+    found: set[str] = set()
+    rest = offsets
+    begin, end = table.strtab_offset, table.strtab_offset + table.strtab_size
+    blob = data[begin:end] if end <= len(data) else b""
+    if blob and blob.isascii():
+        pieces = blob.decode("ascii").split("\0")
+        # The last piece has no NUL inside the table: it is never a whole name here.
+        starts = itertools.accumulate(map((1).__add__, map(len, pieces)), initial=0)
+        by_start = dict(zip(starts, pieces[:-1], strict=False))
+        known = offsets & by_start.keys()
+        found = set(map(by_start.__getitem__, known))
+        rest = offsets - known
+    size = len(data)
+    for offset in rest:
+        start = begin + offset
+        stop = data.find(b"\0", start) if start < size else -1
+        if stop > start:
+            found.add(data[start:stop].decode("utf-8", "replace"))
+    # The empty test comes before the version is cut: "@VERSION" alone gives "".
+    found.discard("")
+    if "@" in "\0".join(found):
+        return {name.split("@", 1)[0] for name in found}
+    return found
 
 
 def _tables(elf: ElfFile, data: mmap.mmap, e: str, is64: bool) -> list[_Table]:
@@ -145,7 +163,7 @@ def _tables(elf: ElfFile, data: mmap.mmap, e: str, is64: bool) -> list[_Table]:
             raise ELFError(f"cannot read the symbol tables: {name} lies outside the file")
         if link >= shnum or raw[link][1] != _SHT_STRTAB:
             raise ELFError(f"cannot read the symbol tables: {name} links no string table")
-        tables.append(_Table(name, offset, size, entsize, raw[link][4]))
+        tables.append(_Table(name, offset, size, entsize, raw[link][4], raw[link][5]))
     return tables
 
 
