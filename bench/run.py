@@ -149,6 +149,8 @@ class Case:
     """The whole environment of the processes; None: this script's own."""
     optional: bool = False
     """Left out when the main scratchprobe row turns out slow (see `measure`)."""
+    cwd: Path | None = None
+    """Working directory of the processes; None: the repository (the checkout measured)."""
 
 
 @dataclass
@@ -241,7 +243,7 @@ def run_once(case: Case, timeout: float) -> Run:
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=err,
-                    cwd=REPO,
+                    cwd=case.cwd or REPO,
                     env=case.env,
                 ) as proc:
                     current.append(proc)
@@ -577,6 +579,55 @@ def find_elf_files(directory: str) -> list[str]:
     return out
 
 
+def section_names(path: str) -> set[str]:
+    """The section names of an ELF file (empty when it cannot be read): enough to tell an
+    unstripped Go program (.gopclntab or .go.buildinfo, and .symtab) from the rest."""
+    import struct
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+            if head[:4] != ELF_MAGIC or len(head) < 64:
+                return set()
+            e = "<" if head[5] == 1 else ">"
+            is64 = head[4] == 2
+            if is64:
+                shoff, shentsize, shnum, shstrndx = struct.unpack_from(e + "Q10xHHH", head, 40)
+            else:
+                shoff, shentsize, shnum, shstrndx = struct.unpack_from(e + "I10xHHH", head, 32)
+            if not shoff or not 0 < shstrndx < shnum or shnum > 65535:
+                return set()
+            handle.seek(shoff)
+            table = handle.read(shentsize * shnum)
+            fmt = e + ("IIQQQQ" if is64 else "IIIIII")
+
+            def header(index: int) -> tuple[int, ...]:
+                return struct.unpack_from(fmt, table, index * shentsize)
+
+            _n, _t, _f, _a, str_off, str_size = header(shstrndx)
+            handle.seek(str_off)
+            names = handle.read(min(str_size, 1 << 20))
+            out = set()
+            for index in range(shnum):
+                start = header(index)[0]
+                end = names.find(b"\0", start)
+                if end > start:
+                    out.add(names[start:end].decode("latin-1"))
+            return out
+    except (OSError, struct.error):
+        return set()
+
+
+def unstripped_go(files: Sequence[str], at_least: int) -> str | None:
+    """The smallest unstripped Go program of `files` of at least `at_least` bytes."""
+    sizes = sorted((os.stat(f).st_size, f) for f in files if os.stat(f).st_size >= at_least)
+    for _size, path in sizes:
+        names = section_names(path)
+        if ".symtab" in names and names & {".gopclntab", ".go.buildinfo"}:
+            return path
+    return None
+
+
 def is_elf(path: str) -> bool:
     try:
         with open(path, "rb") as handle:
@@ -604,8 +655,33 @@ def sp_inspect(fmt: str, inputs: Sequence[str], launcher: Sequence[str] = SP_MOD
     return [*launcher, "inspect", "--format", fmt, *inputs]
 
 
+def before_cases(before: Path | None, inputs: Sequence[str], what: str) -> list[Case]:
+    """The same json and copy commands run by another source tree (`--before`): the old
+    code, for the before/after ratios. `python -m` puts its working directory first on
+    sys.path, so the processes run inside that tree."""
+    if before is None:
+        return []
+    env = {**os.environ, "PYTHONPATH": str(before)}
+    return [
+        Case(
+            f"sp-before{suffix}",
+            f"before: scratchprobe {fmt}{what}",
+            "scratchprobe",
+            [sp_inspect(fmt, inputs)],
+            frozenset({0, 1}),
+            env=env,
+            cwd=before,
+        )
+        for suffix, fmt in (("", "json"), ("-copy", "copy"))
+    ]
+
+
 def cold_cases(
-    binary: str, tools: Tools, with_variants: bool, cached_env: dict[str, str] | None
+    binary: str,
+    tools: Tools,
+    with_variants: bool,
+    cached_env: dict[str, str] | None,
+    before: Path | None = None,
 ) -> list[Case]:
     any_code = frozenset(range(256))
     cases = [
@@ -689,6 +765,7 @@ def cold_cases(
             )
     if tools.libtree:
         cases.append(Case("libtree", "libtree", "libtree", [[tools.libtree, binary]], any_code))
+    cases += before_cases(before, [binary], "")
     return cases
 
 
@@ -764,7 +841,11 @@ def floor_cases(cached_env: dict[str, str] | None, modules: list[str] | None) ->
 
 
 def batch_cases(
-    files: list[str], directory: str, limited: bool, tools: Tools
+    files: list[str],
+    directories: list[str],
+    limited: bool,
+    tools: Tools,
+    before: Path | None = None,
 ) -> tuple[list[Case], list[str]]:
     notes: list[str] = []
     cases: list[Case] = []
@@ -772,7 +853,7 @@ def batch_cases(
     one_call_ok = fits_argv(sp_inspect("json", files))
     if not one_call_ok:
         notes.append("file list exceeds ARG_MAX: one-process-with-all-files rows use the directory")
-    sp_args = files if one_call_ok else [directory]
+    sp_args = files if one_call_ok else directories
     cases.append(
         Case(
             "sp",
@@ -788,7 +869,7 @@ def batch_cases(
                 "sp-dir",
                 "scratchprobe json, DIR (1 process)",
                 "scratchprobe",
-                [sp_inspect("json", [directory])],
+                [sp_inspect("json", directories)],
                 frozenset({0, 1}),
                 optional=True,
             )
@@ -860,6 +941,7 @@ def batch_cases(
                     any_code,
                 )
             )
+    cases += before_cases(before, sp_args, ", FILE... (1 process)")
     return cases, notes
 
 
@@ -995,6 +1077,14 @@ RATIO_PAIRS = (
     ("sp-copy-closure", "lddtree", "scratchprobe copy --no-runtime / lddtree"),
     ("sp-copy-closure", "libtree", "scratchprobe copy --no-runtime / libtree"),
     ("sp-copy-closure", "libtree-each", "scratchprobe copy --no-runtime / libtree once per file"),
+    ("sp-copy", "libtree", "scratchprobe copy / libtree"),
+    ("sp-copy", "libtree-each", "scratchprobe copy / libtree once per file"),
+    ("sp", "sp-before", "scratchprobe json: after / before (--before)"),
+    ("sp-copy", "sp-before-copy", "scratchprobe copy: after / before (--before)"),
+    ("sp-before", "lddtree", "before: scratchprobe json / lddtree"),
+    ("sp-before-copy", "lddtree", "before: scratchprobe copy / lddtree"),
+    ("sp-before", "libtree-each", "before: scratchprobe json / libtree once per file"),
+    ("sp-before-copy", "libtree-each", "before: scratchprobe copy / libtree once per file"),
 )
 
 
@@ -1225,7 +1315,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="seconds of timed batch rounds; no new round starts that would pass it"
         " (default 150; --quick 30)",
     )
-    parser.add_argument("--dir", default="/usr/bin", help="directory for the batch (/usr/bin)")
+    parser.add_argument(
+        "--dir",
+        action="append",
+        default=None,
+        help="directory for the batch, repeatable (default /usr/bin and the multiarch library"
+        " directory /usr/lib/x86_64-linux-gnu when it exists)",
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        metavar="TREE",
+        help="also run the json and copy rows from this other source tree (an older checkout,"
+        " e.g. `git worktree add /tmp/old main`) and print after/before ratios",
+    )
     parser.add_argument(
         "--limit",
         type=int,
@@ -1237,8 +1341,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="append",
         default=None,
         metavar="PATH",
-        help="cold-scenario binary (repeatable; default /usr/bin/curl,"
-        " /usr/bin/ls and the largest ELF in --dir)",
+        help="cold-scenario binary (repeatable; default the issue's list where present:"
+        " curl, python3, gdb, ffmpeg, docker, terraform, an unstripped Go program over 40 MB"
+        " and one over 100 MB from the batch files, and the largest ELF; --quick: curl and"
+        " the largest)",
     )
     parser.add_argument("--skip-cold", action="store_true", help="leave out scenario 1")
     parser.add_argument("--skip-batch", action="store_true", help="leave out scenario 2")
@@ -1268,6 +1374,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.limit = 100
     if args.budget is None:
         args.budget = 30.0 if args.quick else 150.0
+    if args.dir is None:
+        args.dir = ["/usr/bin"]
+        if not args.quick and os.path.isdir("/usr/lib/x86_64-linux-gnu"):
+            args.dir.append("/usr/lib/x86_64-linux-gnu")
+    if args.before is not None:
+        args.before = args.before.resolve()
+        if not (args.before / "scratchprobe" / "__init__.py").is_file():
+            parser.error(f"--before {args.before}: no scratchprobe package there")
     for name in ("reps", "batch_reps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -1304,9 +1418,9 @@ def run(args: argparse.Namespace, cached_env: dict[str, str] | None) -> int:
             f"machine busy at start (load {load_start[0]:.2f}): medians are noisy, mins less so"
         )
 
-    all_files = find_elf_files(args.dir)
+    all_files = [f for directory in args.dir for f in find_elf_files(directory)]
     if not all_files:
-        sys.exit(f"bench: no ELF files under {args.dir}")
+        sys.exit(f"bench: no ELF files under {', '.join(args.dir)}")
     files = all_files[: args.limit] if args.limit else all_files
     limited = len(files) < len(all_files)
 
@@ -1333,10 +1447,23 @@ def run(args: argparse.Namespace, cached_env: dict[str, str] | None) -> int:
     scenarios: list[dict[str, Any]] = []
     extra: dict[str, Any] = {}
     if not args.skip_cold:
-        binaries = args.binary or ["/usr/bin/curl", "/usr/bin/ls"]
+        binaries = args.binary or ["/usr/bin/curl"]
         if args.binary is None:
+            # The jobs of the speed issue's table, where this machine has them.
+            if not args.quick:
+                named = ("python3", "gdb", "ffmpeg", "docker", "terraform")
+                # The distribution's programs first: a pyenv `python3` on PATH is a shim.
+                search = os.pathsep.join(["/usr/bin", "/usr/local/bin", os.environ.get("PATH", "")])
+                binaries += [p for n in named if (p := shutil.which(n, path=search)) and is_elf(p)]
+                for floor_mb in (40, 100):
+                    go = unstripped_go(all_files, floor_mb * 1_000_000)
+                    if go is None:
+                        notes.append(f"no unstripped Go program over {floor_mb} MB in the batch")
+                    else:
+                        binaries.append(go)
             largest = max(all_files, key=lambda p: os.stat(p).st_size)
             binaries.append(largest)
+            binaries = [os.path.realpath(b) for b in binaries]
         _progress("floor")
         modules = modules_loaded(binaries[0], args.timeout)
         extra["modules_loaded"] = modules
@@ -1354,7 +1481,7 @@ def run(args: argparse.Namespace, cached_env: dict[str, str] | None) -> int:
             size = os.stat(binary).st_size
             _progress(f"cold {binary}")
             results, _ = measure(
-                cold_cases(binary, tools, index == 0, cached_env),
+                cold_cases(binary, tools, index == 0, cached_env, args.before),
                 args.reps,
                 args.warmup,
                 args.timeout,
@@ -1384,7 +1511,7 @@ def run(args: argparse.Namespace, cached_env: dict[str, str] | None) -> int:
             )
 
     if not args.skip_batch:
-        cases, batch_notes = batch_cases(files, args.dir, limited, tools)
+        cases, batch_notes = batch_cases(files, args.dir, limited, tools, args.before)
         _progress("batch: reading the files once")
         warm_s, warm_bytes = warm_page_cache(files)
         batch_notes.append(
@@ -1402,7 +1529,7 @@ def run(args: argparse.Namespace, cached_env: dict[str, str] | None) -> int:
         total_mb = sum(os.stat(f).st_size for f in files) / 1e6
         scn = scenario_json(
             "batch",
-            f"Batch: {len(files)} ELF files of {args.dir} ({total_mb:.0f} MB),"
+            f"Batch: {len(files)} ELF files of {' '.join(args.dir)} ({total_mb:.0f} MB),"
             f" up to {_runs(args.batch_reps, 0)}",
             results,
             batch_notes + stop_notes,
@@ -1423,6 +1550,15 @@ def run(args: argparse.Namespace, cached_env: dict[str, str] | None) -> int:
                     f" (> 1 means more than one core is used)"
                 )
                 break
+        # Throughput, so that the cost's growth with the work shows: the bytes of the
+        # input files (what a reader may have to map) and the files, per second of wall time.
+        for row in scn["rows"]:
+            if row["tool"] == "scratchprobe" and row.get("median_s") and not row["crashed_runs"]:
+                seconds = row["median_s"]
+                derived.append(
+                    f"{row['label']}: {seconds / (total_mb / 1e3):.2f} s per GB of input,"
+                    f" {len(files) / seconds:.0f} files/s"
+                )
         scn["derived"] = derived
         scenarios.append(scn)
         print_scenario(scn)

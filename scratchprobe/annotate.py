@@ -216,13 +216,20 @@ def annotate_plan(inspection: Inspection, sbom: bool = True) -> FileAnnotations:
 
 def _digest(host_path: str, cache: dict[str, tuple[str, int]]) -> tuple[str, int]:
     """SHA-256 and size of a file, once per host path (two image paths often share one
-    source: the CA bundle at /etc/ssl/certs/ca-certificates.crt and /usr/lib/ssl/cert.pem)."""
+    source: the CA bundle at /etc/ssl/certs/ca-certificates.crt and /usr/lib/ssl/cert.pem)
+    and once per file: hard links (/usr/bin/perl and perl5.36.0, the git-core commands)
+    are one inode, found by (device, inode, size, mtime), so their bytes are read once."""
     cached = cache.get(host_path)
     if cached is None:
         with open(host_path, "rb") as handle:
-            digest = hashlib.file_digest(handle, "sha256")
-            size = handle.tell()
-        cached = (digest.hexdigest(), size)
+            info = os.fstat(handle.fileno())
+            # A NUL cannot occur in a path: this key never collides with a host path.
+            inode = f"\0{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}"
+            cached = cache.get(inode)
+            if cached is None:
+                digest = hashlib.file_digest(handle, "sha256")
+                cached = (digest.hexdigest(), handle.tell())
+                cache[inode] = cached
         cache[host_path] = cached
     return cached
 

@@ -8,7 +8,7 @@ a `#!` line and a `__main__.py`, which Python runs from the archive).
 
 It holds the package from this checkout and its pure-Python run-time dependencies, copied
 from the Python environment running this script (where `pip install -e .` put them):
-click, rich (with markdown-it-py, mdurl, Pygments), pyelftools and packageurl-python. Left
+click, rich (with markdown-it-py, mdurl, Pygments) and packageurl-python. Left
 out on purpose: LIEF (a compiled library that no scratchprobe command imports: it is the
 tests' oracle) and cyclonedx-python-lib (only `--format cyclonedx` imports it; use a wheel
 install for that).
@@ -38,8 +38,7 @@ from pathlib import Path
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 PACKAGE = "scratchprobe"
-DEPENDENCIES = ("click", "rich", "markdown-it-py", "mdurl", "pygments", "pyelftools",
-                "packageurl-python")  # fmt: skip
+DEPENDENCIES = ("click", "rich", "markdown-it-py", "mdurl", "pygments", "packageurl-python")
 """Distributions whose importable files go into the archive (the run-time closure of
 pyproject's dependencies, minus LIEF and cyclonedx-python-lib: see the module text)."""
 INTERPRETER = "/usr/bin/env python3"
