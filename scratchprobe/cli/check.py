@@ -21,7 +21,7 @@ FORMATS = ("text", "json", "sarif", "junit", "github")
 
 
 @click.command("check")
-@click.argument("binaries", nargs=-1, required=True, metavar="BINARY...")
+@click.argument("binaries", nargs=-1, required=False, metavar="BINARY...")
 @root_option
 @library_path_option
 @needs_options
