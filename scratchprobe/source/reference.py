@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import IO, Any
@@ -312,11 +312,25 @@ def _by_name(reference: str, platform: str | None, limits: Limits) -> SourceImag
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def limits_from(environ: Mapping[str, str]) -> Limits:
+    """The bounds, lowered (or raised) by SCRATCHPROBE_IMAGE_MAX_BYTES / _MAX_MEMBERS."""
+    limits = Limits()
+    try:
+        return Limits(
+            int(environ.get("SCRATCHPROBE_IMAGE_MAX_BYTES", limits.max_bytes)),
+            int(environ.get("SCRATCHPROBE_IMAGE_MAX_MEMBERS", limits.max_members)),
+        )
+    except ValueError:
+        raise ImageSourceError(
+            "SCRATCHPROBE_IMAGE_MAX_BYTES and SCRATCHPROBE_IMAGE_MAX_MEMBERS take a number"
+        ) from None
+
+
 def open_image(
     reference: str, platform: str | None = None, limits: Limits | None = None
 ) -> SourceImage:
     """Unpack REF's image into a private temporary root (the caller removes `root`)."""
-    limits = limits or Limits()
+    limits = limits or limits_from(os.environ)
     if os.path.isdir(reference):
         if not os.path.isfile(os.path.join(reference, "oci-layout")):
             raise ImageSourceError(f"{reference}: not an OCI image layout (no oci-layout file)")
