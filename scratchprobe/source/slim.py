@@ -9,6 +9,9 @@ against the packages that own a file the plan copies (scratchprobe.packages).
 
 from __future__ import annotations
 
+import os
+import posixpath
+import stat
 from dataclasses import dataclass
 
 from scratchprobe.inspect import Inspection
@@ -66,18 +69,45 @@ def installed_packages(root: Root) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
+def _tree(root: Root, directory: str) -> list[tuple[str, int]]:
+    """(in-root path, size) of the regular files below a directory the plan copies whole."""
+    try:
+        top = root.resolve(directory)
+    except OSError:
+        return []
+    out = []
+    for current, _dirs, names in os.walk(top.host_path):
+        for name in names:
+            host = os.path.join(current, name)
+            st = os.lstat(host)
+            if stat.S_ISREG(st.st_mode):
+                inner = posixpath.join(top.path, os.path.relpath(host, top.host_path))
+                out.append((inner, st.st_size))
+    return out
+
+
 def slim_report(source: SourceImage, inspection: Inspection, stored_after: int) -> SlimReport:
+    root = Root(source.root)
     kinds: dict[str, list[int]] = {}
     sources = set()
     for entry in inspection.plan.files:
-        if entry.type is not FileType.FILE:
+        files: list[tuple[str | None, int]]
+        if entry.source is None or entry.from_context:
+            files = [(None, entry.size)] if entry.type is FileType.FILE else []
+        elif entry.type is FileType.FILE:
+            files = [(entry.source, entry.size)]
+        elif entry.type is FileType.DIRECTORY:
+            files = list(_tree(root, entry.source))
+        else:
+            files = []
+        if not files:
             continue
         counts = kinds.setdefault(entry.kind.value, [0, 0])
-        counts[0] += 1
-        counts[1] += entry.size
-        if entry.source is not None and not entry.from_context:
-            sources.add(entry.source)
-    root = Root(source.root)
+        for path, size in files:
+            counts[0] += 1
+            counts[1] += size
+            if path is not None:
+                sources.add(path)
     installed = installed_packages(root)
     owners = find_owners(root, frozenset(sources), licenses=False)
     kept = tuple(sorted({package.name for _path, package in owners.owners}))
