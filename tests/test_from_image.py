@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -265,3 +266,23 @@ def test_verify_runs_the_arm64_image_of_an_index_under_qemu(tmp_path: Path) -> N
     assert "(aarch64)" in result.stdout.splitlines()[0]
     assert "qemu-aarch64-static" in result.stdout
     assert "comparison: exit status matches, stdout matches, stderr matches" in result.stdout
+
+
+def test_a_name_without_skopeo_or_podman_says_what_to_install(tmp_path: Path) -> None:
+    work = tmp_path / "tmp"
+    work.mkdir()
+    env = {**os.environ, "PATH": str(tmp_path / "empty"), "TMPDIR": str(work)}
+    result = run_cli("inspect", "--from-image", "myapp:latest", env=env)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "scratchprobe: error: myapp:latest: no such file, and reading a local image by name "
+        "needs skopeo or podman (apt-get install skopeo)\n"
+    )
+
+
+@pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed")
+def test_an_unknown_local_image_is_one_error(tmp_path: Path) -> None:
+    result = _cli(tmp_path, "inspect", "--from-image", "localhost/no-such-image-sp:0")
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("scratchprobe: error: localhost/no-such-image-sp:0: not a local image (")
