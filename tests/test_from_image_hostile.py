@@ -150,6 +150,14 @@ def test_devices_and_fifos_are_recorded_never_created(tmp_path: Path) -> None:
             Member("run/fifo", tarfile.FIFOTYPE),
         ]
     )
+    # A later layer hides one by a whiteout and the others' directory by an opaque marker,
+    # except what it writes itself: the record follows the layers like the files do.
+    hiding = layer_tar(
+        [Member("dev/.wh.sda"), Member("run/.wh..wh..opq"), Member("run/pipe", tarfile.FIFOTYPE)]
+    )
+    hidden = open_image(str(oci_archive(tmp_path / "hidden.tar", Image([layer, hiding]))))
+    shutil.rmtree(hidden.root)
+    assert [s.path for s in hidden.unpacked.specials] == ["/dev/mem", "/run/pipe"]
     image = open_image(str(oci_archive(tmp_path / "dev.tar", Image([layer]))))
     try:
         assert [(s.path, s.kind, s.major, s.minor) for s in image.unpacked.specials] == [

@@ -12,7 +12,6 @@ image needs as a binary; what the script itself runs is only known to a trace.
 
 from __future__ import annotations
 
-import os
 import posixpath
 import stat
 from dataclasses import dataclass
@@ -129,7 +128,3 @@ def checked_binaries(root: Root, paths: tuple[str, ...], config: SourceConfig) -
             raise ImageSourceError(f"--binary {word}: not an executable file in the image")
         out.append(found)
     return tuple(out)
-
-
-def host_of(root: Root, path: str) -> str:
-    return os.path.join(root.directory, path.lstrip("/"))

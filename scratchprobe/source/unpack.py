@@ -29,7 +29,6 @@ import gzip
 import hashlib
 import io
 import os
-import posixpath
 import shutil
 import stat
 import tarfile
@@ -247,6 +246,10 @@ def _apply_member(
             for child in os.listdir(directory):
                 if (*parent, child) not in written:
                     _remove(os.path.join(directory, child))
+        prefix = "/" + "/".join(parent) + "/" if parent else "/"
+        for path in [p for p in state.specials if p.startswith(prefix)]:
+            if tuple(path[1:].split("/")) not in written:
+                del state.specials[path]
         return
     if name.startswith(WHITEOUT_PREFIX):
         hidden = name[len(WHITEOUT_PREFIX) :]
@@ -347,7 +350,3 @@ def _key(special: SpecialFile) -> str:
 
 def new_state(limits: Limits) -> _State:
     return _State(limits)
-
-
-def in_root(path: str) -> str:
-    return posixpath.normpath("/" + path)
