@@ -16,7 +16,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # drop root's read override, the programs whose closures the verify tests prove (ffmpeg: a
 # 200+ file closure, for the Dockerfile layer limit; ripgrep and fd-find: Rust from a
 # distribution build), and the OCI tools the image tests read the written images with
-# (umoci, skopeo, a local docker-registry on 127.0.0.1).
+# (umoci, skopeo, a local docker-registry on 127.0.0.1; mmdebstrap builds the real Debian
+# images the --from-image tests slim).
 APT_PACKAGES=(
     python3-venv python3-pip
     gcc libc6-dev binutils musl musl-tools libc-bin util-linux golang-go
@@ -26,7 +27,7 @@ APT_PACKAGES=(
     pax-utils libtree strace
     curl git openssh-client sqlite3 gdb ca-certificates openssl libssl-dev tzdata ffmpeg
     ripgrep fd-find rustc librust-openssl-probe-dev lld
-    umoci skopeo docker-registry python3 cmake
+    umoci skopeo docker-registry mmdebstrap python3 cmake
 )
 
 if [ "${1:-}" = "--print-apt" ]; then

@@ -41,7 +41,7 @@ def _explain(ctx: click.Context, param: click.Parameter, value: str | None) -> N
 
 
 @click.command("check")
-@click.argument("binaries", nargs=-1, required=True, metavar="BINARY...")
+@click.argument("binaries", nargs=-1, required=False, metavar="BINARY...")
 @click.option(
     "--explain",
     metavar="CODE",

@@ -6,12 +6,21 @@ import json
 import os
 import re
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from scratchprobe.cli.options import error, inspect_options, library_path_option, needs_options
+from scratchprobe.cli.options import (
+    error,
+    from_image_options,
+    inspect_options,
+    library_path_option,
+    needs_options,
+)
 from scratchprobe.errors import ScratchprobeError
+
+if TYPE_CHECKING:
+    from scratchprobe.source.reference import SourceImage
 
 # distribution/reference's grammar, reduced: [host[:port]/]path[:tag]; path components
 # lowercase alphanumerics joined by '.', '_', '__' or '-'.
@@ -61,7 +70,7 @@ def _warn(message: str) -> None:
 
 
 @click.command("image")
-@click.argument("binaries", nargs=-1, required=True, metavar="BINARY...")
+@click.argument("binaries", nargs=-1, required=False, metavar="BINARY...")
 @click.option(
     "--output",
     "-o",
@@ -86,6 +95,7 @@ def _warn(message: str) -> None:
     help="The builder's filesystem (default /). Give it once per platform (the binaries at "
     "the same paths in each) for a multi-platform image index.",
 )
+@from_image_options
 @library_path_option
 @needs_options
 @click.option("--tag", metavar="NAME[:TAG]", callback=_check_tag, help="The image's name.")
@@ -148,6 +158,7 @@ def command(
     annotations: tuple[tuple[str, str], ...],
     sbom: bool,
     package_metadata: bool,
+    source: SourceImage | None = None,
     **needs: Any,
 ) -> None:
     """Write the files the image needs (the plan of `inspect`) as a runnable image, without
@@ -159,6 +170,21 @@ def command(
     from scratchprobe.image.build import ImageOptions, build_image, format_for
     from scratchprobe.rootfs import inspect_for_image, source_date_epoch
 
+    exposed_ports: tuple[str, ...] = ()
+    stop_signal = None
+    if source is not None:
+        # The image config carries over (docs/slim.md): the options win, as a later
+        # Dockerfile instruction would; --env and --label add to the image's.
+        config = source.config
+        if entrypoint is None and config.argv:
+            # Both kept as they are, so that `podman run IMAGE ARGS` replaces CMD as before.
+            entrypoint = config.entrypoint
+            cmd = cmd or config.cmd
+        env = tuple(config.env) + env
+        workdir = workdir or config.workdir
+        labels = tuple(config.labels) + labels
+        exposed_ports = config.exposed_ports
+        stop_signal = config.stop_signal
     if workdir is not None and not workdir.startswith("/"):
         error(f"--workdir {workdir}: not an absolute path")
         sys.exit(2)
@@ -176,6 +202,8 @@ def command(
             sbom=sbom,
             package_metadata=package_metadata,
             mtime=source_date_epoch(os.environ),
+            exposed_ports=exposed_ports,
+            stop_signal=stop_signal,
         )
         inspections = tuple(
             inspect_for_image(binaries, inspect_options(root, library_path, **needs))
@@ -218,4 +246,10 @@ def command(
             click.echo(f"    packages: {', '.join(image.packages)}")
     if len(result.images) > 1:
         click.echo(f"  index {result.top.digest}")
+    if source is not None:
+        from scratchprobe.source.slim import render_slim, slim_report
+
+        image = result.images[0]
+        slim = slim_report(source, inspections[0], sum(b.size for b in image.layers))
+        click.echo(render_slim(slim), nl=False)
     sys.exit(exit_code)

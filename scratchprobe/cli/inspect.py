@@ -36,7 +36,7 @@ def _check_stage(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 
 @click.command("inspect")
-@click.argument("binaries", nargs=-1, required=True, metavar="BINARY...")
+@click.argument("binaries", nargs=-1, required=False, metavar="BINARY...")
 @root_option
 @library_path_option
 @needs_options

@@ -26,7 +26,7 @@ def _warn(message: str) -> None:
 
 
 @click.command("rootfs")
-@click.argument("binaries", nargs=-1, required=True, metavar="BINARY...")
+@click.argument("binaries", nargs=-1, required=False, metavar="BINARY...")
 @click.option(
     "--output",
     "-o",

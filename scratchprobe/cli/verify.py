@@ -114,7 +114,7 @@ def _parse_hosts(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 
 
 @click.command("verify")
-@click.argument("binary")
+@click.argument("binary", required=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ARGS...]")
 @root_option
 @library_path_option

@@ -82,6 +82,9 @@ class ImageOptions:
     package_metadata: bool = False
     mtime: int = 0
     """SOURCE_DATE_EPOCH: every mtime and timestamp of the image."""
+    exposed_ports: tuple[str, ...] = ()
+    """`80/tcp`, ...: carried over from a --from-image source."""
+    stop_signal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,8 @@ def build_image(inspections: tuple[Inspection, ...], options: ImageOptions) -> I
         env=options.env,
         workdir=options.workdir,
         labels=options.labels,
+        exposed_ports=options.exposed_ports,
+        stop_signal=options.stop_signal,
     )
     warnings: list[str] = []
     staging = staging_directory(options.destination)

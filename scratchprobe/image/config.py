@@ -4,7 +4,8 @@ What comes from the plan: the ENV its runtime needs set (TZ, SSL_CERT_FILE, ...)
 (`--user`, whose passwd entry the users detector checks), the platform (read from the
 binaries) and the layers. What comes from the options: ENTRYPOINT (default: the first
 binary), CMD, WORKDIR, labels and extra ENV (`--env`, which wins over the plan's value of
-the same variable, as a later ENV line of a Dockerfile would).
+the same variable, as a later ENV line of a Dockerfile would). With `--from-image`, the
+source image's config gives the defaults of these, and its exposed ports and stop signal.
 
 `created` is SOURCE_DATE_EPOCH (else the epoch, 0) in RFC 3339, like every timestamp of the
 image: the same inputs give the same bytes.
@@ -33,6 +34,10 @@ class RunConfig:
     user: str | None = None
     workdir: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
+    exposed_ports: tuple[str, ...] = ()
+    """config.md ExposedPorts keys (`80/tcp`); from a --from-image source."""
+    stop_signal: str | None = None
+    """config.md StopSignal (`SIGQUIT`); from a --from-image source."""
 
 
 def rfc3339(epoch: int) -> str:
@@ -70,6 +75,11 @@ def config_json(
         container["WorkingDir"] = run.workdir
     if run.labels:
         container["Labels"] = dict(run.labels)
+    if run.exposed_ports:
+        # config.md: "ExposedPorts ... The keys are ... the values are empty objects".
+        container["ExposedPorts"] = {port: {} for port in run.exposed_ports}
+    if run.stop_signal:
+        container["StopSignal"] = run.stop_signal
     data: dict[str, Any] = {
         "created": timestamp,
         **platform.as_json(),
