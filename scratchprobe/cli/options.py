@@ -162,7 +162,7 @@ def from_image_options(func: F) -> F:
             metavar="REF",
             help="Use an existing image as the builder: an OCI layout directory, an OCI "
             "archive, a docker-archive, or a local image by name (skopeo or podman). Its "
-            "layers are the root and its entry point the binary (docs/slim.md).",
+            "layers are the root and its entry point the binary.",
         ),
         click.option(
             "--platform",
