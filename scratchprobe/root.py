@@ -19,6 +19,77 @@ from scratchprobe.errors import RootError
 # Linux gives up after 40 links in one lookup (MAXSYMLINKS); so do we.
 MAX_SYMLINKS = 40
 
+# What a configuration file inside a root may weigh: ld.so.cache on a full distribution is
+# ~100 KiB, /etc/passwd a few KiB. A bigger file is refused, not read into memory.
+MAX_CONFIG_FILE = 64 << 20
+
+
+class NotRegularFileError(OSError):
+    """A FIFO, socket, device or directory where a regular file was expected. Opening a
+    FIFO for reading blocks until a writer appears (fifo(7)), so it is never read."""
+
+    def __init__(self, path: str, mode: int) -> None:
+        super().__init__(errno.EINVAL, f"not a regular file ({file_kind(mode)})", path)
+
+
+def file_kind(mode: int) -> str:
+    """A word for the type of `mode` (stat(2) S_IFMT)."""
+    for test, word in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISLNK, "a symbolic link"),
+    ):
+        if test(mode):
+            return word
+    return "a regular file" if stat.S_ISREG(mode) else "an unknown file type"
+
+
+def open_regular(host_path: str) -> int:
+    """A read-only descriptor of `host_path`, which must be a regular file.
+
+    O_NONBLOCK makes open(2) of a FIFO return at once instead of waiting for a writer, and
+    O_NOCTTY keeps a terminal device from becoming our controlling terminal; the type is then
+    checked with fstat on the descriptor itself, so nothing can swap the file in between.
+    Raises OSError (NotRegularFileError for a FIFO, device, socket or directory).
+    """
+    fd = os.open(host_path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFileError(host_path, mode)
+        # Regular files ignore O_NONBLOCK for reads (open(2)); clear it anyway so later
+        # reads behave the same on every filesystem.
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular(host_path: str, limit: int = MAX_CONFIG_FILE) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes; OSError otherwise."""
+    fd = open_regular(host_path)
+    try:
+        size = os.fstat(fd).st_size
+        if size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit >> 20} MiB, not read", host_path)
+        chunks = []
+        total = 0
+        while total <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit >> 20} MiB, not read", host_path)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
 
 class PathLoopError(OSError):
     """Too many levels of symbolic links inside the root."""
@@ -85,6 +156,15 @@ class Root:
         except OSError:
             return False
         return True
+
+    def read_file(self, path: str, limit: int = MAX_CONFIG_FILE) -> bytes:
+        """The bytes of the regular file at in-root `path` (symlinks followed inside the
+        root). Raises OSError when it is absent, not a regular file, or over `limit`."""
+        return read_regular(self.resolve(path).host_path, limit)
+
+    def read_text(self, path: str, limit: int = MAX_CONFIG_FILE) -> str:
+        """`read_file` decoded as UTF-8, undecodable bytes replaced (config files)."""
+        return self.read_file(path, limit).decode("utf-8", "replace")
 
     def listdir(self, path: str) -> frozenset[str]:
         """Names in an in-root directory (empty when it does not exist); cached per run."""

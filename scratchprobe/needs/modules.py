@@ -18,6 +18,7 @@ import posixpath
 import re
 import struct
 
+from scratchprobe import boundedjson
 from scratchprobe.elf.classify import Libc
 from scratchprobe.elf.reader import ElfFile, format_version
 from scratchprobe.needs.context import Context
@@ -399,7 +400,7 @@ def dlopen_notes(elf: ElfFile) -> list[dict[str, object]]:
             owner = data[name_at : name_at + namesz].rstrip(b"\0")
             if owner == b"FDO" and ntype == _FDO_DLOPEN_TYPE:
                 try:
-                    entries = json.loads(data[desc_at : desc_at + descsz].rstrip(b"\0"))
+                    entries = boundedjson.loads(data[desc_at : desc_at + descsz].rstrip(b"\0"))
                 except ValueError:
                     entries = []
                 if isinstance(entries, list):

@@ -19,7 +19,6 @@ splitting on NUL.
 
 from __future__ import annotations
 
-import json
 import mmap
 import re
 import zlib
@@ -28,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 
+from scratchprobe import boundedjson
 from scratchprobe.elf.constants import SegmentType
 from scratchprobe.elf.reader import ElfFile
 from scratchprobe.elf.sections import read_section
@@ -279,7 +279,7 @@ def read_audit_data(elf: ElfFile) -> tuple[int, tuple[RustCrate, ...]] | None:
         text = inflater.decompress(compressed, _DEP_V0_MAX_JSON)
         if inflater.unconsumed_tail:
             raise ELFError(f"{DEP_V0_SECTION} inflates past {_DEP_V0_MAX_JSON} bytes")
-        document = json.loads(text.decode("utf-8"))
+        document = boundedjson.loads(text)
     except (zlib.error, UnicodeDecodeError, ValueError) as exc:
         if isinstance(exc, ELFError):
             raise
