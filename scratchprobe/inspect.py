@@ -21,6 +21,7 @@ from scratchprobe.elf.classify import (
     static_libc,
 )
 from scratchprobe.elf.constants import ElfType
+from scratchprobe.elf.image import SCAN_BUDGET, skipped_bytes
 from scratchprobe.elf.reader import ElfFile
 from scratchprobe.errors import ELFError
 from scratchprobe.loader.closure import Closure, ElfCache, Resolver
@@ -189,12 +190,19 @@ def _analyse(candidates: list[Candidate], options: InspectOptions) -> _Analysed:
     evidence = EvidenceCache()
     reports: list[BinaryReport | None] = []
     problems: list[InputProblem] = []
+    warnings: list[str] = []
     for candidate in candidates:
         try:
             report = _inspect_one(candidate, cache, resolver, problems)
             if report is not None and options.runtime_needs:
                 try:
                     report = _with_needs(report, options, context, evidence)
+                    skipped = skipped_bytes(report.elf)
+                    if skipped:
+                        warnings.append(
+                            f"{candidate.label}: {skipped} bytes of its mapped data not searched "
+                            f"for runtime markers (a scan stops after {SCAN_BUDGET >> 20} MiB)"
+                        )
                 except (ELFError, ValueError, OverflowError, IndexError, struct.error) as exc:
                     # The loader's tables were fine but the rest (Go tables, notes, string
                     # sections) is corrupt: keep the closure, and say what was not analysed.
@@ -207,7 +215,7 @@ def _analyse(candidates: list[Candidate], options: InspectOptions) -> _Analysed:
             problems.append(internal_problem(candidate.label, exc))
             report = None
         reports.append(report)
-    return _Analysed(tuple(reports), tuple(problems), tuple(resolver.root_warnings))
+    return _Analysed(tuple(reports), tuple(problems), tuple(resolver.root_warnings + warnings))
 
 
 DEBUG_INTERNAL_ENV = "SCRATCHPROBE_DEBUG_INTERNAL"

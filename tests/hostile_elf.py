@@ -38,6 +38,14 @@ class ElfBuilder:
     e_type: int = ET_DYN
     map_all: bool = True
     """Prepend the PT_LOAD that maps the whole file read-only at BASE."""
+    sections: list[tuple[bytes, int, int, int]] = field(default_factory=list)
+    """(name, sh_type, offset, size): written as a section header table with .shstrtab."""
+
+    def section(self, name: bytes, data: bytes, sh_type: int = 1) -> int:
+        """Add `data` as section `name` (SHT_PROGBITS unless told); returns its offset."""
+        offset = self.add(data)
+        self.sections.append((name, sh_type, offset, len(data)))
+        return offset
 
     def add(self, data: bytes, align: int = 8) -> int:
         while (_HEADER_ROOM + len(self.body)) % align:
@@ -58,6 +66,18 @@ class ElfBuilder:
         return offset
 
     def build(self) -> bytes:
+        shoff = shnum = shstrndx = 0
+        if self.sections:
+            names, index = strtab(*[n for n, *_ in self.sections], b".shstrtab")
+            names_at = self.add(names)
+            rows = [(0, 0, 0, 0)] + [
+                (index[n], t, o, z) for n, t, o, z in self.sections
+            ] + [(index[b".shstrtab"], 3, names_at, len(names))]  # fmt: skip
+            table = b"".join(
+                struct.pack("<IIQQQQIIQQ", n, t, 0, BASE + o if o else 0, o, z, 0, 0, 1, 0)
+                for n, t, o, z in rows
+            )
+            shoff, shnum, shstrndx = self.add(table), len(rows), len(rows) - 1
         size = _HEADER_ROOM + len(self.body)
         phdrs = list(self.phdrs)
         if self.map_all:
@@ -66,8 +86,9 @@ class ElfBuilder:
             raise ValueError("too many program headers for the header room")
         header = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
         header += struct.pack(
-            "<HHIQQQIHHHHHH", self.e_type, 62, 1, BASE, 64, 0, 0, 64, 56, len(phdrs), 64, 0, 0
-        )
+            "<HHIQQQIHHHHHH", self.e_type, 62, 1, BASE, 64, shoff, 0, 64, 56, len(phdrs), 64,
+            shnum, shstrndx,
+        )  # fmt: skip
         table = b"".join(
             struct.pack(
                 "<IIQQQQQQ", p.type, p.flags, p.offset, p.vaddr, p.vaddr, p.filesz, p.memsz, 8
