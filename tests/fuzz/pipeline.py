@@ -1,0 +1,80 @@
+"""The whole pipeline over some inputs, every output format, every output parsed strictly.
+
+Shared by the fuzz tests (tests/test_fuzz.py), the crasher corpus replay
+(tests/test_crashers.py) and the coverage-guided target (tests/fuzz/atheris_target.py). An
+exception escaping from here is a finding: the CLI would have printed a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+from scratchprobe.annotate import annotate
+from scratchprobe.check.engine import run_check
+from scratchprobe.check.formats import CheckFormat, FormatOptions, formatter
+from scratchprobe.check.policy import Policy
+from scratchprobe.inspect import Inspection, InspectOptions, inspect
+from scratchprobe.render import OutputFormat, RenderOptions, renderer
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def strict_json(text: str) -> object:
+    """RFC 8259 JSON only (json.loads alone accepts NaN and Infinity)."""
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+# A non-UTF-8 DT_NEEDED or file name (issue 9 §2): the SARIF renderer hashes names with a
+# strict UTF-8 encode (UnicodeEncodeError), and JUnit writes the raw byte into XML (not
+# well-formed). Their fix is another change's (the SARIF/JUnit escaping); until it is
+# merged, these two errors from these formats are collected in PENDING_ESCAPING (printed by
+# the tests) instead of failing them. Once merged, this set must become empty.
+ESCAPING_PENDING: frozenset[CheckFormat] = frozenset({CheckFormat.SARIF, CheckFormat.JUNIT})
+PENDING_ESCAPING: list[str] = []
+
+
+def _written(text: str, what: str) -> None:
+    # The CLI writes every output to stdout, whose error handler is surrogateescape in the
+    # C and C.UTF-8 locales (PEP 540): a name's undecodable bytes come back out as they
+    # were; any other lone surrogate could not be written at all.
+    try:
+        text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError as exc:
+        raise AssertionError(f"{what} output cannot be written: {exc}") from None
+
+
+def run_pipeline(
+    paths: tuple[str, ...], root: str = "/", policy: Policy | None = None
+) -> Inspection:
+    """inspect, annotate, every inspect format and every check format, parsed."""
+    result = inspect(paths, InspectOptions(root=root, strict=True), jobs=1)
+    assert len(result.binaries) + len(result.problems) >= 1
+    for problem in result.problems:
+        assert "\n" not in problem.message, problem
+        assert "internal error" not in problem.message, problem
+    annotated = {
+        OutputFormat.JSON: annotate(result, sbom=False),
+        OutputFormat.CYCLONEDX: annotate(result, sbom=True),
+    }
+    for fmt in OutputFormat:
+        text = renderer(fmt)(annotated.get(fmt, result), RenderOptions())
+        _written(text, fmt.value)
+        if fmt in (OutputFormat.JSON, OutputFormat.CYCLONEDX):
+            strict_json(text)
+    checked = run_check(result, policy or Policy())
+    for check_format in CheckFormat:
+        try:
+            text = formatter(check_format)(checked, FormatOptions())
+            _written(text, f"check {check_format.value}")
+            if check_format in (CheckFormat.JSON, CheckFormat.SARIF):
+                strict_json(text)
+            elif check_format is CheckFormat.JUNIT:
+                ET.fromstring(text.encode("utf-8", "surrogateescape"))
+        except (UnicodeEncodeError, ET.ParseError) as exc:
+            if check_format not in ESCAPING_PENDING:
+                raise
+            PENDING_ESCAPING.append(f"check {check_format.value} of {paths}: {exc}")
+    return result
