@@ -22,7 +22,7 @@ from scratchprobe.check.policy import Policy
 from scratchprobe.inspect import InspectOptions, inspect
 from scratchprobe.render import OutputFormat, RenderOptions, renderer
 from tests.conftest import HOST_LIBDIR, HOST_LOADER, TESTBINS
-from tests.fuzz.pipeline import PENDING_ESCAPING, run_pipeline
+from tests.fuzz.pipeline import PENDING_ESCAPING, base_root, run_pipeline
 
 SOURCES = [
     "c-glibc-dynamic",
@@ -102,24 +102,6 @@ def _finding(name: str, files: dict[str, bytes], exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc} (inputs kept in {directory})"
 
 
-def _base_root(root: Path) -> None:
-    """The host's glibc loader and libc, and musl's, at their usual paths."""
-    for inner, source in {
-        "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2": HOST_LOADER,
-        "/lib/x86_64-linux-gnu/libc.so.6": f"{HOST_LIBDIR}/libc.so.6",
-        "/lib/ld-musl-x86_64.so.1": "/usr/lib/x86_64-linux-musl/libc.so",
-    }.items():
-        if Path(source).exists():
-            dest = root / inner.lstrip("/")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, dest)
-    (root / "lib64").mkdir(exist_ok=True)
-    link = root / "lib64" / "ld-linux-x86-64.so.2"
-    if not link.is_symlink():
-        os.symlink("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", link)
-    (root / "etc").mkdir(exist_ok=True)
-
-
 @pytest.mark.parametrize("seed", range(2))
 def test_pipeline_on_mutated_binaries_every_format(seed: int, tmp_path: Path) -> None:
     """Mutants of the testbins, inside a small root, through inspect, annotate, every
@@ -127,7 +109,7 @@ def test_pipeline_on_mutated_binaries_every_format(seed: int, tmp_path: Path) ->
     rng = random.Random(1000 + seed + SEED)
     originals = {name: (TESTBINS / name).read_bytes() for name in SOURCES}
     root = tmp_path / "root"
-    _base_root(root)
+    base_root(root)
     (root / "bin").mkdir()
     deadline = time.monotonic() + FUZZ_SECONDS / 2
     runs = 0
@@ -186,7 +168,7 @@ def test_loader_on_mutated_roots(seed: int, tmp_path: Path) -> None:
     runs = 0
     while time.monotonic() < deadline or runs < 5:
         root = tmp_path / f"root-{runs}"
-        _base_root(root)
+        base_root(root)
         (root / "bin").mkdir()
         for inner, data in binaries.items():
             (root / inner.lstrip("/")).write_bytes(data)

@@ -8,7 +8,10 @@ exception escaping from here is a finding: the CLI would have printed a tracebac
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 from scratchprobe.annotate import annotate
 from scratchprobe.check.engine import run_check
@@ -78,3 +81,26 @@ def run_pipeline(
                 raise
             PENDING_ESCAPING.append(f"check {check_format.value} of {paths}: {exc}")
     return result
+
+
+HOST_LOADER = "/lib64/ld-linux-x86-64.so.2"
+HOST_LIBDIR = "/lib/x86_64-linux-gnu"
+
+
+def base_root(root: Path) -> None:
+    """A small root: the host's glibc loader and libc, and musl's, at their usual paths
+    (no package database, so annotate stays cheap; nothing of the host's `/` is read)."""
+    for inner, source in {
+        "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2": HOST_LOADER,
+        "/lib/x86_64-linux-gnu/libc.so.6": f"{HOST_LIBDIR}/libc.so.6",
+        "/lib/ld-musl-x86_64.so.1": "/usr/lib/x86_64-linux-musl/libc.so",
+    }.items():
+        if Path(source).exists():
+            dest = root / inner.lstrip("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, dest)
+    (root / "lib64").mkdir(parents=True, exist_ok=True)
+    link = root / "lib64" / "ld-linux-x86-64.so.2"
+    if not link.is_symlink():
+        os.symlink("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", link)
+    (root / "etc").mkdir(exist_ok=True)
