@@ -2,9 +2,11 @@
 """Cost against input size on the shapes that were quadratic (issue 9 §3).
 
 For each shape, a crafted input of size n, 2n and 4n (tests/hostile_elf.py), one fresh
-`scratchprobe inspect` process each, best of --repeat runs; the report is the ratio of the
-times t(2n)/t(n) and t(4n)/t(2n) after subtracting the start-up floor (`--version`). About 2
-is linear; about 4 is quadratic. Ratios, not absolute times (CONTRIBUTING.md).
+`scratchprobe inspect --format json` process each (json: the text tree of a chain n deep is
+itself n^2/2 characters of indentation, so text output measures its own size), best of
+--repeat runs; the report is the ratio of the times t(2n)/t(n) and t(4n)/t(2n) after
+subtracting the start-up floor (`--version`). About 2 is linear; about 4 is quadratic.
+Ratios, not absolute times (CONTRIBUTING.md).
 
     python3 bench/shapes.py              # every shape
     python3 bench/shapes.py --repeat 1   # a smoke run
@@ -133,7 +135,10 @@ def main() -> int:
             work = Path(tempfile.mkdtemp(prefix="scratchprobe-shape-"))
             try:
                 argv = make(work / "root", n)
-                best = min(timed(["inspect", *argv], args.timeout) for _ in range(args.repeat))
+                best = min(
+                    timed(["inspect", "--format", "json", *argv], args.timeout)
+                    for _ in range(args.repeat)
+                )
             except subprocess.TimeoutExpired:
                 best = float("inf")
             finally:

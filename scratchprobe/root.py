@@ -55,6 +55,8 @@ def open_regular(host_path: str) -> int:
     checked with fstat on the descriptor itself, so nothing can swap the file in between.
     Raises OSError (NotRegularFileError for a FIFO, device, socket or directory).
     """
+    if "\0" in host_path:
+        raise FileNotFoundError(errno.ENOENT, "no such file (a NUL in the path)", host_path)
     fd = os.open(host_path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     try:
         mode = os.fstat(fd).st_mode
@@ -148,6 +150,10 @@ class Root:
 
     def resolve(self, path: str) -> Resolved:
         """Follow symlinks inside the root. Raises FileNotFoundError or PathLoopError."""
+        if "\0" in path:
+            # A path the kernel takes as a C string: no file is named with a NUL in it
+            # (path_resolution(7)); a crafted ld.so.conf or search path may hold one.
+            raise FileNotFoundError(errno.ENOENT, "no such file (a NUL in the path)", path)
         return self._resolve(normalize(path))
 
     def exists(self, path: str) -> bool:
