@@ -47,8 +47,9 @@ def file_kind(mode: int) -> str:
     return "a regular file" if stat.S_ISREG(mode) else "an unknown file type"
 
 
-def open_regular(host_path: str) -> int:
-    """A read-only descriptor of `host_path`, which must be a regular file.
+def open_regular(host_path: str, devices: bool = False) -> int:
+    """A read-only descriptor of `host_path`, which must be a regular file (or, with
+    `devices`, a character device such as /dev/null, read without blocking).
 
     O_NONBLOCK makes open(2) of a FIFO return at once instead of waiting for a writer, and
     O_NOCTTY keeps a terminal device from becoming our controlling terminal; the type is then
@@ -60,6 +61,9 @@ def open_regular(host_path: str) -> int:
     fd = os.open(host_path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     try:
         mode = os.fstat(fd).st_mode
+        if devices and stat.S_ISCHR(mode):
+            # Left non-blocking: a terminal with nothing typed is EAGAIN, not a wait.
+            return fd
         if not stat.S_ISREG(mode):
             raise NotRegularFileError(host_path, mode)
         # Regular files ignore O_NONBLOCK for reads (open(2)); clear it anyway so later
@@ -71,9 +75,10 @@ def open_regular(host_path: str) -> int:
     return fd
 
 
-def read_regular(host_path: str, limit: int = MAX_CONFIG_FILE) -> bytes:
-    """The bytes of a regular file of at most `limit` bytes; OSError otherwise."""
-    fd = open_regular(host_path)
+def read_regular(host_path: str, limit: int = MAX_CONFIG_FILE, devices: bool = False) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes; OSError otherwise. With
+    `devices`, a character device is read too, up to the same limit (/dev/zero never ends)."""
+    fd = open_regular(host_path, devices)
     try:
         size = os.fstat(fd).st_size
         if size > limit:

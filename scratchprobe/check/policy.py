@@ -242,8 +242,9 @@ _MAX_POLICY_SIZE = 1 << 20
 
 def _read_toml(path: str) -> dict[str, object]:
     try:
-        # Regular files only: opening a FIFO for reading blocks until a writer comes.
-        data = read_regular(path, _MAX_POLICY_SIZE)
+        # Never a FIFO (opening one for reading blocks until a writer comes); a character
+        # device is read without blocking, so `--policy /dev/null` stays an empty policy.
+        data = read_regular(path, _MAX_POLICY_SIZE, devices=True)
         return tomllib.loads(data.decode("utf-8"))
     except OSError as exc:
         raise UsageError(f"{path}: cannot read the policy: {exc.strerror or exc}") from None
