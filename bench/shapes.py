@@ -108,18 +108,23 @@ SHAPES: dict[str, tuple[Callable[[Path, int], list[str]], int]] = {
 
 
 def timed(argv: list[str], timeout: float) -> float:
+    """Wall time of one run; a crash (a traceback, a signal) is an error, not a time."""
     env = {**os.environ, "PYTHONPATH": TREE}
     start = time.perf_counter()
-    subprocess.run(
+    proc = subprocess.run(
         [sys.executable, "-m", "scratchprobe", *argv],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         env=env,
         cwd="/",
         timeout=timeout,
         check=False,
     )
-    return time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    if proc.returncode not in (0, 1, 2) or b"Traceback" in proc.stderr:
+        last = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
+        raise RuntimeError(f"exit {proc.returncode}: {' '.join(last)}")
+    return elapsed
 
 
 def main() -> int:
@@ -130,22 +135,33 @@ def main() -> int:
     floor = min(timed(["--version"], args.timeout) for _ in range(args.repeat))
     print(f"tree {TREE}; start-up floor {floor:.2f} s")
     for title, (make, base) in SHAPES.items():
-        times = []
+        times: list[float] = []
+        failure = None
         for n in (base, 2 * base, 4 * base):
             work = Path(tempfile.mkdtemp(prefix="scratchprobe-shape-"))
             try:
                 argv = make(work / "root", n)
-                best = min(
-                    timed(["inspect", "--format", "json", *argv], args.timeout)
-                    for _ in range(args.repeat)
-                )
+                times.append(
+                    min(timed(["inspect", "--format", "json", *argv], args.timeout)
+                        for _ in range(args.repeat))
+                )  # fmt: skip
             except subprocess.TimeoutExpired:
-                best = float("inf")
+                failure = f"n={n}: no result in {args.timeout:.0f} s"
+            except RuntimeError as exc:
+                failure = f"n={n}: crashed ({exc})"
             finally:
                 shutil.rmtree(work)
-            times.append(max(best - floor, 1e-3))
-        ratios = f"x2: {times[1] / times[0]:.1f}, x4/x2: {times[2] / times[1]:.1f}"
-        print(f"{title:45s} n={base:>6}  {ratios}  (t(4n) {times[2] + floor:.1f} s)")
+            if failure:
+                break
+        raw = ", ".join(f"{t:.2f}" for t in times)
+        if failure:
+            print(f"{title:42s} n={base:>6}  times {raw} s; {failure}")
+            continue
+        work_times = [max(t - floor, 0.01) for t in times]
+        ratios = (
+            f"x2 {work_times[1] / work_times[0]:.1f}, x4/x2 {work_times[2] / work_times[1]:.1f}"
+        )
+        print(f"{title:42s} n={base:>6}  {ratios}  (times {raw} s)")
     return 0
 
 
