@@ -136,6 +136,7 @@ class Root:
         self.is_host = real == "/"
         self._resolve = lru_cache(maxsize=65536)(self._resolve_uncached)
         self._listdir = lru_cache(maxsize=4096)(self._listdir_uncached)
+        self._entries = lru_cache(maxsize=65536)(self._entries_uncached)
 
     def host_path(self, path: str) -> str:
         """Host path of an in-root absolute path, without following anything."""
@@ -180,6 +181,34 @@ class Root:
     def listdir(self, path: str) -> frozenset[str]:
         """Names in an in-root directory (empty when it does not exist); cached per run."""
         return self._listdir(normalize(path))
+
+    def may_exist(self, path: str) -> bool:
+        """False only when `path` certainly does not exist: its directory is missing, or
+        its listing lacks the name. One cached listing per directory answers every name
+        a search tries there (a crafted RUNPATH of 20,000 directories times 50 names)."""
+        if "\0" in path:
+            return False
+        directory, name = posixpath.split(normalize(path))
+        if name in ("", ".", ".."):
+            return True
+        entries = self._entries(directory)
+        return entries is None or name in entries
+
+    def _entries_uncached(self, directory: str) -> frozenset[str] | None:
+        """Names in `directory`; empty when it does not exist; None when unknown (a
+        directory that cannot be listed may still let a known name be opened)."""
+        try:
+            resolved = self.resolve(directory)
+        except (FileNotFoundError, NotADirectoryError):
+            return frozenset()
+        except OSError:
+            return None
+        if not resolved.is_dir:
+            return frozenset()
+        try:
+            return frozenset(os.listdir(resolved.host_path))
+        except OSError:
+            return None
 
     def _listdir_uncached(self, path: str) -> frozenset[str]:
         try:

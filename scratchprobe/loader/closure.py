@@ -252,6 +252,8 @@ class Resolver:
 
     def open_candidate(self, path: str, arch: Architecture) -> tuple[str, ElfFile] | None:
         """Open `path` as the loader would; None when absent or for another architecture."""
+        if not self.root.may_exist(path):
+            return None
         try:
             resolved = self.root.resolve(path)
         except OSError:
