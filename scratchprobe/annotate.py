@@ -27,18 +27,19 @@ import hashlib
 import os
 import re
 import stat
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import cached_property
 
 from scratchprobe.errors import ELFError, RootError
-from scratchprobe.inspect import BinaryReport, Inspection
+from scratchprobe.inspect import BinaryReport, Inspection, internal_problem
 from scratchprobe.loader.closure import Closure
 from scratchprobe.packages import Package, PackageManager, find_owners
 from scratchprobe.packages.interface import OsRelease, package_url
 from scratchprobe.plan import FileType, ImageFile, library_image_path
-from scratchprobe.root import Root
+from scratchprobe.root import Root, open_regular
 from scratchprobe.toolchain.go import GoBuildInfo, read_go_buildinfo
 from scratchprobe.toolchain.rust import CrateKind, RustCrate, read_audit_data
 
@@ -183,7 +184,7 @@ def annotate_plan(inspection: Inspection, sbom: bool = True) -> FileAnnotations:
     except RootError as exc:
         return FileAnnotations((), OsRelease(None, None), (), (str(exc),))
     warnings: list[str] = []
-    digests: dict[str, tuple[str, int]] = {}
+    digests: dict[str, tuple[str | None, int]] = {}
     drafts = [
         _draft(root, entry, digests, warnings, member_digests=sbom)
         for entry in inspection.plan.files
@@ -214,30 +215,46 @@ def annotate_plan(inspection: Inspection, sbom: bool = True) -> FileAnnotations:
 # ------------------------------------------------------------------------------ digests
 
 
-def _digest(host_path: str, cache: dict[str, tuple[str, int]]) -> tuple[str, int]:
+# Hashing runs at ~1.5 GB/s; a file over this size (in practice only a sparse or crafted
+# one: real binaries and runtime files are far smaller) is listed with its size and no
+# digest, with a warning, instead of being read for minutes.
+MAX_HASHED_SIZE = 1 << 30
+
+
+def _digest(host_path: str, cache: dict[str, tuple[str | None, int]]) -> tuple[str | None, int]:
     """SHA-256 and size of a file, once per host path (two image paths often share one
     source: the CA bundle at /etc/ssl/certs/ca-certificates.crt and /usr/lib/ssl/cert.pem)
     and once per file: hard links (/usr/bin/perl and perl5.36.0, the git-core commands)
-    are one inode, found by (device, inode, size, mtime), so their bytes are read once."""
+    are one inode, found by (device, inode, size, mtime), so their bytes are read once.
+    The digest is None for a file over MAX_HASHED_SIZE. OSError for anything but a regular
+    file (a FIFO would block the read)."""
     cached = cache.get(host_path)
     if cached is None:
-        with open(host_path, "rb") as handle:
-            info = os.fstat(handle.fileno())
+        fd = open_regular(host_path)
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(fd)
             # A NUL cannot occur in a path: this key never collides with a host path.
             inode = f"\0{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}"
             cached = cache.get(inode)
             if cached is None:
-                digest = hashlib.file_digest(handle, "sha256")
-                cached = (digest.hexdigest(), handle.tell())
+                if info.st_size > MAX_HASHED_SIZE:
+                    cached = (None, info.st_size)
+                else:
+                    digest = hashlib.file_digest(handle, "sha256")
+                    cached = (digest.hexdigest(), handle.tell())
                 cache[inode] = cached
         cache[host_path] = cached
     return cached
 
 
+def _not_hashed(source: str, size: int) -> str:
+    return f"{source} is {size} bytes, over {MAX_HASHED_SIZE >> 30} GiB: not hashed"
+
+
 def _draft(
     root: Root,
     entry: ImageFile,
-    cache: dict[str, tuple[str, int]],
+    cache: dict[str, tuple[str | None, int]],
     warnings: list[str],
     member_digests: bool = True,
 ) -> _Draft:
@@ -269,6 +286,8 @@ def _draft(
                 draft.problem = f"{entry.source} not fully read ({incomplete})"
         elif entry.type is FileType.FILE and stat.S_ISREG(mode):
             draft.sha256, draft.size = _digest(host, cache)
+            if draft.sha256 is None:
+                draft.problem = _not_hashed(entry.source, draft.size)
         else:
             draft.problem = f"{entry.source} is not a {entry.type.value}"
     except (OSError, ValueError) as exc:
@@ -283,7 +302,7 @@ def _walk(
     entry: ImageFile,
     host_dir: str,
     root_dir: str | None,
-    cache: dict[str, tuple[str, int]] | None,
+    cache: dict[str, tuple[str | None, int]] | None,
 ) -> tuple[list[_Draft], str | None]:
     """Files and symlinks under a directory the image copies whole, and what could not be
     read (None when everything was). Symlinks are members, not followed: COPY of a
@@ -315,6 +334,8 @@ def _walk(
                     draft = _Draft(member, source=root_path or item.path, root_path=root_path)
                     if cache is not None:  # None: only the SBOM shows member digests
                         draft.sha256, draft.size = _digest(item.path, cache)
+                        if draft.sha256 is None:
+                            return members, _not_hashed(rel, draft.size)
                 else:
                     continue  # sockets, fifos, devices: not copied by COPY in any useful way
             except OSError as exc:
@@ -410,7 +431,22 @@ def _closure_edges(binary: str, closure: Closure, add: Callable[[str, str], None
 # ------------------------------------------------------------------------------ modules
 
 
+# What a corrupt table can raise from the readers (as inspect catches for runtime needs).
+_MALFORMED = (ELFError, ValueError, OverflowError, IndexError, struct.error)
+
+
 def _modules(report: BinaryReport, warnings: list[str]) -> tuple[EmbeddedModule, ...]:
+    try:
+        return _embedded(report, warnings)
+    except _MALFORMED as exc:
+        warnings.append(f"{report.path}: embedded modules not listed, malformed data: {exc}")
+    except Exception as exc:  # the last resort, as in inspect._analyse
+        problem = internal_problem(report.path, exc)
+        warnings.append(f"{problem.path}: embedded modules not listed, {problem.message}")
+    return ()
+
+
+def _embedded(report: BinaryReport, warnings: list[str]) -> tuple[EmbeddedModule, ...]:
     try:
         buildinfo = read_go_buildinfo(report.elf)
     except ELFError as exc:

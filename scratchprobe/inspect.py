@@ -22,6 +22,7 @@ from scratchprobe.elf.classify import (
     static_libc,
 )
 from scratchprobe.elf.constants import ElfType
+from scratchprobe.elf.image import SCAN_BUDGET, skipped_bytes
 from scratchprobe.elf.reader import ElfFile
 from scratchprobe.errors import ELFError
 from scratchprobe.loader.closure import Closure, ElfCache, Resolver
@@ -261,23 +262,50 @@ def _analyse(
     evidence = EvidenceCache()
     reports: list[BinaryReport | None] = []
     problems: list[InputProblem] = []
+    warnings: list[str] = []
     for candidate in candidates:
-        report = _inspect_one(candidate, cache, resolver, problems)
-        if report is not None and options.runtime_needs:
-            try:
-                report = _with_needs(report, options, context, evidence)
-            except (ELFError, ValueError, OverflowError, IndexError, struct.error) as exc:
-                # The loader's tables were fine but the rest (Go tables, notes, string
-                # sections) is corrupt: keep the closure, and say what was not analysed.
-                problems.append(
-                    InputProblem(
-                        candidate.label, f"malformed data: {exc} (runtime files not analysed)"
+        try:
+            report = _inspect_one(candidate, cache, resolver, problems)
+            if report is not None and options.runtime_needs:
+                try:
+                    report = _with_needs(report, options, context, evidence)
+                    skipped = skipped_bytes(report.elf)
+                    if skipped:
+                        warnings.append(
+                            f"{candidate.label}: {skipped} bytes of its mapped data not searched "
+                            f"for runtime markers (a scan stops after {SCAN_BUDGET >> 20} MiB)"
+                        )
+                except (ELFError, ValueError, OverflowError, IndexError, struct.error) as exc:
+                    # The loader's tables were fine but the rest (Go tables, notes, string
+                    # sections) is corrupt: keep the closure, and say what was not analysed.
+                    problems.append(
+                        InputProblem(
+                            candidate.label, f"malformed data: {exc} (runtime files not analysed)"
+                        )
                     )
-                )
+        except Exception as exc:  # the last resort: see internal_problem
+            problems.append(internal_problem(candidate.label, exc))
+            report = None
         reports.append(report)
         if progress is not None:
             progress(len(reports), len(candidates))
-    return _Analysed(tuple(reports), tuple(problems), tuple(resolver.root_warnings))
+    return _Analysed(tuple(reports), tuple(problems), tuple(resolver.root_warnings + warnings))
+
+
+DEBUG_INTERNAL_ENV = "SCRATCHPROBE_DEBUG_INTERNAL"
+"""Set to 1, an unexpected exception is raised with its traceback instead of reported (the
+test suite sets it, so any input that reaches the last-resort handler fails a test)."""
+
+
+def internal_problem(label: str, exc: Exception) -> InputProblem:
+    """The last resort for one input: a bug met on it (RecursionError, MemoryError, ...)
+    becomes one `internal error` line for that input, and every other input is still
+    reported. Every cause found so far is fixed where it arises; this only keeps an unknown
+    one from losing the whole batch's report."""
+    if os.environ.get(DEBUG_INTERNAL_ENV) == "1":
+        raise exc
+    text = " ".join(str(exc).split())[:200] or "no message"
+    return InputProblem(label, f"internal error: {type(exc).__name__}: {text}")
 
 
 def _analyse_chunk(args: tuple[list[Candidate], InspectOptions]) -> _Analysed:

@@ -19,6 +19,84 @@ from scratchprobe.errors import RootError
 # Linux gives up after 40 links in one lookup (MAXSYMLINKS); so do we.
 MAX_SYMLINKS = 40
 
+# What a configuration file inside a root may weigh: ld.so.cache on a full distribution is
+# ~100 KiB, /etc/passwd a few KiB. A bigger file is refused, not read into memory.
+MAX_CONFIG_FILE = 64 << 20
+
+
+class NotRegularFileError(OSError):
+    """A FIFO, socket, device or directory where a regular file was expected. Opening a
+    FIFO for reading blocks until a writer appears (fifo(7)), so it is never read."""
+
+    def __init__(self, path: str, mode: int) -> None:
+        super().__init__(errno.EINVAL, f"not a regular file ({file_kind(mode)})", path)
+
+
+def file_kind(mode: int) -> str:
+    """A word for the type of `mode` (stat(2) S_IFMT)."""
+    for test, word in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISLNK, "a symbolic link"),
+    ):
+        if test(mode):
+            return word
+    return "a regular file" if stat.S_ISREG(mode) else "an unknown file type"
+
+
+def open_regular(host_path: str, devices: bool = False) -> int:
+    """A read-only descriptor of `host_path`, which must be a regular file (or, with
+    `devices`, a character device such as /dev/null, read without blocking).
+
+    O_NONBLOCK makes open(2) of a FIFO return at once instead of waiting for a writer, and
+    O_NOCTTY keeps a terminal device from becoming our controlling terminal; the type is then
+    checked with fstat on the descriptor itself, so nothing can swap the file in between.
+    Raises OSError (NotRegularFileError for a FIFO, device, socket or directory).
+    """
+    if "\0" in host_path:
+        raise FileNotFoundError(errno.ENOENT, "no such file (a NUL in the path)", host_path)
+    fd = os.open(host_path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if devices and stat.S_ISCHR(mode):
+            # Left non-blocking: a terminal with nothing typed is EAGAIN, not a wait.
+            return fd
+        if not stat.S_ISREG(mode):
+            raise NotRegularFileError(host_path, mode)
+        # Regular files ignore O_NONBLOCK for reads (open(2)); clear it anyway so later
+        # reads behave the same on every filesystem.
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular(host_path: str, limit: int = MAX_CONFIG_FILE, devices: bool = False) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes; OSError otherwise. With
+    `devices`, a character device is read too, up to the same limit (/dev/zero never ends)."""
+    fd = open_regular(host_path, devices)
+    try:
+        size = os.fstat(fd).st_size
+        if size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit >> 20} MiB, not read", host_path)
+        chunks = []
+        total = 0
+        while total <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit >> 20} MiB, not read", host_path)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
 
 class PathLoopError(OSError):
     """Too many levels of symbolic links inside the root."""
@@ -58,6 +136,7 @@ class Root:
         self.is_host = real == "/"
         self._resolve = lru_cache(maxsize=65536)(self._resolve_uncached)
         self._listdir = lru_cache(maxsize=4096)(self._listdir_uncached)
+        self._entries = lru_cache(maxsize=65536)(self._entries_uncached)
 
     def host_path(self, path: str) -> str:
         """Host path of an in-root absolute path, without following anything."""
@@ -77,6 +156,10 @@ class Root:
 
     def resolve(self, path: str) -> Resolved:
         """Follow symlinks inside the root. Raises FileNotFoundError or PathLoopError."""
+        if "\0" in path:
+            # A path the kernel takes as a C string: no file is named with a NUL in it
+            # (path_resolution(7)); a crafted ld.so.conf or search path may hold one.
+            raise FileNotFoundError(errno.ENOENT, "no such file (a NUL in the path)", path)
         return self._resolve(normalize(path))
 
     def exists(self, path: str) -> bool:
@@ -86,9 +169,46 @@ class Root:
             return False
         return True
 
+    def read_file(self, path: str, limit: int = MAX_CONFIG_FILE) -> bytes:
+        """The bytes of the regular file at in-root `path` (symlinks followed inside the
+        root). Raises OSError when it is absent, not a regular file, or over `limit`."""
+        return read_regular(self.resolve(path).host_path, limit)
+
+    def read_text(self, path: str, limit: int = MAX_CONFIG_FILE) -> str:
+        """`read_file` decoded as UTF-8, undecodable bytes replaced (config files)."""
+        return self.read_file(path, limit).decode("utf-8", "replace")
+
     def listdir(self, path: str) -> frozenset[str]:
         """Names in an in-root directory (empty when it does not exist); cached per run."""
         return self._listdir(normalize(path))
+
+    def may_exist(self, path: str) -> bool:
+        """False only when `path` certainly does not exist: its directory is missing, or
+        its listing lacks the name. One cached listing per directory answers every name
+        a search tries there (a crafted RUNPATH of 20,000 directories times 50 names)."""
+        if "\0" in path:
+            return False
+        directory, name = posixpath.split(normalize(path))
+        if name in ("", ".", ".."):
+            return True
+        entries = self._entries(directory)
+        return entries is None or name in entries
+
+    def _entries_uncached(self, directory: str) -> frozenset[str] | None:
+        """Names in `directory`; empty when it does not exist; None when unknown (a
+        directory that cannot be listed may still let a known name be opened)."""
+        try:
+            resolved = self.resolve(directory)
+        except (FileNotFoundError, NotADirectoryError):
+            return frozenset()
+        except OSError:
+            return None
+        if not resolved.is_dir:
+            return frozenset()
+        try:
+            return frozenset(os.listdir(resolved.host_path))
+        except OSError:
+            return None
 
     def _listdir_uncached(self, path: str) -> frozenset[str]:
         try:

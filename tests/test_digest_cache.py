@@ -18,7 +18,7 @@ def test_hard_links_are_read_once_and_distinct_files_are_not_confused(tmp_path: 
     other = tmp_path / "b"
     other.write_bytes(b"two" * 1000)  # same size, other bytes
     os.utime(other, ns=(first.stat().st_atime_ns, first.stat().st_mtime_ns))
-    cache: dict[str, tuple[str, int]] = {}
+    cache: dict[str, tuple[str | None, int]] = {}
     answers = {p: _digest(str(p), cache) for p in (first, linked, other)}
     for path, (sha, size) in answers.items():
         assert (sha, size) == (hashlib.sha256(path.read_bytes()).hexdigest(), 3000), path

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 
 from scratchprobe.check.rules import FOREIGN_ARCH, RULES_BY_CODE, Rule, Severity
 from scratchprobe.errors import UsageError
+from scratchprobe.root import read_regular
 
 POLICY_FILE = "scratchprobe.toml"
 PYPROJECT = "pyproject.toml"
@@ -235,16 +236,26 @@ def _severity_table(value: object, where: str) -> tuple[tuple[str, Severity], ..
     return tuple(out)
 
 
+# A policy is a few dozen lines; a FIFO or a multi-GB file given as --policy is refused.
+_MAX_POLICY_SIZE = 1 << 20
+
+
 def _read_toml(path: str) -> dict[str, object]:
     try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
+        # Never a FIFO (opening one for reading blocks until a writer comes); a character
+        # device is read without blocking, so `--policy /dev/null` stays an empty policy.
+        data = read_regular(path, _MAX_POLICY_SIZE, devices=True)
+        return tomllib.loads(data.decode("utf-8"))
     except OSError as exc:
         raise UsageError(f"{path}: cannot read the policy: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: invalid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise UsageError(f"{path}: invalid TOML: not UTF-8 text") from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively; a policy has two
+        # levels, a crafted file thousands.
+        raise UsageError(f"{path}: invalid TOML: nested too deeply") from None
 
 
 def _tool_table(document: dict[str, object], path: str) -> dict[str, object] | None:

@@ -9,10 +9,10 @@ when they are stripped, through DT_SYMTAB with its size taken from DT_HASH / DT_
 
 from __future__ import annotations
 
-import mmap
 import struct
 
 from scratchprobe.elf.constants import ElfClass
+from scratchprobe.elf.image import FileImage, file_image
 from scratchprobe.elf.reader import ElfFile, vaddr_to_offset
 from scratchprobe.errors import ELFError
 
@@ -21,6 +21,7 @@ _DT_HASH = 4
 _DT_SYMTAB = 6
 _DT_GNU_HASH = 0x6FFFFEF5
 _MAX_SYMBOLS = 1 << 20
+_MAX_STRTAB = 64 << 20  # as the reader's bound on DT_STRSZ
 
 
 def imported_symbols(elf: ElfFile) -> frozenset[str]:
@@ -28,36 +29,52 @@ def imported_symbols(elf: ElfFile) -> frozenset[str]:
     if not elf.has_dynamic:
         return frozenset()
     try:
-        with (
-            open(elf.path, "rb") as handle,
-            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data,
-        ):
+        with file_image(elf) as data:
             return _imports(elf, data)
-    except OSError as exc:
-        raise ELFError(f"cannot read the dynamic symbols: {exc.strerror}") from None
+    except ELFError as exc:
+        if "outside the file" not in str(exc):
+            raise
+        raise ELFError("the dynamic symbol table is truncated") from None
     except (struct.error, ValueError):
         raise ELFError("the dynamic symbol table is truncated") from None
 
 
-def _imports(elf: ElfFile, data: mmap.mmap) -> frozenset[str]:
+class _Unpacker:
+    """struct.unpack_from over the file's image, so every read is bounded and cannot fault."""
+
+    def __init__(self, image: FileImage) -> None:
+        self.image = image
+
+    def __len__(self) -> int:
+        return self.image.size
+
+    def unpack(self, fmt: str, offset: int) -> tuple[int, ...]:
+        raw = self.image.read(offset, struct.calcsize(fmt), "the dynamic symbol table")
+        return struct.unpack(fmt, raw)
+
+
+def _imports(elf: ElfFile, image: FileImage) -> frozenset[str]:
     is64 = elf.arch.elf_class is ElfClass.ELF64
     e = elf.arch.byte_order.struct_prefix
     entsize = 24 if is64 else 16
+    data = _Unpacker(image)
     table = _locate(elf, data, e, entsize)
     if table is None:
         return frozenset()
     sym_offset, count, str_offset, str_size = table
-    strtab = data[str_offset : str_offset + str_size]
+    strtab = image[str_offset : str_offset + min(str_size, _MAX_STRTAB)]
+    # One read of the whole table (at most _MAX_SYMBOLS entries), then unpack from memory.
+    symbols = image.read(sym_offset, count * entsize, "the dynamic symbol table")
     out = set()
     # Elf64_Sym: name(I) info(B) other(B) shndx(H) value(Q) size(Q);
     # Elf32_Sym: name(I) value(I) size(I) info(B) other(B) shndx(H).
     name_at, shndx_at = (0, 6) if is64 else (0, 14)
     for index in range(1, count):
-        base = sym_offset + index * entsize
-        (shndx,) = struct.unpack_from(e + "H", data, base + shndx_at)
+        base = index * entsize
+        (shndx,) = struct.unpack_from(e + "H", symbols, base + shndx_at)
         if shndx != 0:
             continue
-        (name,) = struct.unpack_from(e + "I", data, base + name_at)
+        (name,) = struct.unpack_from(e + "I", symbols, base + name_at)
         end = strtab.find(b"\0", name)
         if name and end > name:
             out.add(strtab[name:end].decode("utf-8", "replace"))
@@ -65,7 +82,7 @@ def _imports(elf: ElfFile, data: mmap.mmap) -> frozenset[str]:
 
 
 def _locate(
-    elf: ElfFile, data: mmap.mmap, e: str, entsize: int
+    elf: ElfFile, data: _Unpacker, e: str, entsize: int
 ) -> tuple[int, int, int, int] | None:
     for section in elf.sections:
         if section.type == _SHT_DYNSYM and section.size:
@@ -79,7 +96,7 @@ def _locate(
     return _locate_from_dynamic(elf, data, e, entsize)
 
 
-def _dynstr(elf: ElfFile, data: mmap.mmap) -> tuple[int, int] | None:
+def _dynstr(elf: ElfFile, data: _Unpacker) -> tuple[int, int] | None:
     """Offset and size of .dynstr, the string table .dynsym names point into."""
     names = [s for s in elf.sections if s.name == ".dynstr"]
     if not names:
@@ -91,7 +108,7 @@ def _dynstr(elf: ElfFile, data: mmap.mmap) -> tuple[int, int] | None:
 
 
 def _locate_from_dynamic(
-    elf: ElfFile, data: mmap.mmap, e: str, entsize: int
+    elf: ElfFile, data: _Unpacker, e: str, entsize: int
 ) -> tuple[int, int, int, int] | None:
     tags = dict(elf.dynamic_entries)
     if _DT_SYMTAB not in tags or 5 not in tags:
@@ -104,29 +121,31 @@ def _locate_from_dynamic(
     if _DT_HASH in tags:
         hash_at = vaddr_to_offset(elf.segments, tags[_DT_HASH], 8)
         if hash_at is not None:
-            count = int(struct.unpack_from(e + "II", data, hash_at)[1])
+            count = int(data.unpack(e + "II", hash_at)[1])
     elif _DT_GNU_HASH in tags:
         count = _gnu_hash_count(elf, data, e, tags[_DT_GNU_HASH])
     count = min(count, _MAX_SYMBOLS, (len(data) - sym) // entsize)
     return sym, count, strtab, tags.get(10, 0)
 
 
-def _gnu_hash_count(elf: ElfFile, data: mmap.mmap, e: str, vaddr: int) -> int:
+def _gnu_hash_count(elf: ElfFile, data: _Unpacker, e: str, vaddr: int) -> int:
     """Symbol count from DT_GNU_HASH: the highest bucket start, then walk its chain."""
     at = vaddr_to_offset(elf.segments, vaddr, 16)
     if at is None:
         return 0
-    nbuckets, symoffset, bloom_size, _shift = struct.unpack_from(e + "IIII", data, at)
+    nbuckets, symoffset, bloom_size, _shift = data.unpack(e + "IIII", at)
+    if nbuckets > _MAX_SYMBOLS or bloom_size > _MAX_SYMBOLS:
+        return 0  # no real table has more buckets than symbols
     word = 8 if elf.arch.elf_class is ElfClass.ELF64 else 4
     buckets_at = at + 16 + bloom_size * word
-    buckets = struct.unpack_from(f"{e}{nbuckets}I", data, buckets_at)
+    buckets = data.unpack(f"{e}{nbuckets}I", buckets_at)
     last = max(buckets, default=0)
     if last < symoffset:
         return int(symoffset)
     chain_at = buckets_at + nbuckets * 4
     index = last
     while index - symoffset < _MAX_SYMBOLS:
-        (value,) = struct.unpack_from(e + "I", data, chain_at + (index - symoffset) * 4)
+        (value,) = data.unpack(e + "I", chain_at + (index - symoffset) * 4)
         index += 1
         if value & 1:
             break

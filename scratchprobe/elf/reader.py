@@ -36,6 +36,13 @@ _MAX_DYNAMIC_ENTRIES = 1 << 16
 _MAX_VERSION_ENTRIES = 1 << 14
 _MAX_STRTAB = 64 << 20
 _MAX_SECTIONS = 1 << 16
+# PATH_MAX (linux/limits.h): the longest path open(2) accepts, so the longest interpreter
+# the kernel can start (fs/binfmt_elf.c refuses a PT_INTERP over PATH_MAX) and the longest
+# name or search path the loader can use. A string past it is reported, never copied.
+PATH_MAX = 4096
+# A search path (DT_RPATH, DT_RUNPATH) is a list of directories, each under PATH_MAX; glibc
+# sets no limit on the list (Nix store paths make long ones), so the bound is generous.
+_MAX_SEARCH_PATH = 1 << 20
 
 # (index into the dynamic string table, what it is for error messages) -> the string.
 _StringLookup = Callable[[int, str], str]
@@ -235,6 +242,8 @@ def _parse(path: str, src: _Source) -> ElfFile:
     interpreter = None
     for seg in segments:
         if seg.type == SegmentType.INTERP:
+            if seg.filesz > PATH_MAX:
+                raise ELFError(f"PT_INTERP is {seg.filesz} bytes, longer than PATH_MAX")
             raw = src.read(seg.offset, seg.filesz, "PT_INTERP")
             end = raw.find(b"\0")
             if end < 0:
@@ -266,15 +275,26 @@ def _parse(path: str, src: _Source) -> ElfFile:
                 raise ELFError("the dynamic string table (DT_STRTAB) is not mapped by any PT_LOAD")
             strtab = src.read(offset, strsz, "dynamic string table")
 
-        def string(index: int, what: str) -> str:
+        # Decoded once per offset: names are shared (a soname is also a version need's
+        # file), and a crafted table points thousands of entries at one string.
+        decoded: dict[int, str] = {}
+
+        def string(index: int, what: str, limit: int = PATH_MAX) -> str:
+            found = decoded.get(index)
+            if found is not None and len(found) <= limit:
+                return found
             if not strtab:
                 raise ELFError(f"{what} present but DT_STRTAB is missing")
             if index >= len(strtab):
                 raise ELFError(f"{what} points past the dynamic string table")
-            end = strtab.find(b"\0", index)
+            end = strtab.find(b"\0", index, index + limit + 1)
             if end < 0:
+                if len(strtab) - index > limit:
+                    raise ELFError(f"{what} is longer than {limit} bytes")
                 raise ELFError(f"{what} is not NUL-terminated")
-            return strtab[index:end].decode("utf-8", "surrogateescape")
+            found = strtab[index:end].decode("utf-8", "surrogateescape")
+            decoded[index] = found
+            return found
 
         for tag, value in entries:
             if tag == DynamicTag.NEEDED:
@@ -282,9 +302,9 @@ def _parse(path: str, src: _Source) -> ElfFile:
             elif tag == DynamicTag.SONAME and soname is None:
                 soname = string(value, "DT_SONAME")
             elif tag == DynamicTag.RPATH and rpath is None:
-                rpath = string(value, "DT_RPATH")
+                rpath = string(value, "DT_RPATH", _MAX_SEARCH_PATH)
             elif tag == DynamicTag.RUNPATH and runpath is None:
-                runpath = string(value, "DT_RUNPATH")
+                runpath = string(value, "DT_RUNPATH", _MAX_SEARCH_PATH)
             elif tag == DynamicTag.FLAGS_1:
                 flags_1 |= value
         if DynamicTag.VERNEED in tags and strtab:

@@ -13,12 +13,11 @@ against (`tests/test_symtab_vs_pyelftools.py`).
 from __future__ import annotations
 
 import itertools
-import mmap
-import os
 import struct
 from dataclasses import dataclass
 
 from scratchprobe.elf.constants import ElfClass
+from scratchprobe.elf.image import FileImage
 from scratchprobe.elf.reader import ElfFile
 from scratchprobe.errors import ELFError
 
@@ -61,20 +60,32 @@ def read_symbols(elf: ElfFile) -> Symbols:
     (`getpwnam@GLIBC_2.2.5` in `.symtab`) cut off. A name without a NUL before the end of
     the file reads as empty and is skipped, like the null symbol at index 0."""
     try:
-        with open(elf.path, "rb") as handle:
-            if os.fstat(handle.fileno()).st_size == 0:
-                raise ELFError("cannot read the symbol tables: the file is empty")
-            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                return _symbols(elf, data)
+        # Read by pread through a bounded image (elf/image.py), never mapped: a mapped file
+        # that shrinks while it is read kills the process with SIGBUS.
+        data = FileImage(elf.path, ())
+    except OSError as exc:
+        raise ELFError(f"cannot read the symbol tables: {exc.strerror or exc}") from None
+    try:
+        if len(data) == 0:
+            raise ELFError("cannot read the symbol tables: the file is empty")
+        return _symbols(elf, data)
     except OSError as exc:
         raise ELFError(f"cannot read the symbol tables: {exc.strerror or exc}") from None
     except (struct.error, ValueError) as exc:
         if isinstance(exc, ELFError):
             raise
         raise ELFError(f"cannot read the symbol tables: {exc}") from None
+    finally:
+        data.close()
 
 
-def _symbols(elf: ElfFile, data: mmap.mmap) -> Symbols:
+def _unpack(layout: struct.Struct, data: FileImage, offset: int) -> tuple[int, ...]:
+    """`layout.unpack_from` over the image; ELFError when the record is not all in the file."""
+    values: tuple[int, ...] = layout.unpack(data.read(offset, layout.size, "a symbol table record"))
+    return values
+
+
+def _symbols(elf: ElfFile, data: FileImage) -> Symbols:
     is64 = elf.arch.elf_class is ElfClass.ELF64
     e = elf.arch.byte_order.struct_prefix
     imported: set[str] = set()
@@ -88,14 +99,14 @@ def _symbols(elf: ElfFile, data: mmap.mmap) -> Symbols:
         if table.entsize == entry.size:
             rows = list(entry.iter_unpack(data[table.offset : table.offset + table.size]))
         else:
-            rows = [entry.unpack_from(data, table.offset + i * table.entsize) for i in range(count)]
+            rows = [_unpack(entry, data, table.offset + i * table.entsize) for i in range(count)]
         defined |= _names(data, table, {n for n, shndx in rows if shndx != _SHN_UNDEF})
         if dynamic:
             imported |= _names(data, table, {n for n, shndx in rows if shndx == _SHN_UNDEF})
     return Symbols(frozenset(imported), frozenset(defined))
 
 
-def _names(data: mmap.mmap, table: _Table, offsets: set[int]) -> set[str]:
+def _names(data: FileImage, table: _Table, offsets: set[int]) -> set[str]:
     """The names at `offsets` of the table's string table, version suffix cut.
 
     The usual string table is ASCII (mangled C++ and Rust names, Go's package paths): it is
@@ -128,7 +139,7 @@ def _names(data: mmap.mmap, table: _Table, offsets: set[int]) -> set[str]:
     return found
 
 
-def _tables(elf: ElfFile, data: mmap.mmap, e: str, is64: bool) -> list[_Table]:
+def _tables(elf: ElfFile, data: FileImage, e: str, is64: bool) -> list[_Table]:
     """The symbol table sections in header order, each with its linked string table.
 
     The section headers are read again here for `sh_link` and `sh_entsize`, which the
@@ -137,7 +148,7 @@ def _tables(elf: ElfFile, data: mmap.mmap, e: str, is64: bool) -> list[_Table]:
     header = struct.Struct(e + ("40xQ10xHHH" if is64 else "32xI10xHHH"))
     if len(data) < header.size:
         raise ELFError("cannot read the symbol tables: truncated ELF header")
-    shoff, shentsize, shnum, _shstrndx = header.unpack_from(data, 0)
+    shoff, shentsize, shnum, _shstrndx = _unpack(header, data, 0)
     if shoff == 0:
         return []
     # sh_name sh_type sh_flags sh_addr sh_offset sh_size sh_link sh_info sh_addralign
@@ -146,10 +157,10 @@ def _tables(elf: ElfFile, data: mmap.mmap, e: str, is64: bool) -> list[_Table]:
     if shentsize < fields.size or shoff + fields.size > len(data):
         raise ELFError("cannot read the symbol tables: bad section header table")
     if shnum == 0:
-        shnum = fields.unpack_from(data, shoff)[5]
+        shnum = _unpack(fields, data, shoff)[5]
     if shnum > _MAX_SECTIONS or shoff + shnum * shentsize > len(data):
         raise ELFError("cannot read the symbol tables: section headers past the end")
-    raw = [fields.unpack_from(data, shoff + i * shentsize) for i in range(shnum)]
+    raw = [_unpack(fields, data, shoff + i * shentsize) for i in range(shnum)]
     if len(elf.sections) != shnum:
         raise ELFError("cannot read the symbol tables: section headers changed")
     tables = []

@@ -1,4 +1,4 @@
-"""Which known literals an ELF file's data holds, by a memory-map search.
+"""Which known literals an ELF file's data holds, by a search of its image (elf/image.py).
 
 A literal search runs near memory speed where a regex alternation of many words runs ten
 times slower (DESIGN.md); literals are grouped by their first five bytes ("/etc/",
@@ -7,9 +7,9 @@ times slower (DESIGN.md); literals are grouped by their first five bytes ("/etc/
 
 from __future__ import annotations
 
-import mmap
-
+from scratchprobe.elf.image import FileImage, file_image, mapped_ranges
 from scratchprobe.elf.reader import ElfFile
+from scratchprobe.errors import ELFError
 
 _SHT_NOBITS = 8
 
@@ -24,7 +24,7 @@ def section_ranges(elf: ElfFile, names: tuple[str, ...]) -> list[tuple[int, int]
 
 
 def find_literals(
-    view: mmap.mmap, ranges: list[tuple[int, int]], literals: tuple[bytes, ...]
+    view: FileImage, ranges: list[tuple[int, int]], literals: tuple[bytes, ...]
 ) -> set[bytes]:
     """Which literals occur inside `ranges` of `view`."""
     groups: dict[bytes, list[bytes]] = {}
@@ -43,15 +43,12 @@ def find_literals(
 
 
 def literals_in(elf: ElfFile, sections: tuple[str, ...], literals: tuple[bytes, ...]) -> set[bytes]:
-    """Which literals the named sections hold (the whole file when sections are stripped)."""
+    """Which literals the named sections hold (what PT_LOAD maps when sections are stripped)."""
     if elf.size == 0:
         return set()
     try:
-        with (
-            open(elf.path, "rb") as handle,
-            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view,
-        ):
-            ranges = section_ranges(elf, sections) or [(0, len(view))]
+        with file_image(elf) as view:
+            ranges = section_ranges(elf, sections) or mapped_ranges(elf)
             return find_literals(view, ranges, literals)
-    except (OSError, ValueError):
+    except ELFError:
         return set()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import posixpath
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -40,8 +41,8 @@ from scratchprobe.loader.platform import (
     platform_facts,
     upstream_default_dirs,
 )
-from scratchprobe.loader.systemdirs import system_dirs_from_loader
-from scratchprobe.root import Root
+from scratchprobe.loader.systemdirs import read_loader_data, system_dirs_from_loader
+from scratchprobe.root import NotRegularFileError, Root
 
 
 class FoundVia(Enum):
@@ -181,9 +182,9 @@ class Resolver:
         if isinstance(self._ld_cache, str):
             self._ld_cache = None
             try:
-                resolved = self.root.resolve("/etc/ld.so.cache")
-                with open(resolved.host_path, "rb") as handle:
-                    self._ld_cache = parse_ld_cache(handle.read())
+                self._ld_cache = parse_ld_cache(self.root.read_file("/etc/ld.so.cache"))
+            except NotRegularFileError as exc:
+                self.root_warnings.append(f"/etc/ld.so.cache ignored: {exc.strerror}")
             except OSError:
                 pass
             except LdCacheError as exc:
@@ -209,8 +210,7 @@ class Resolver:
     ) -> tuple[tuple[str, ...], str]:
         if interpreter_real is not None:
             try:
-                with open(self.root.host_path(interpreter_real), "rb") as handle:
-                    data = handle.read(16 << 20)
+                data = read_loader_data(self.root.host_path(interpreter_real))
                 dirs = system_dirs_from_loader(data, arch.elf_class, arch.byte_order)
                 if dirs:
                     return dirs, f"read from {interpreter_real}"
@@ -234,10 +234,7 @@ class Resolver:
             conf = f"{prefix}/etc/ld-musl-{arch}.path"
             result: tuple[tuple[str, ...], str] | None = None
             try:
-                with open(
-                    self.root.resolve(conf).host_path, encoding="utf-8", errors="replace"
-                ) as f:
-                    text = f.read()
+                text = self.root.read_text(conf)
                 dirs = tuple(d for d in text.replace("\n", ":").split(":") if d)
                 result = (dirs, conf)
             except OSError:
@@ -255,6 +252,8 @@ class Resolver:
 
     def open_candidate(self, path: str, arch: Architecture) -> tuple[str, ElfFile] | None:
         """Open `path` as the loader would; None when absent or for another architecture."""
+        if not self.root.may_exist(path):
+            return None
         try:
             resolved = self.root.resolve(path)
         except OSError:
@@ -283,6 +282,11 @@ class _Walk:
         self.libc = libc_from_names(elf.interpreter, elf.needed)
         self.warnings: list[str] = []
         self.loaded: list[LoadedObject] = []
+        # Indexes of `loaded`, so each lookup is one dict access, not a scan: a crafted
+        # closure of thousands of objects must stay linear.
+        self.loaded_by_path: dict[str, LoadedObject] = {}
+        self.by_basename: dict[str, str] = {}
+        self._expanded: dict[tuple[str, str], list[str]] = {}
         self.by_name: dict[str, str] = {}
         self.by_real: dict[str, str] = {}
         self.deps: list[Dependency] = []
@@ -377,10 +381,10 @@ class _Walk:
             reserved = name.startswith("lib") and name[3:].startswith(_MUSL_RESERVED)
             if reserved and self.interpreter is not None:
                 return self.interpreter.path
-            # musl compares the short name of every loaded object.
-            for obj in self.loaded:
-                if posixpath.basename(obj.path) == name:
-                    return obj.path
+            # musl compares the short name of every loaded object (the first one wins).
+            found = self.by_basename.get(name)
+            if found is not None:
+                return found
         return self.by_name.get(name)
 
     def _record(
@@ -390,14 +394,16 @@ class _Walk:
         if existing is not None:
             # Same file under another name: glibc maps it once (_dl_file_id_match_p).
             self.by_name[name] = existing
-            for obj in self.loaded:
-                if obj.path == existing:
-                    return obj, False
+            loaded = self.loaded_by_path.get(existing)
+            if loaded is not None:
+                return loaded, False
             assert self.interpreter is not None
             return self.interpreter, False
         variants = self._hwcaps_variants(path, name, elf) if self.libc is not Libc.MUSL else ()
         obj = LoadedObject(name, elf.soname, path, real, via, node.obj_path, elf, variants)
         self.loaded.append(obj)
+        self.loaded_by_path.setdefault(path, obj)
+        self.by_basename.setdefault(posixpath.basename(path), path)
         self.by_real[real] = path
         self.by_name[name] = path
         if elf.soname:
@@ -413,9 +419,11 @@ class _Walk:
                 return None
             return self._record(name, node, posixpath.normpath(path), *opened, FoundVia.PATH)
         tried: list[str] = []
+        seen: set[str] = set()
         for directory, via in self._candidate_dirs(node):
-            if directory in tried:
+            if directory in seen:
                 continue
+            seen.add(directory)
             tried.append(directory)
             path = posixpath.join(directory, name)
             opened = self.r.open_candidate(path, self.arch)
@@ -427,40 +435,47 @@ class _Walk:
                 return found
             if self.r.ld_cache() is not None:
                 tried.append("/etc/ld.so.cache")
+                seen.add("/etc/ld.so.cache")
             if not node.elf.nodeflib:
-                tried += [d for d in self.system_dirs if d not in tried]
+                tried += [d for d in self.system_dirs if d not in seen]
         self.missing.append(MissingLibrary(name, node.obj_path, tuple(tried)))
         return None
 
-    def _candidate_dirs(self, node: _Node) -> list[tuple[str, FoundVia]]:
-        """Search directories in the loader's order, up to (not including) ld.so.cache."""
-        out: list[tuple[str, FoundVia]] = []
+    def _candidate_dirs(self, node: _Node) -> Iterator[tuple[str, FoundVia]]:
+        """Search directories in the loader's order, up to (not including) ld.so.cache.
+
+        Lazy: a name found in the first directory does not expand the RPATH of every
+        object up the loading chain (a crafted chain is 1000 objects deep).
+        """
         main_origin = posixpath.dirname(self.binary_path)
         if self.libc is Libc.MUSL:
-            out += [
-                (self._expand(d, main_origin), FoundVia.LIBRARY_PATH) for d in self.r.library_path
-            ]
+            for d in self.r.library_path:
+                yield self._expand(d, main_origin), FoundVia.LIBRARY_PATH
             chain: _Node | None = node
             while chain is not None:
                 search = chain.elf.runpath or chain.elf.rpath
                 if search:
-                    out += [(d, FoundVia.RUNPATH) for d in self._split(search, chain.origin)]
+                    for d in self._split(search, chain.origin):
+                        yield d, FoundVia.RUNPATH
                 chain = chain.loader
             dirs, source = self._musl_dirs()
             via = FoundVia.SYSTEM_DIRS if source.startswith("musl's") else FoundVia.MUSL_PATH_FILE
-            out += [(d, via) for d in dirs]
-            return out
+            for d in dirs:
+                yield d, via
+            return
         if node.elf.runpath is None:
             chain = node
             while chain is not None:
                 rpath = chain.elf.effective_rpath
                 if rpath:
-                    out += [(d, FoundVia.RPATH) for d in self._split(rpath, chain.origin)]
+                    for d in self._split(rpath, chain.origin):
+                        yield d, FoundVia.RPATH
                 chain = chain.loader
-        out += [(self._expand(d, main_origin), FoundVia.LIBRARY_PATH) for d in self.r.library_path]
+        for d in self.r.library_path:
+            yield self._expand(d, main_origin), FoundVia.LIBRARY_PATH
         if node.elf.runpath:
-            out += [(d, FoundVia.RUNPATH) for d in self._split(node.elf.runpath, node.origin)]
-        return out
+            for d in self._split(node.elf.runpath, node.origin):
+                yield d, FoundVia.RUNPATH
 
     def _from_cache(self, name: str, node: _Node) -> tuple[LoadedObject, bool] | None:
         nodeflib = node.elf.nodeflib
@@ -505,7 +520,14 @@ class _Walk:
         return tuple(out)
 
     def _split(self, search: str, origin: str) -> list[str]:
-        return [self._expand(d, origin) for d in search.split(":") if d]
+        # Expanded once per (path list, origin): every object loaded below an RPATH
+        # searches it again.
+        key = (search, origin)
+        found = self._expanded.get(key)
+        if found is None:
+            found = [self._expand(d, origin) for d in search.split(":") if d]
+            self._expanded[key] = found
+        return found
 
     def _expand(self, directory: str, origin: str) -> str:
         """Dynamic string tokens (dl-load.c _dl_dst_substitute; musl expands only $ORIGIN)."""

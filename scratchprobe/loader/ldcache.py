@@ -78,13 +78,35 @@ def parse_ld_cache(data: bytes) -> LdCache:
     raise LdCacheError("not an ld.so.cache file (unknown magic)")
 
 
-def _string(data: bytes, offset: int) -> str:
-    if not 0 <= offset < len(data):
-        raise LdCacheError("string offset outside the cache")
-    end = data.find(b"\0", offset)
-    if end < 0:
-        raise LdCacheError("unterminated string in the cache")
-    return data[offset:end].decode("utf-8", "surrogateescape")
+# A cache entry names a soname and an absolute path; neither can be longer than PATH_MAX
+# (4096, linux/limits.h) for the loader to open it.
+_MAX_STRING = 4096
+
+
+class _Strings:
+    """The cache's strings, decoded once per offset: ldconfig shares one string between
+    entries (a soname is often its own key), and a crafted cache can point 200,000 entries
+    at one long string. Each search for the NUL stops after PATH_MAX bytes."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.decoded: dict[int, str] = {}
+
+    def __call__(self, offset: int) -> str:
+        found = self.decoded.get(offset)
+        if found is not None:
+            return found
+        data = self.data
+        if not 0 <= offset < len(data):
+            raise LdCacheError("string offset outside the cache")
+        end = data.find(b"\0", offset, offset + _MAX_STRING + 1)
+        if end < 0:
+            if len(data) - offset > _MAX_STRING:
+                raise LdCacheError(f"a string in the cache is longer than {_MAX_STRING} bytes")
+            raise LdCacheError("unterminated string in the cache")
+        found = data[offset:end].decode("utf-8", "surrogateescape")
+        self.decoded[offset] = found
+        return found
 
 
 def _parse_new(data: bytes, base: int) -> tuple[CacheEntry, ...]:
@@ -97,11 +119,12 @@ def _parse_new(data: bytes, base: int) -> tuple[CacheEntry, ...]:
     else:
         raise LdCacheError("cache entry table lies past the end of the file")
     out = []
+    string = _Strings(data)
     for index in range(nlibs):
         flags, key, value, _osv, hwcap = struct.unpack_from(
             order + "iIIIQ", data, base + _NEW_HEADER + index * _NEW_ENTRY
         )
-        out.append(CacheEntry(_string(data, base + key), _string(data, base + value), flags, hwcap))
+        out.append(CacheEntry(string(base + key), string(base + value), flags, hwcap))
     return tuple(out)
 
 
@@ -116,11 +139,10 @@ def _parse_old(data: bytes) -> tuple[tuple[CacheEntry, ...], int]:
         raise LdCacheError("cache entry table lies past the end of the file")
     strings = _OLD_HEADER + nlibs * _OLD_ENTRY
     out = []
+    string = _Strings(data)
     for index in range(nlibs):
         flags, key, value = struct.unpack_from(
             order + "iII", data, _OLD_HEADER + index * _OLD_ENTRY
         )
-        out.append(
-            CacheEntry(_string(data, strings + key), _string(data, strings + value), flags, 0)
-        )
+        out.append(CacheEntry(string(strings + key), string(strings + value), flags, 0))
     return tuple(out), strings

@@ -27,8 +27,7 @@ def _read(root: Root, path: str, out: list[str], depth: int, visited: set[str]) 
         return
     visited.add(path)
     try:
-        with open(root.resolve(path).host_path, encoding="utf-8", errors="replace") as handle:
-            lines = handle.read().splitlines()
+        lines = root.read_text(path).splitlines()
     except OSError:
         return
     for raw in lines:

@@ -18,11 +18,12 @@
 
 from __future__ import annotations
 
-import mmap
 import posixpath
 import re
 
+from scratchprobe.elf.image import FileImage, file_image
 from scratchprobe.elf.strings import section_ranges
+from scratchprobe.errors import ELFError
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import SELF_EXE, STRING_SECTIONS, Subject
 from scratchprobe.needs.golang import EXECUTABLE, go_view
@@ -132,7 +133,7 @@ def _self_location(subject: Subject) -> str | None:
 class _Literals:
     """Relative path literals of the program, searched in its read-only data."""
 
-    def __init__(self, view: mmap.mmap, ranges: list[tuple[int, int]]) -> None:
+    def __init__(self, view: FileImage, ranges: list[tuple[int, int]]) -> None:
         self.view = view
         self.ranges = ranges
 
@@ -179,7 +180,8 @@ class _Literals:
             while at >= 0 and hits < _MAX_HITS:
                 hits += 1
                 if self._starts_relative(at, start):
-                    match = _REST.match(self.view, at + len(needle), end)
+                    rest = at + len(needle)
+                    match = _REST.match(self.view[rest : min(end, rest + 4096)])
                     text = match.group(0).decode("ascii").strip("/") if match else ""
                     if text and ".." not in text.split("/") and text not in found:
                         found.append(text)
@@ -213,10 +215,8 @@ def _exe_relative(
     places.append((here, ""))
     needs: list[RuntimeNeed] = []
     try:
-        with (
-            open(subject.elf.path, "rb") as handle,
-            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view,
-        ):
+        # The file's shared pread-based image (elf/image.py): no mmap, so no SIGBUS.
+        with file_image(subject.elf) as view:
             ranges = section_ranges(subject.elf, STRING_SECTIONS) or [(0, len(view))]
             literals = _Literals(view, ranges)
             for base, tree in places:
@@ -259,7 +259,7 @@ def _exe_relative(
                 for directory, reason in named:
                     claimed.add(directory)
                     needs.append(_relative_need(subject, directory, located, (reason,)))
-    except (OSError, ValueError):
+    except (OSError, ValueError, ELFError):
         return needs
     if note and not needs and not system:
         needs.append(

@@ -1,6 +1,6 @@
 """Evidence the detectors read: imported symbols, known path strings, linked symbols.
 
-Strings are matched against a dictionary of known literals with `mmap.find` over the
+Strings are matched against a dictionary of known literals with `FileImage.find` over the
 read-only data only (DESIGN.md: a literal search runs near memory speed, a regex alternation
 of many words ten times slower). Go strings are not NUL-terminated, so nothing here ever
 reports a path it cut out of the bytes: only dictionary entries can be found, never
@@ -9,13 +9,13 @@ reports a path it cut out of the bytes: only dictionary entries can be found, ne
 
 from __future__ import annotations
 
-import mmap
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from scratchprobe.elf.classify import Libc, Linkage
 from scratchprobe.elf.dynsym import imported_symbols
+from scratchprobe.elf.image import FileImage, file_image, mapped_ranges
 from scratchprobe.elf.reader import ElfFile, parse_glibc_version
 from scratchprobe.elf.strings import find_literals, section_ranges
 from scratchprobe.errors import ELFError
@@ -216,12 +216,9 @@ def _scan(
     if elf.size == 0:
         return frozenset(), ()
     try:
-        with (
-            open(elf.path, "rb") as handle,
-            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view,
-        ):
+        with file_image(elf) as view:
             if not ranges:
-                ranges = [(0, len(view))]
+                ranges = mapped_ranges(elf)
             hits = find_literals(view, ranges, tuple(lit.encode() for lit in literals))
             found = {hit.decode() for hit in hits}
             marker = b'DIR: "'
@@ -244,7 +241,7 @@ def _scan(
     return frozenset(found), tuple(dirs)
 
 
-def _default_cert_file(view: mmap.mmap, ranges: list[tuple[int, int]]) -> str | None:
+def _default_cert_file(view: FileImage, ranges: list[tuple[int, int]]) -> str | None:
     """OpenSSL's X509_get_default_cert_file(), compiled in beside the name of the variable
     that overrides it (SSL_CERT_FILE). It is there whenever libcrypto's verify-path code is
     linked, also in a static program, where the OPENSSLDIR version string often is not."""

@@ -28,13 +28,13 @@ the closure of every program in it.
 
 from __future__ import annotations
 
-import mmap
 import os
 import posixpath
 import re
 import stat
 
 from scratchprobe.elf.constants import ElfType
+from scratchprobe.elf.image import FileImage
 from scratchprobe.elf.reader import read_elf
 from scratchprobe.elf.strings import section_ranges
 from scratchprobe.errors import ELFError
@@ -61,39 +61,44 @@ def _strings_with_prefixes(path: str, ranges: list[tuple[int, int]]) -> set[str]
     directory (a C string literal, never a piece cut out of a longer one)."""
     found: set[str] = set()
     try:
-        with (
-            open(path, "rb") as handle,
-            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view,
-        ):
-            for start, end in ranges or [(0, len(view))]:
-                for prefix in _PREFIXES:
-                    at = view.find(prefix, start, end)
-                    while at >= 0:
-                        stop = view.find(b"\0", at, min(end, at + 256))
-                        begins_string = at == start or view[at - 1] == 0
-                        if stop > at and begins_string:
-                            text = view[at:stop]
-                            if _PATH.match(text):
-                                found.add(text.decode("ascii"))
-                        at = view.find(prefix, at + 1, end)
-    except (OSError, ValueError):
+        # pread-based and bounded (elf/image.py): no mmap, so no SIGBUS on a shrinking file.
+        view = FileImage(path, ())
+    except OSError:
         return set()
+    try:
+        for start, end in ranges or [(0, len(view))]:
+            for prefix in _PREFIXES:
+                at = view.find(prefix, start, end)
+                while at >= 0:
+                    stop = view.find(b"\0", at, min(end, at + 256))
+                    begins_string = at == start or view[at - 1] == 0
+                    if stop > at and begins_string:
+                        text = view[at:stop]
+                        if _PATH.match(text):
+                            found.add(text.decode("ascii"))
+                    at = view.find(prefix, at + 1, end)
+    except (ELFError, ValueError):
+        return set()
+    finally:
+        view.close()
     return found
 
 
 def _has_exec_path_setting(path: str, ranges: list[tuple[int, int]]) -> bool:
     try:
-        with (
-            open(path, "rb") as handle,
-            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view,
-        ):
-            return any(
-                view.find(marker, start, end) >= 0
-                for marker in _EXEC_PATH_MARKERS
-                for start, end in ranges or [(0, len(view))]
-            )
-    except (OSError, ValueError):
+        view = FileImage(path, ())
+    except OSError:
         return False
+    try:
+        return any(
+            view.find(marker, start, end) >= 0
+            for marker in _EXEC_PATH_MARKERS
+            for start, end in ranges or [(0, len(view))]
+        )
+    except (ELFError, ValueError):
+        return False
+    finally:
+        view.close()
 
 
 def _is_program(host_path: str) -> bool:

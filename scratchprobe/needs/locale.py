@@ -19,11 +19,12 @@ musl's UTF-8 is built in (its C.UTF-8 needs no file): nothing is planned for mus
 
 from __future__ import annotations
 
-import mmap
 import posixpath
 import re
 
 from scratchprobe.elf.classify import Libc
+from scratchprobe.elf.image import FileImage
+from scratchprobe.errors import ELFError
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import Subject
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
@@ -81,17 +82,21 @@ def _compiled_localedir(subject: Subject, ctx: Context) -> str:
 
 def _read_localedir(libc: str) -> str:
     try:
-        with (
-            open(libc, "rb") as handle,
-            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view,
-        ):
-            at = view.find(b"/locale-archive\0")
-            if at < 0:
-                return DEFAULT_LOCALEDIR
-            start = view.rfind(b"\0", max(0, at - 256), at) + 1
-            path = view[start:at].decode("utf-8", "replace")
-    except (OSError, ValueError):
+        # Read through a bounded, pread-based image: a mapped file that shrinks while it is
+        # read would kill the process with SIGBUS (elf/image.py).
+        view = FileImage(libc, ())
+    except OSError:
         return DEFAULT_LOCALEDIR
+    try:
+        at = view.find(b"/locale-archive\0")
+        if at < 0:
+            return DEFAULT_LOCALEDIR
+        start = view.rfind(b"\0", max(0, at - 256), at) + 1
+        path = view[start:at].decode("utf-8", "replace")
+    except (ELFError, ValueError):
+        return DEFAULT_LOCALEDIR
+    finally:
+        view.close()
     return path if path.startswith("/") and ".." not in path.split("/") else DEFAULT_LOCALEDIR
 
 

@@ -13,13 +13,14 @@
 from __future__ import annotations
 
 import json
-import mmap
 import os
 import posixpath
 import re
 import struct
 
+from scratchprobe import boundedjson
 from scratchprobe.elf.classify import Libc
+from scratchprobe.elf.image import FileImage
 from scratchprobe.elf.reader import ElfFile, format_version, read_elf
 from scratchprobe.errors import ELFError
 from scratchprobe.needs.context import Context
@@ -143,15 +144,17 @@ def _compiled_gconv_dir(subject: Subject, ctx: Context) -> str | None:
     if libc is None:
         return None
     try:
-        with (
-            open(libc, "rb") as handle,
-            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view,
-        ):
+        # pread-based (elf/image.py): a libc that shrinks while it is read is an error,
+        # not a SIGBUS.
+        view = FileImage(libc, ())
+        try:
             at = view.find(b"/gconv-modules.cache\0")
             if at < 0:
                 return None
             start = view.rfind(b"\0", max(0, at - 256), at) + 1
             path = view[start:at].decode("utf-8", "replace")
+        finally:
+            view.close()
     except (OSError, ValueError):
         return None
     return path if path.startswith("/") else None
@@ -509,7 +512,7 @@ def dlopen_notes(elf: ElfFile) -> list[dict[str, object]]:
             owner = data[name_at : name_at + namesz].rstrip(b"\0")
             if owner == b"FDO" and ntype == _FDO_DLOPEN_TYPE:
                 try:
-                    entries = json.loads(data[desc_at : desc_at + descsz].rstrip(b"\0"))
+                    entries = boundedjson.loads(data[desc_at : desc_at + descsz].rstrip(b"\0"))
                 except ValueError:
                     entries = []
                 if isinstance(entries, list):

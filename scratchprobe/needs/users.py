@@ -19,6 +19,7 @@ from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import Subject
 from scratchprobe.needs.golang import USER_PURE, go_view
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
+from scratchprobe.root import NotRegularFileError
 
 _CERTAIN = (
     "getpwnam", "getpwnam_r", "getpwuid", "getpwuid_r", "getpwent", "getpwent_r", "getpw",
@@ -68,10 +69,10 @@ def generated_passwd_group(spec: str | None) -> tuple[str, str]:
 def _user_problem(ctx: Context, spec: str) -> str | None:
     name, uid, _g, _gid = parse_user(spec)
     try:
-        with open(
-            ctx.root.resolve("/etc/passwd").host_path, encoding="utf-8", errors="replace"
-        ) as f:
-            entries = [line.split(":") for line in f if ":" in line]
+        text = ctx.root.read_text("/etc/passwd")
+        entries = [line.split(":") for line in text.splitlines() if ":" in line]
+    except NotRegularFileError as exc:
+        return f"the root's /etc/passwd is {exc.strerror}, not read (use --generate-etc)"
     except OSError:
         return "the root has no /etc/passwd (drop --copy-etc to generate one)"
     if name is not None and not any(e[0] == name for e in entries):

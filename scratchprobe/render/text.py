@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 
 from rich.console import Console
 from rich.markup import escape as markup_escape
@@ -60,24 +61,29 @@ def _tree(report: BinaryReport, closure: Closure) -> Tree:
     tree = Tree(f"[bold]{escape(report.path)}[/bold]")
     shown: set[str] = {report.path}
 
-    def grow(node: Tree, needer: str) -> None:
-        # Each library is expanded once; later needs of it are listed on one line so the
-        # tree of a large program stays readable.
-        again: list[str] = []
-        for dep in children.get(needer, []):
-            if dep.path is None:
-                node.add(f"[red]{escape(dep.name)} => not found[/red]")
-                continue
-            if dep.path in shown:
-                again.append(dep.name)
-                continue
-            shown.add(dep.path)
-            how = found_via.get(dep.path, "interpreter")
-            grow(node.add(f"{escape(dep.name)} => {escape(dep.path)} [dim]({how})[/dim]"), dep.path)
-        if again:
-            node.add(f"[dim]also needs {escape(', '.join(again))}[/dim]")
-
-    grow(tree, report.path)
+    # Each library is expanded once; later needs of it are listed on one line so the tree
+    # of a large program stays readable. Depth first with an explicit stack, not recursion:
+    # a crafted chain of libraries is thousands deep.
+    Frame = tuple[Tree, Iterator[Dependency], list[str]]
+    stack: list[Frame] = [(tree, iter(children.get(report.path, [])), [])]
+    while stack:
+        node, pending, again = stack[-1]
+        item = next(pending, None)
+        if item is None:
+            if again:
+                node.add(f"[dim]also needs {escape(', '.join(again))}[/dim]")
+            stack.pop()
+            continue
+        if item.path is None:
+            node.add(f"[red]{escape(item.name)} => not found[/red]")
+            continue
+        if item.path in shown:
+            again.append(item.name)
+            continue
+        shown.add(item.path)
+        how = found_via.get(item.path, "interpreter")
+        child = node.add(f"{escape(item.name)} => {escape(item.path)} [dim]({how})[/dim]")
+        stack.append((child, iter(children.get(item.path, [])), []))
     return tree
 
 

@@ -9,15 +9,14 @@ only when neither is recognised.
 
 from __future__ import annotations
 
-import mmap
 from dataclasses import dataclass
 from enum import Enum
 
 from scratchprobe.elf.classify import Libc, libc_from_names, static_libc
 from scratchprobe.elf.constants import SegmentType
+from scratchprobe.elf.image import file_image
 from scratchprobe.elf.reader import ElfFile
 from scratchprobe.elf.sections import read_section
-from scratchprobe.errors import ELFError
 from scratchprobe.toolchain.go import GoFacts, go_facts
 from scratchprobe.toolchain.rust import RustFacts, rust_facts
 
@@ -161,28 +160,21 @@ def _scan(elf: ElfFile, needles: tuple[bytes, ...]) -> set[bytes]:
     chunks = [read_section(elf, name, limit=_MAX_SCAN) for name in _CXX_SCAN_SECTIONS]
     blobs = [c for c in chunks if c]
     if not blobs and not elf.sections:
-        blobs = _readonly_segments(elf)
+        return _in_readonly_segments(elf, needles)
     for needle in needles:
         if any(needle in blob for blob in blobs):
             found.add(needle)
     return found
 
 
-def _readonly_segments(elf: ElfFile) -> list[bytes]:
+def _in_readonly_segments(elf: ElfFile, needles: tuple[bytes, ...]) -> set[bytes]:
     # Neither writable (PF_W 0x2) nor executable (PF_X 0x1): where string literals live.
-    loads = [
-        s for s in elf.segments if s.type == SegmentType.LOAD and not s.flags & 0x3 and s.filesz
+    ranges = [
+        (s.offset, min(s.offset + s.filesz, s.offset + _MAX_SCAN))
+        for s in elf.segments
+        if s.type == SegmentType.LOAD and not s.flags & 0x3 and s.filesz
     ]
-    if not loads or elf.size == 0:
-        return []
-    try:
-        with (
-            open(elf.path, "rb") as handle,
-            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view,
-        ):
-            return [
-                bytes(view[s.offset : min(s.offset + s.filesz, len(view), s.offset + _MAX_SCAN)])
-                for s in loads
-            ]
-    except (OSError, ValueError) as exc:
-        raise ELFError(f"cannot read {elf.path}: {exc}") from None
+    if not ranges or elf.size == 0:
+        return set()
+    with file_image(elf) as image:
+        return {n for n in needles if any(image.find(n, a, b) >= 0 for a, b in ranges)}

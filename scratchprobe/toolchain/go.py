@@ -13,13 +13,12 @@ Two structures carry what a FROM-scratch image needs to know about a Go program
   paths exist: `time/tzdata` embedded, the cgo resolver, pure-Go os/user, system CA roots.
 
 Standard-library packages never appear in the build info (only modules do), which is why
-both are needed. Both readers search literals in a memory map of the file (`mmap.find`)
+both are needed. Both readers search literals in the file's image (`elf/image.py`)
 instead of decoding every name: a 100 MB Go binary has a multi-megabyte name table.
 """
 
 from __future__ import annotations
 
-import mmap
 import re
 import struct
 from collections.abc import Iterable, Iterator
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from scratchprobe.elf.constants import SegmentType
+from scratchprobe.elf.image import FileImage, file_image
 from scratchprobe.elf.reader import ElfFile, Segment
 from scratchprobe.errors import ELFError
 
@@ -150,18 +150,16 @@ def go_version_tuple(version: str) -> tuple[int, ...] | None:
 
 
 class _Image:
-    """Bounded reads from a memory map of the file, by file offset or by virtual address."""
+    """Bounded reads from the file's image, by file offset or by virtual address."""
 
-    def __init__(self, elf: ElfFile, view: mmap.mmap | bytes) -> None:
+    def __init__(self, elf: ElfFile, view: FileImage) -> None:
         self.elf = elf
         self.view = view
         self.size = len(view)
         self.loads = tuple(s for s in elf.segments if s.type == SegmentType.LOAD)
 
     def read(self, offset: int, length: int, what: str) -> bytes:
-        if offset < 0 or length < 0 or offset + length > self.size:
-            raise ELFError(f"{what} lies outside the file")
-        return bytes(self.view[offset : offset + length])
+        return self.view.read(offset, length, what)
 
     def find(self, needle: bytes, start: int, end: int) -> int:
         return self.view.find(needle, max(start, 0), min(end, self.size))
@@ -189,16 +187,9 @@ class _Image:
 
 @contextmanager
 def _mapped(elf: ElfFile) -> Iterator[_Image]:
-    """Map the file read-only; ELFError when it cannot be opened or mapped."""
-    try:
-        with open(elf.path, "rb") as handle:
-            if elf.size == 0:
-                yield _Image(elf, b"")
-                return
-            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
-                yield _Image(elf, view)
-    except OSError as exc:
-        raise ELFError(f"cannot read {elf.path}: {exc.strerror or exc}") from None
+    """The file's shared read-only image (elf.image); ELFError when it cannot be opened."""
+    with file_image(elf) as view:
+        yield _Image(elf, view)
 
 
 # ---------------------------------------------------------------------------- build info
@@ -235,6 +226,8 @@ def _find_buildinfo(elf: ElfFile, image: _Image) -> tuple[int, int] | None:
         seg = _data_segment(elf)
         if seg is None:
             return None
+        if seg.offset >= image.size:
+            return None  # the segment's bytes lie past the end of the file: nothing to search
         offset, size, addr = seg.offset, min(seg.filesz, image.size - seg.offset), seg.vaddr
     end = offset + size
     position = offset

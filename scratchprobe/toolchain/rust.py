@@ -23,16 +23,14 @@ splitting on NUL.
 
 from __future__ import annotations
 
-import json
-import mmap
 import re
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 
+from scratchprobe import boundedjson
 from scratchprobe.elf.constants import SegmentType
+from scratchprobe.elf.image import FileImage, file_image
 from scratchprobe.elf.reader import ElfFile
 from scratchprobe.elf.sections import read_section
 from scratchprobe.errors import ELFError
@@ -167,19 +165,6 @@ def _normalise(name: str) -> str:
     return name.replace("-", "_").lower()
 
 
-@contextmanager
-def _mapped(elf: ElfFile) -> Iterator[mmap.mmap | bytes]:
-    try:
-        with open(elf.path, "rb") as handle:
-            if elf.size == 0:
-                yield b""
-                return
-            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
-                yield view
-    except OSError as exc:
-        raise ELFError(f"cannot read {elf.path}: {exc.strerror or exc}") from None
-
-
 def _rodata_ranges(elf: ElfFile) -> list[tuple[int, int]]:
     """File ranges of read-only data: the .rodata sections, else the read-only segments."""
     ranges = [
@@ -210,7 +195,7 @@ def read_rustc_comment(elf: ElfFile) -> tuple[str, str] | None:
     return match.group(1).decode(), line.decode("utf-8", "replace")
 
 
-def _rustc_commits(view: mmap.mmap | bytes, ranges: list[tuple[int, int]]) -> tuple[str, ...]:
+def _rustc_commits(view: FileImage, ranges: list[tuple[int, int]]) -> tuple[str, ...]:
     counts: dict[str, int] = {}
     for start, end in ranges:
         position = start
@@ -226,9 +211,7 @@ def _rustc_commits(view: mmap.mmap | bytes, ranges: list[tuple[int, int]]) -> tu
     return tuple(sorted(counts, key=lambda c: (-counts[c], c)))
 
 
-def _rustc_source_versions(
-    view: mmap.mmap | bytes, ranges: list[tuple[int, int]]
-) -> tuple[str, ...]:
+def _rustc_source_versions(view: FileImage, ranges: list[tuple[int, int]]) -> tuple[str, ...]:
     counts: dict[str, int] = {}
     for start, end in ranges:
         position = start
@@ -244,7 +227,7 @@ def _rustc_source_versions(
     return tuple(sorted(counts, key=lambda v: (-counts[v], v)))
 
 
-def _path_crates(view: mmap.mmap | bytes, ranges: list[tuple[int, int]]) -> tuple[RustCrate, ...]:
+def _path_crates(view: FileImage, ranges: list[tuple[int, int]]) -> tuple[RustCrate, ...]:
     """Crates named by `/<crate>-<version>/src/` in panic-location paths."""
     found: dict[tuple[str, str], CrateEvidence] = {}
     hits = 0
@@ -309,7 +292,7 @@ def read_audit_data(elf: ElfFile) -> tuple[int, tuple[RustCrate, ...]] | None:
         text = inflater.decompress(compressed, _DEP_V0_MAX_JSON)
         if inflater.unconsumed_tail:
             raise ELFError(f"{DEP_V0_SECTION} inflates past {_DEP_V0_MAX_JSON} bytes")
-        document = json.loads(text.decode("utf-8"))
+        document = boundedjson.loads(text)
     except (zlib.error, UnicodeDecodeError, ValueError) as exc:
         if isinstance(exc, ELFError):
             raise
@@ -378,7 +361,7 @@ def rust_facts(elf: ElfFile) -> RustFacts | None:
     except ELFError as exc:
         warnings.append(f"cargo-auditable data unreadable: {exc}")
     ranges = _rodata_ranges(elf)
-    with _mapped(elf) as view:
+    with file_image(elf) as view:
         commits = _rustc_commits(view, ranges)
         sources = () if commits else _rustc_source_versions(view, ranges)
         if comment is None and not commits and not sources and audit is None and not warnings:
