@@ -17,6 +17,7 @@ records, unchanged; only the file lists are cut down to what the image holds.
 from __future__ import annotations
 
 import hashlib
+import os
 import posixpath
 from dataclasses import dataclass
 
@@ -26,7 +27,7 @@ from scratchprobe.packages.apk import INSTALLED_PATHS
 from scratchprobe.packages.dpkg import STATUS, STATUS_DIR, parse_control
 from scratchprobe.packages.interface import Package, PackageManager
 from scratchprobe.plan import FileType
-from scratchprobe.root import Root
+from scratchprobe.root import Root, open_regular
 from scratchprobe.rootfs import Entry, Layout
 
 _MAX_BYTES = 256 << 20
@@ -46,7 +47,7 @@ def _read(root: Root, path: str) -> str | None:
         resolved = root.resolve(path)
         if not resolved.is_file:
             return None
-        with open(resolved.host_path, "rb") as handle:
+        with os.fdopen(open_regular(resolved.host_path), "rb") as handle:
             return handle.read(_MAX_BYTES).decode("utf-8", "surrogateescape")
     except (OSError, ValueError):
         return None
@@ -85,7 +86,7 @@ def _md5(entry: Entry) -> str:
     if entry.content is not None:
         digest.update(entry.content)
     elif entry.host_source is not None:
-        with open(entry.host_source, "rb") as handle:
+        with os.fdopen(open_regular(entry.host_source), "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()

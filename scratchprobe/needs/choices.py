@@ -16,7 +16,7 @@ from scratchprobe.errors import RootError
 from scratchprobe.needs.context import NeedsOptions
 from scratchprobe.needs.users import parse_user
 from scratchprobe.needs.zoneinfo import ZONEINFO, is_zone_name
-from scratchprobe.root import Root
+from scratchprobe.root import NotRegularFileError, Root
 
 
 def choice_problems(root_directory: str, options: NeedsOptions) -> tuple[str, ...]:
@@ -45,12 +45,15 @@ def _zone_problem(root: Root, zone: str) -> str | None:
 
 
 def _names(root: Root, path: str) -> set[str] | None:
-    """The names (first field) of a passwd-format file in the root; None when it is absent."""
+    """The names (first field) of a passwd-format file in the root; None when it is absent.
+    NotRegularFileError for a FIFO, socket or device there (never read: a FIFO would block)."""
     try:
-        with open(root.resolve(path).host_path, encoding="utf-8", errors="replace") as handle:
-            return {line.split(":", 1)[0] for line in handle if ":" in line}
+        text = root.read_text(path)
+    except NotRegularFileError:
+        raise
     except OSError:
         return None
+    return {line.split(":", 1)[0] for line in text.splitlines() if ":" in line}
 
 
 def _user_problems(root: Root, spec: str) -> list[str]:
@@ -59,7 +62,11 @@ def _user_problems(root: Root, spec: str) -> list[str]:
     for value, path in ((name, "/etc/passwd"), (group, "/etc/group")):
         if value is None:
             continue
-        names = _names(root, path)
+        try:
+            names = _names(root, path)
+        except NotRegularFileError as exc:
+            problems.append(f"--user {spec}: {path} is {exc.strerror}")
+            continue
         if names is None:
             problems.append(
                 f"--user {spec}: the root has no {path} (drop --copy-etc to generate one)"

@@ -71,7 +71,7 @@ def _own_data(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
     directory = f"/usr/share/{name}"
     if not name or not ctx.is_dir(directory):
         return []
-    if not _names_exactly(subject.elf.path, directory.encode()):
+    if not _names_exactly(subject, directory.encode()):
         return []
     return [
         RuntimeNeed(
@@ -84,18 +84,18 @@ def _own_data(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
     ]
 
 
-def _names_exactly(path: str, literal: bytes) -> bool:
-    """The literal as a whole string or a path prefix ("/usr/share/gdb" or ".../gdb/...")."""
+def _names_exactly(subject: Subject, literal: bytes) -> bool:
+    """The literal as a whole string or a path prefix ("/usr/share/gdb" or ".../gdb/..."),
+    searched in the file's shared, bounded image (elf/image.py), not a whole-file read."""
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError:
+        with file_image(subject.elf) as view:
+            at = view.find(literal)
+            while at >= 0:
+                if view[at + len(literal) : at + len(literal) + 1] in (b"\0", b"/"):
+                    return True
+                at = view.find(literal, at + 1)
+    except (OSError, ELFError):
         return False
-    at = data.find(literal)
-    while at >= 0:
-        if data[at + len(literal) : at + len(literal) + 1] in (b"\0", b"/"):
-            return True
-        at = data.find(literal, at + 1)
     return False
 
 

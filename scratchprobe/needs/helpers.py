@@ -41,6 +41,7 @@ from scratchprobe.errors import ELFError
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import Subject
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
+from scratchprobe.root import open_regular
 
 EXEC_FUNCTIONS = (
     "execv", "execve", "execvp", "execvpe", "execl", "execle", "execlp", "fexecve",
@@ -105,7 +106,7 @@ def _is_program(host_path: str) -> bool:
     """An ELF executable (ET_EXEC, or ET_DYN with an interpreter: a PIE, not a library) or a
     `#!` script."""
     try:
-        with open(host_path, "rb") as handle:
+        with os.fdopen(open_regular(host_path), "rb") as handle:
             magic = handle.read(4)
     except OSError:
         return False

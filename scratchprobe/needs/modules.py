@@ -183,8 +183,7 @@ def _read_gconv_config(ctx: Context, gconv: str) -> _GconvConfig:
     found = []
     for config in configs:
         try:
-            with open(ctx.root.resolve(config).host_path, encoding="utf-8", errors="replace") as f:
-                lines = f.read().splitlines()
+            lines = ctx.root.read_text(config).splitlines()
         except OSError:
             continue
         found.append(config)

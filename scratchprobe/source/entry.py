@@ -12,11 +12,12 @@ image needs as a binary; what the script itself runs is only known to a trace.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import stat
 from dataclasses import dataclass
 
-from scratchprobe.root import Root
+from scratchprobe.root import Root, open_regular
 from scratchprobe.source.config import SourceConfig
 from scratchprobe.source.unpack import ImageSourceError
 
@@ -63,7 +64,7 @@ def lookup(root: Root, word: str, search_path: str, workdir: str | None) -> str 
 
 
 def _shebang(root: Root, path: str) -> tuple[str, ...] | None:
-    with open(root.resolve(path).host_path, "rb") as handle:
+    with os.fdopen(open_regular(root.resolve(path).host_path), "rb") as handle:
         head = handle.read(_SHEBANG_LIMIT)
     if not head.startswith(b"#!"):
         return None

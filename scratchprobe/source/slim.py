@@ -50,8 +50,7 @@ class SlimReport:
 
 def _read(root: Root, path: str) -> str | None:
     try:
-        with open(root.resolve(path).host_path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
+        return root.read_text(path)
     except OSError:
         return None
 

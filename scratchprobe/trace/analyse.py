@@ -31,7 +31,7 @@ from scratchprobe.elf.constants import ElfType
 from scratchprobe.errors import ELFError
 from scratchprobe.loader.closure import ElfCache, Resolver
 from scratchprobe.plan import FileKind, FileType, ImageFile, Plan, library_image_path
-from scratchprobe.root import Root
+from scratchprobe.root import Root, open_regular
 from scratchprobe.rootfs import Entry, Layout
 from scratchprobe.sandbox import EMULATOR_DIR
 from scratchprobe.trace.includes import Include
@@ -170,7 +170,7 @@ def _elf_role(host_path: str) -> MissKind | None:
     """PROGRAM or LIBRARY for an ELF file, None for anything else. A PIE program is ET_DYN
     like a library; what tells them apart is a SONAME (libc.so.6 has a PT_INTERP too)."""
     try:
-        with open(host_path, "rb") as handle:
+        with os.fdopen(open_regular(host_path), "rb") as handle:
             if handle.read(4) != b"\x7fELF":
                 return None
         elf = ElfCache().get(host_path)

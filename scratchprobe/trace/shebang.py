@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from scratchprobe.root import Root, normalize
+from scratchprobe.root import Root, normalize, open_regular
 from scratchprobe.trace.includes import Include
 
 _BINPRM_BUF_SIZE = 256
@@ -27,7 +27,7 @@ def follow(path: str, root_directory: str) -> tuple[str, tuple[str, ...], Includ
         resolved = root.resolve(in_root)
         if not resolved.is_file:
             return None
-        with open(resolved.host_path, "rb") as handle:
+        with os.fdopen(open_regular(resolved.host_path), "rb") as handle:
             head = handle.read(_BINPRM_BUF_SIZE)
     except OSError:
         return None
