@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from scratchprobe.elf.reader import ElfFile
 from scratchprobe.loader.closure import Closure, Resolver
-from scratchprobe.needs.evidence import CA_BUNDLE_PATHS
+from scratchprobe.needs.evidence import CA_BUNDLE_PATHS, Subject
 from scratchprobe.needs.model import ContainerRuntime
 from scratchprobe.root import Root
 
@@ -103,3 +103,14 @@ class Context:
             if self.is_dir(candidate):
                 return candidate
         return None
+
+
+def libc_host_path(subject: Subject, ctx: Context) -> str | None:
+    """The host path of the glibc the program runs with (its closure's libc.so.6, or the
+    static program itself), where libc's compiled-in paths (LOCALEDIR, GCONV_DIR) are read."""
+    libc: str | None = subject.elf.path if not subject.dynamic else None
+    if subject.closure is not None:
+        for obj in subject.closure.libraries:
+            if obj.name == "libc.so.6":
+                libc = ctx.root.host_path(obj.real_path)
+    return libc

@@ -25,7 +25,7 @@ import re
 from scratchprobe.elf.classify import Libc
 from scratchprobe.elf.image import FileImage
 from scratchprobe.errors import ELFError
-from scratchprobe.needs.context import Context
+from scratchprobe.needs.context import Context, libc_host_path
 from scratchprobe.needs.evidence import Subject
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
 
@@ -68,11 +68,7 @@ _LOCALEDIRS: dict[str, str] = {}
 
 def _compiled_localedir(subject: Subject, ctx: Context) -> str:
     """LOCALEDIR, compiled into libc as the archive's directory (read once per libc)."""
-    libc: str | None = subject.elf.path if not subject.dynamic else None
-    if subject.closure is not None:
-        for obj in subject.closure.libraries:
-            if obj.name == "libc.so.6":
-                libc = ctx.root.host_path(obj.real_path)
+    libc = libc_host_path(subject, ctx)
     if libc is None:
         return DEFAULT_LOCALEDIR
     if libc not in _LOCALEDIRS:

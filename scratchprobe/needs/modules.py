@@ -23,7 +23,7 @@ from scratchprobe.elf.classify import Libc
 from scratchprobe.elf.image import FileImage
 from scratchprobe.elf.reader import ElfFile, format_version, read_elf
 from scratchprobe.errors import ELFError
-from scratchprobe.needs.context import Context
+from scratchprobe.needs.context import Context, libc_host_path
 from scratchprobe.needs.evidence import Subject
 from scratchprobe.needs.golang import MIME, go_view
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
@@ -136,11 +136,7 @@ _CHARSET_STRING = re.compile(rb"\0([A-Za-z0-9][A-Za-z0-9_.:/()+-]{4,62})(?=\0)")
 def _compiled_gconv_dir(subject: Subject, ctx: Context) -> str | None:
     """glibc's GCONV_DIR, compiled into libc next to the cache's name (iconv/gconv_cache.c):
     the only place it looks for modules, whatever the library search path says."""
-    libc: str | None = subject.elf.path if not subject.dynamic else None
-    if subject.closure is not None:
-        for obj in subject.closure.libraries:
-            if obj.name == "libc.so.6":
-                libc = ctx.root.host_path(obj.real_path)
+    libc = libc_host_path(subject, ctx)
     if libc is None:
         return None
     try:
