@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -142,4 +144,72 @@ def test_verify_runs_the_script_entry_point_in_the_slim_root(tmp_path: Path) -> 
         str(learned),
     )
     assert again.returncode == 0, again.stdout + again.stderr
+    assert "comparison: exit status matches, stdout matches, stderr matches" in again.stdout
+
+
+READER = r"""
+#include <stdio.h>
+#include <string.h>
+int main(void) {
+    /* The path is put together at run time: no string of the binary names the file. */
+    char path[64];
+    snprintf(path, sizeof path, "/%s/%s/%s.%s", "srv", "reader", "greeting", "txt");
+    FILE *f = fopen(path, "r");
+    if (f == NULL) { perror(path); return 3; }
+    char line[128];
+    while (fgets(line, sizeof line, f) != NULL) fputs(line, stdout);
+    return fclose(f);
+}
+"""
+
+
+@needs_bwrap
+@pytest.mark.sandbox
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
+def test_verify_from_image_trace_learns_a_data_file(tmp_path: Path) -> None:
+    source = tmp_path / "reader.c"
+    source.write_text(READER)
+    binary = tmp_path / "reader"
+    subprocess.run(
+        ["gcc", "-static", "-O1", "-o", str(binary), str(source)], check=True, timeout=300
+    )
+    layer = layer_tar(
+        [
+            *binary_members("app/reader", binary),
+            Member("srv/reader/greeting.txt", data=b"hello from the image\n"),
+            Member("srv/reader/unused.txt", data=b"never opened\n"),
+        ]
+    )
+    archive = oci_archive(tmp_path / "img.tar", Image([layer], config={"Cmd": ["/app/reader"]}))
+    planned = _plan(_cli(tmp_path, "inspect", "--from-image", str(archive), "--format", "json"))
+    assert not [path for path in planned if path.startswith("/srv")]
+
+    learned = tmp_path / "learned.toml"
+    traced = _cli(
+        tmp_path,
+        "verify",
+        "--from-image",
+        str(archive),
+        "--compare",
+        "--trace",
+        "--learn",
+        str(learned),
+    )
+    assert traced.returncode != 0
+    assert "greeting.txt: No such file or directory" in traced.stdout
+    text = learned.read_text()
+    assert 'path = "/srv/reader/greeting.txt"' in text
+    assert "unused.txt" not in text
+
+    again = _cli(
+        tmp_path,
+        "verify",
+        "--from-image",
+        str(archive),
+        "--compare",
+        "--include-from",
+        str(learned),
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "hello from the image" in again.stdout
     assert "comparison: exit status matches, stdout matches, stderr matches" in again.stdout
