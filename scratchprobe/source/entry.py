@@ -40,7 +40,8 @@ class EntryPoint:
     argv: tuple[str, ...]
     """ENTRYPOINT + CMD as the image gives them."""
     binaries: tuple[str, ...]
-    """In-root paths of the ELF files to analyse (the entry point, or its interpreters)."""
+    """In-root paths of the ELF files to analyse: the entry point, or its final interpreter
+    then the `env` of any `#!/usr/bin/env NAME` line on the way."""
     scripts: tuple[str, ...]
     """In-root paths of scripts on the way (the entry point script first)."""
     exec_argv: tuple[str, ...]
@@ -98,6 +99,7 @@ def resolve_entry(root: Root, config: SourceConfig) -> EntryPoint:
             f"(PATH={config.path})"
         )
     scripts: list[str] = []
+    envs: list[str] = []
     exec_argv: tuple[str, ...] = (path, *argv[1:])
     for _ in range(_MAX_INTERPRETERS + 1):
         line = _shebang(root, path)
@@ -106,8 +108,12 @@ def resolve_entry(root: Root, config: SourceConfig) -> EntryPoint:
         scripts.append(path)
         interpreter = line[0]
         if posixpath.basename(interpreter) == "env" and len(line) > 1:
+            # The kernel execs env itself, which then execs NAME: both are in the image.
+            env = _executable(root, interpreter) if interpreter.startswith("/") else None
             name = line[1].split()[0]
-            found = lookup(root, name, config.path, config.workdir)
+            found = lookup(root, name, config.path, config.workdir) if env else None
+            if env is not None:
+                envs.append(env)
         else:
             found = _executable(root, interpreter) if interpreter.startswith("/") else None
         if found is None:
@@ -131,7 +137,8 @@ def resolve_entry(root: Root, config: SourceConfig) -> EntryPoint:
         )
     includes = [Include(script, reason=SCRIPT_REASON, origin="--from-image") for script in scripts]
     includes += _argument_files(root, argv[1:], config.workdir, set(scripts))
-    return EntryPoint(argv, (path,), tuple(scripts), exec_argv, tuple(warnings), tuple(includes))
+    binaries = tuple(dict.fromkeys((path, *envs)))
+    return EntryPoint(argv, binaries, tuple(scripts), exec_argv, tuple(warnings), tuple(includes))
 
 
 def _argument_files(
