@@ -54,6 +54,7 @@ def _script_image(tmp_path: Path, config: dict[str, Any]) -> Path:
             *binary_members("app/hello"),
             Member("usr/local/bin/docker-entrypoint.sh", data=SCRIPT, mode=0o750),
             Member("srv/job.conf", data=b"mode = batch\n"),
+            Member("srv/a[1].txt", data=b"a name that is also a glob\n"),
             Member("srv/data", type=b"5", mode=0o755),
         ]
     )
@@ -69,7 +70,7 @@ def _plan(result: CliResult) -> dict[str, dict[str, object]]:
 def test_a_script_entry_point_is_in_the_plan_with_its_mode(tmp_path: Path) -> None:
     config = {
         "Entrypoint": ["docker-entrypoint.sh"],
-        "Cmd": ["--config=/srv/job.conf", "/srv/data", "missing.txt"],
+        "Cmd": ["--config=/srv/job.conf", "/srv/data", "missing.txt", "/srv/a[1].txt"],
         "Env": ["PATH=/usr/local/bin:/bin"],
         "WorkingDir": "/srv",
     }
@@ -85,6 +86,8 @@ def test_a_script_entry_point_is_in_the_plan_with_its_mode(tmp_path: Path) -> No
     )
     assert "/srv/data" not in files
     assert "/srv/missing.txt" not in files
+    # A name with glob characters is that one file (`/srv/a1.txt` would be the glob's).
+    assert [path for path in files if path.startswith("/srv")] == ["/srv/a[1].txt", "/srv/job.conf"]
     assert "the interpreter and the script" in result.stderr
     # What the script runs (/app/hello) is only known to a trace.
     assert "/app/hello" not in files
@@ -96,6 +99,7 @@ def test_a_script_entry_point_is_in_the_plan_with_its_mode(tmp_path: Path) -> No
     assert copied.read_bytes() == SCRIPT
     assert stat.S_IMODE(copied.stat().st_mode) & 0o111
     assert (out / "srv/job.conf").read_bytes() == b"mode = batch\n"
+    assert (out / "srv/a[1].txt").read_bytes() == b"a name that is also a glob\n"
 
 
 @needs_dash

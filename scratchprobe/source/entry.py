@@ -18,6 +18,7 @@ included too. A word naming no file, a directory or a device is left alone.
 
 from __future__ import annotations
 
+import glob
 import posixpath
 import stat
 from dataclasses import dataclass
@@ -135,10 +136,16 @@ def resolve_entry(root: Root, config: SourceConfig) -> EntryPoint:
             "the interpreter and the script, but the commands the script runs are only known "
             "to a trace (verify --trace)"
         )
-    includes = [Include(script, reason=SCRIPT_REASON, origin="--from-image") for script in scripts]
+    includes = [_include(script, SCRIPT_REASON) for script in scripts]
     includes += _argument_files(root, argv[1:], config.workdir, set(scripts))
     binaries = tuple(dict.fromkeys((path, *envs)))
     return EntryPoint(argv, binaries, tuple(scripts), exec_argv, tuple(warnings), tuple(includes))
+
+
+def _include(path: str, reason: str) -> Include:
+    # An include source with `*?[` is a glob (trace/includes.py): escaped, it names this
+    # one file, which then goes to its own path.
+    return Include(glob.escape(path), reason=reason, origin="--from-image")
 
 
 def _argument_files(
@@ -167,7 +174,7 @@ def _argument_files(
             continue
         if resolved.is_file:
             seen.add(path)
-            out.append(Include(path, reason=ARGUMENT_REASON, origin="--from-image"))
+            out.append(_include(path, ARGUMENT_REASON))
     return out
 
 
