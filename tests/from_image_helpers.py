@@ -7,12 +7,16 @@ import gzip
 import hashlib
 import io
 import json
+import subprocess
 import tarfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scratchprobe.verify import provide_runtime_files
 from tests.conftest import TESTBINS
+from tests.helpers_sandbox import extract
 
 STATIC = TESTBINS / "c-glibc-static"
 
@@ -144,3 +148,25 @@ def docker_archive(path: Path, image: Image, layer_names: list[str] | None = Non
         entry = [{"Config": "config.json", "RepoTags": ["x:1"], "Layers": names}]
         _add(tar, "manifest.json", json.dumps(entry).encode())
     return path
+
+
+def run_tool(*argv: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, check=False, timeout=900, cwd=cwd, env=env
+    )
+    assert proc.returncode == 0, f"{argv}: {proc.stderr[-2000:]}"
+    return proc.stdout
+
+
+def exported_root(name: str, into: Path) -> Path:
+    """podman create + export of an image, unpacked: the root a container of it sees."""
+    container = f"sp-slim-{uuid.uuid4().hex[:12]}"
+    run_tool("podman", "create", "--name", container, name)
+    try:
+        run_tool("podman", "export", "-o", str(into.with_suffix(".tar")), container)
+    finally:
+        subprocess.run(["podman", "rm", "-f", container], capture_output=True, check=False)
+    root = extract(into.with_suffix(".tar"), into)
+    into.with_suffix(".tar").unlink()
+    provide_runtime_files(str(root), ())
+    return root

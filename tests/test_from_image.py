@@ -65,13 +65,32 @@ def test_a_script_entry_point_is_followed_to_its_interpreter(tmp_path: Path) -> 
             Member("usr/local/bin/wrapper", data=b"#!/usr/bin/env sh\n", mode=0o755),
         ]
     )
-    for entry in ("/entry.sh", "wrapper"):
+    # `#!/usr/bin/env sh`: the kernel execs env, env execs sh, so both are analysed.
+    for entry, binaries in (("/entry.sh", ["/bin/sh"]), ("wrapper", ["/bin/sh", "/usr/bin/env"])):
         config = {"Entrypoint": [entry], "Env": ["PATH=/usr/local/bin:/bin"]}
         archive = oci_archive(tmp_path / "img.tar", Image([layer], config=config))
         result = _cli(tmp_path, "inspect", "--from-image", str(archive), "--format", "json")
-        assert _paths(result) == ["/bin/sh"]
+        assert _paths(result) == binaries
         assert "is a script run by /bin/sh" in result.stderr
         assert "verify --trace" in result.stderr
+
+
+def test_a_script_whose_interpreter_is_missing_is_one_error(tmp_path: Path) -> None:
+    # /usr/bin/env is absent: the kernel could not exec the script, even though sh is there.
+    layer = layer_tar(
+        [
+            *binary_members("bin/sh"),
+            Member("entry.sh", data=b"#!/usr/bin/env sh\n", mode=0o755),
+        ]
+    )
+    config = {"Entrypoint": ["/entry.sh"], "Env": ["PATH=/bin"]}
+    archive = oci_archive(tmp_path / "img.tar", Image([layer], config=config))
+    result = _cli(tmp_path, "inspect", "--from-image", str(archive))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"scratchprobe: error: {archive}: the entry point /entry.sh is a script whose "
+        "interpreter '/usr/bin/env sh' is not in the image\n"
+    )
 
 
 def test_binary_picks_other_files_and_a_missing_one_is_an_error(tmp_path: Path) -> None:

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from scratchprobe.verify import provide_runtime_files
 from tests.conftest import CliResult, run_cli
-from tests.helpers_sandbox import extract, needs_bwrap, needs_podman
+from tests.from_image_helpers import exported_root, run_tool
+from tests.helpers_sandbox import needs_bwrap, needs_podman
 from tests.sandbox_probe import run_in_root
 from tests.tls_fixture import BODY, https_server
 
@@ -45,14 +45,6 @@ func main() {
 	fmt.Println(time.Unix(1700000000, 0).In(loc).Format("2006-01-02 15:04 MST"))
 }
 """
-
-
-def _run(*argv: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
-    proc = subprocess.run(
-        argv, capture_output=True, text=True, check=False, timeout=900, cwd=cwd, env=env
-    )
-    assert proc.returncode == 0, f"{argv}: {proc.stderr[-2000:]}"
-    return proc.stdout
 
 
 @dataclass
@@ -88,7 +80,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Images]:
         pytest.skip(f"mmdebstrap could not build a bookworm root (mirror unreachable?): {last}")
     tag = uuid.uuid4().hex[:12]
     names = {"base": f"localhost/sp-slim-base:{tag}"}
-    _run("podman", "import", "-q", str(base_tar), names["base"])
+    run_tool("podman", "import", "-q", str(base_tar), names["base"])
     base_tar.unlink()
     context = work / "context"
     context.mkdir()
@@ -107,7 +99,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Images]:
             "GOFLAGS": "-trimpath",
             "GO111MODULE": "off",
         }
-        _run("go", "build", "-o", "hello-tz", "main.go", cwd=context, env=env)
+        run_tool("go", "build", "-o", "hello-tz", "main.go", cwd=context, env=env)
         containerfiles["go"] = (
             f"FROM {names['base']}\nCOPY hello-tz /usr/local/bin/hello-tz\n"
             'ENTRYPOINT ["hello-tz"]\nCMD ["Europe/Paris"]\n'
@@ -116,7 +108,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Images]:
         for kind, text in containerfiles.items():
             (context / f"Containerfile.{kind}").write_text(text)
             names[kind] = f"localhost/sp-slim-{kind}:{tag}"
-            _run(
+            run_tool(
                 "podman",
                 "build",
                 "-q",
@@ -128,7 +120,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Images]:
                 str(context),
             )
             for fmt in ("docker-archive", "oci-archive"):
-                _run(
+                run_tool(
                     "podman",
                     "save",
                     "-q",
@@ -142,20 +134,6 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Images]:
     finally:
         for name in names.values():
             subprocess.run(["podman", "rmi", "-f", name], capture_output=True, check=False)
-
-
-def _exported(name: str, into: Path) -> Path:
-    """podman create + export of an image, unpacked: the root a container of it sees."""
-    container = f"sp-slim-{uuid.uuid4().hex[:12]}"
-    _run("podman", "create", "--name", container, name)
-    try:
-        _run("podman", "export", "-o", str(into.with_suffix(".tar")), container)
-    finally:
-        subprocess.run(["podman", "rm", "-f", container], capture_output=True, check=False)
-    root = extract(into.with_suffix(".tar"), into)
-    into.with_suffix(".tar").unlink()
-    provide_runtime_files(str(root), ())
-    return root
 
 
 @dataclass
@@ -181,14 +159,14 @@ def _slim(images: Images, kind: str, fmt: str, tmp_path: Path) -> Slim:
         f"sp-slim-out-{kind}:{images.tag}",
     )
     assert result.returncode == 0, result.stderr
-    loaded = _run("podman", "load", "-q", "-i", str(out))
+    loaded = run_tool("podman", "load", "-q", "-i", str(out))
     name = loaded.strip().rsplit(" ", 1)[-1]
     try:
-        config = json.loads(_run("podman", "image", "inspect", name))[0]["Config"]
-        root = _exported(name, tmp_path / "slim-root")
+        config = json.loads(run_tool("podman", "image", "inspect", name))[0]["Config"]
+        root = exported_root(name, tmp_path / "slim-root")
     finally:
         subprocess.run(["podman", "rmi", "-f", name], capture_output=True, check=False)
-    original = _exported(images.names[kind], tmp_path / "original-root")
+    original = exported_root(images.names[kind], tmp_path / "original-root")
     return Slim(result, config, root, original)
 
 

@@ -244,6 +244,9 @@ def _with_image(
                 kwargs["args"] = words
             else:
                 kwargs["args"] = entry.exec_argv[1:] if entry is not None else ()
+        if "includes" in kwargs and entry is not None:
+            # The entry point's script and file arguments, each with its reason.
+            kwargs["includes"] = (*kwargs["includes"], *entry.includes)
         if "env_values" in kwargs:
             image_env = tuple(f"{key}={value}" for key, value in config.env)
             kwargs["env_values"] = image_env + kwargs["env_values"]
@@ -398,7 +401,7 @@ def inspect_options(
     locale: str | None = None,
     runtime: str = ContainerRuntime.DOCKER.value,
     copy_etc: bool = False,
-    includes: tuple[str, ...] = (),
+    includes: tuple[str | Include, ...] = (),
     include_from: tuple[str, ...] = (),
 ) -> InspectOptions:
     """The core's options from the command line's (shared by inspect, check, rootfs, verify)."""
@@ -448,7 +451,7 @@ def forwarded_args(
     locale: str | None = None,
     runtime: str = ContainerRuntime.DOCKER.value,
     copy_etc: bool = False,
-    includes: tuple[str, ...] = (),
+    includes: tuple[str | Include, ...] = (),
     include_from: tuple[str, ...] = (),
 ) -> tuple[str, ...]:
     """The planning options again as command-line words, for a `scratchprobe rootfs` run in
@@ -477,13 +480,14 @@ def forwarded_args(
 
 
 def include_entries(
-    includes: tuple[str, ...] = (), include_from: tuple[str, ...] = ()
+    includes: tuple[str | Include, ...] = (), include_from: tuple[str, ...] = ()
 ) -> tuple[Include, ...]:
     """--include specs, then the entries of each --include-from file. Raises UsageError for
     a bad spec and InputError for an unreadable or malformed file."""
-    from scratchprobe.trace.includes import load_file, parse_spec
+    from scratchprobe.trace.includes import Include, load_file, parse_spec
 
-    entries = [parse_spec(spec) for spec in includes]
+    # An Include already made (--from-image's entry point files) keeps its own reason.
+    entries = [spec if isinstance(spec, Include) else parse_spec(spec) for spec in includes]
     for path in include_from:
         entries += load_file(path)
     return tuple(entries)

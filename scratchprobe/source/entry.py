@@ -7,11 +7,18 @@ a relative path with `/` is taken from WORKDIR. Nothing is executed: the file is
 A file starting with `#!` is a script: the kernel runs the interpreter named on that line
 (fs/binfmt_script.c, at most 4 interpreters deep: fs/exec.c's recursion limit), and
 `#!/usr/bin/env NAME` looks NAME up in PATH (env(1)). The interpreter is what the slim
-image needs as a binary; what the script itself runs is only known to a trace.
+image needs as a binary; the script files themselves are included as they are (the kernel
+opens the script to read its #! line, and the interpreter reads it again); what the script
+runs is only known to a trace.
+
+An argument of the entry point that names a regular file of the image (`python3
+/app/job.py`, `node server.js` from WORKDIR) is a file the program is given to open: it is
+included too. A word naming no file, a directory or a device is left alone.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import posixpath
 import stat
@@ -20,6 +27,10 @@ from dataclasses import dataclass
 from scratchprobe.root import Root, open_regular
 from scratchprobe.source.config import SourceConfig
 from scratchprobe.source.unpack import ImageSourceError
+from scratchprobe.trace.includes import Include
+
+SCRIPT_REASON = "the image's entry point script"
+ARGUMENT_REASON = "an argument of the image's entry point: a regular file in the image"
 
 # fs/binfmt_script.c reads the #! line from the first BINPRM_BUF_SIZE (256) bytes.
 _SHEBANG_LIMIT = 256
@@ -31,13 +42,17 @@ class EntryPoint:
     argv: tuple[str, ...]
     """ENTRYPOINT + CMD as the image gives them."""
     binaries: tuple[str, ...]
-    """In-root paths of the ELF files to analyse (the entry point, or its interpreters)."""
+    """In-root paths of the ELF files to analyse: the entry point, or its final interpreter
+    then the `env` of any `#!/usr/bin/env NAME` line on the way."""
     scripts: tuple[str, ...]
     """In-root paths of scripts on the way (the entry point script first)."""
     exec_argv: tuple[str, ...]
     """What the ELF binary is finally run with: its path, then its arguments (for a
     script: the #! argument, the script, then the entry point's arguments)."""
     warnings: tuple[str, ...]
+    includes: tuple[Include, ...] = ()
+    """Files of the image the plan gets as they are: the scripts on the way, then the
+    arguments that name regular files."""
 
 
 def _executable(root: Root, path: str) -> str | None:
@@ -86,6 +101,7 @@ def resolve_entry(root: Root, config: SourceConfig) -> EntryPoint:
             f"(PATH={config.path})"
         )
     scripts: list[str] = []
+    envs: list[str] = []
     exec_argv: tuple[str, ...] = (path, *argv[1:])
     for _ in range(_MAX_INTERPRETERS + 1):
         line = _shebang(root, path)
@@ -94,8 +110,12 @@ def resolve_entry(root: Root, config: SourceConfig) -> EntryPoint:
         scripts.append(path)
         interpreter = line[0]
         if posixpath.basename(interpreter) == "env" and len(line) > 1:
+            # The kernel execs env itself, which then execs NAME: both are in the image.
+            env = _executable(root, interpreter) if interpreter.startswith("/") else None
             name = line[1].split()[0]
-            found = lookup(root, name, config.path, config.workdir)
+            found = lookup(root, name, config.path, config.workdir) if env else None
+            if env is not None:
+                envs.append(env)
         else:
             found = _executable(root, interpreter) if interpreter.startswith("/") else None
         if found is None:
@@ -114,10 +134,49 @@ def resolve_entry(root: Root, config: SourceConfig) -> EntryPoint:
     if scripts:
         warnings.append(
             f"the entry point {scripts[0]} is a script run by {path}: the slim image gets "
-            "the interpreter, but the commands the script runs are only known to a trace "
-            "(verify --trace)"
+            "the interpreter and the script, but the commands the script runs are only known "
+            "to a trace (verify --trace)"
         )
-    return EntryPoint(argv, (path,), tuple(scripts), exec_argv, tuple(warnings))
+    includes = [_include(script, SCRIPT_REASON) for script in scripts]
+    includes += _argument_files(root, argv[1:], config.workdir, set(scripts))
+    binaries = tuple(dict.fromkeys((path, *envs)))
+    return EntryPoint(argv, binaries, tuple(scripts), exec_argv, tuple(warnings), tuple(includes))
+
+
+def _include(path: str, reason: str) -> Include:
+    # An include source with `*?[` is a glob (trace/includes.py): escaped, it names this
+    # one file, which then goes to its own path.
+    return Include(glob.escape(path), reason=reason, origin="--from-image")
+
+
+def _argument_files(
+    root: Root, words: tuple[str, ...], workdir: str | None, seen: set[str]
+) -> list[Include]:
+    """The entry point's arguments that name regular files in the image: absolute, or
+    relative to WORKDIR (the process's working directory, image-spec config.md). Options
+    (`-c`, `--config=PATH`) are not paths of their own; the value of `--opt=/PATH` is."""
+    out = []
+    for argument in words:
+        word = argument
+        if argument.startswith("-"):
+            _, equals, word = argument.partition("=")
+            if not equals or not word.startswith("/"):
+                continue
+        if not word or "\0" in word:
+            continue
+        path = posixpath.normpath(
+            word if word.startswith("/") else posixpath.join(workdir or "/", word)
+        )
+        if path in seen or path == "/":
+            continue
+        try:
+            resolved = root.resolve(path)
+        except OSError:
+            continue
+        if resolved.is_file:
+            seen.add(path)
+            out.append(_include(path, ARGUMENT_REASON))
+    return out
 
 
 def checked_binaries(root: Root, paths: tuple[str, ...], config: SourceConfig) -> tuple[str, ...]:

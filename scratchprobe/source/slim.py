@@ -85,6 +85,18 @@ def _tree(root: Root, directory: str) -> list[tuple[str, int]]:
     return out
 
 
+def _real_parent(root: Root, path: str) -> str:
+    """The path with its directory's symlinks resolved. A package database lists a file
+    under the directory its package installed it to: on a merged-/usr root (/lib ->
+    usr/lib) libc6 lists /lib/x86_64-linux-gnu/libc.so.6 but libssl3
+    /usr/lib/x86_64-linux-gnu/libcrypto.so.3, and a plan may name either one by the other."""
+    directory, name = posixpath.split(path)
+    try:
+        return posixpath.join(root.resolve(directory).path, name)
+    except OSError:
+        return path
+
+
 def slim_report(source: SourceImage, inspection: Inspection, stored_after: int) -> SlimReport:
     root = Root(source.root)
     kinds: dict[str, list[int]] = {}
@@ -107,6 +119,7 @@ def slim_report(source: SourceImage, inspection: Inspection, stored_after: int) 
             counts[1] += size
             if path is not None:
                 sources.add(path)
+                sources.add(_real_parent(root, path))
     installed = installed_packages(root)
     owners = find_owners(root, frozenset(sources), licenses=False)
     kept = tuple(sorted({package.name for _path, package in owners.owners}))
