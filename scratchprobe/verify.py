@@ -238,7 +238,15 @@ def verify(binary: str, options: VerifyOptions) -> Verification:
         image_run = runner(image_spec, kind, options.timeout, options.tracer)
     if options.compare:
         builder_run = _run_in_builder(
-            report.path, report.source, report.from_context, root, argv, emulator, kind, options
+            report.path,
+            report.source,
+            report.from_context,
+            root,
+            argv,
+            emulator,
+            kind,
+            options,
+            plan,
         )
         comparison = compare_runs(image_run, builder_run)
     return Verification(
@@ -266,6 +274,7 @@ def _run_in_builder(
     emulator: Emulator | None,
     kind: SandboxKind,
     options: VerifyOptions,
+    plan: Plan,
 ) -> RunResult:
     """The same command in the builder's filesystem, with the same argv and environment,
     in the same sandbox: the builder's tree (the host's `/` too) is only seen read-only."""
@@ -275,6 +284,19 @@ def _run_in_builder(
         # A build-context binary is not in the builder's tree, and one under /tmp of the
         # host's root is hidden by the fresh /tmp: show it at its image path.
         mounts.append(Mount(MountKind.RO_BIND, image_path, os.path.realpath(source)))
+    # Files of the plan that the builder holds under a directory its view hides (a checkout
+    # or build tree under /tmp: the binary's $ORIGIN libraries) are shown at their builder
+    # paths, read-only, so the builder run loads what the plan copied.
+    shown = {m.destination for m in mounts}
+    for entry in plan.files:
+        if entry.source is None or entry.from_context or entry.type is not FileType.FILE:
+            continue
+        if entry.source.strip("/").split("/", 1)[0] not in BUILDER_HIDDEN:
+            continue
+        if entry.source not in shown:
+            host = root.resolve(entry.source).host_path
+            mounts.append(Mount(MountKind.RO_BIND, entry.source, host))
+            shown.add(entry.source)
     if emulator is not None:
         mounts.append(Mount(MountKind.RO_BIND, emulator.image_path, emulator.host_path))
     spec = SandboxSpec(
