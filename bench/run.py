@@ -559,14 +559,22 @@ def _os_release() -> str | None:
 # Inputs
 
 
+# A file name COPY would read as a pattern (/usr/bin/[) makes `--format copy` refuse the
+# whole batch (docs/output-encoding.md): the like-for-like batch rows leave such names out,
+# for every tool alike.
+_COPY_PATTERN_CHARS = frozenset("*?[\\")
+
+
 def find_elf_files(directory: str) -> list[str]:
     """Regular files (not symlinks) with the ELF magic below `directory`, sorted like
-    scratchprobe's own directory walk."""
+    scratchprobe's own directory walk, without names COPY cannot express."""
     out: list[str] = []
     for current, dirs, files in os.walk(directory, followlinks=False):
         dirs.sort()
         for name in sorted(files):
             path = os.path.join(current, name)
+            if _COPY_PATTERN_CHARS.intersection(path) or not path.isprintable():
+                continue
             if os.path.islink(path) or not os.path.isfile(path):
                 continue
             try:

@@ -24,6 +24,10 @@ from scratchprobe.render import OutputFormat, RenderOptions, renderer
 from tests.conftest import HOST_LIBDIR, HOST_LOADER, TESTBINS
 from tests.fuzz.pipeline import PENDING_ESCAPING, base_root, run_pipeline
 
+# Out of the fast loop (`pytest -m "not slow"`): the fuzz runs take their time budget
+# (SCRATCHPROBE_FUZZ_SECONDS).
+pytestmark = pytest.mark.slow
+
 SOURCES = [
     "c-glibc-dynamic",
     "c-glibc-static",

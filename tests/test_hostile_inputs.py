@@ -41,6 +41,10 @@ from tests.hostile_elf import (
     dynamic_library,
 )
 
+# Out of the fast loop (`pytest -m "not slow"`): each case starts scratchprobe processes on
+# sparse or huge crafted inputs.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 MEMORY_LIMIT = 3 << 30
 HANG_GUARD = 300  # seconds; only a hang (or minutes of quadratic work) ever reaches it

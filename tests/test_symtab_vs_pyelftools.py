@@ -92,6 +92,7 @@ def test_host_sample_agrees_with_pyelftools() -> None:
         _agree(path)
 
 
+@pytest.mark.slow  # builds a Go program
 def test_unstripped_static_go_program(tmp_path: Path) -> None:
     go = shutil.which("go")
     if go is None:
