@@ -25,7 +25,7 @@ from scratchprobe.elf.reader import read_elf
 from scratchprobe.elf.sections import read_symbols
 from scratchprobe.inspect import InspectOptions, inspect
 
-BUILT = Path(__file__).resolve().parent.parent / "testbins" / "built"
+BUILT = Path(__file__).resolve().parents[3] / "testbins" / "built"
 STATIC = str(BUILT / "c-glibc-static")
 STATIC_PIE = str(BUILT / "c-glibc-static-pie")
 DYNAMIC = str(BUILT / "c-glibc-dynamic")

@@ -17,7 +17,7 @@ import pytest
 from scratchprobe.check.rules import RULES, Rule
 from scratchprobe.cli import COMMANDS, main
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 RULES_MD = REPO / "docs" / "rules.md"
 HOOKS = REPO / ".pre-commit-hooks.yaml"
 ACTION = REPO / "action.yml"

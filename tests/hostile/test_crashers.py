@@ -15,7 +15,7 @@ import pytest
 
 from tests.fuzz.pipeline import base_root, run_pipeline
 
-CORPUS = Path(__file__).resolve().parent / "data" / "crashers"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "crashers"
 FILES = sorted(CORPUS.glob("*.elf"))
 ROOTS = sorted(p for p in (CORPUS / "roots").iterdir() if p.is_dir())
 

@@ -19,8 +19,8 @@ import pytest
 from scratchprobe.sandbox import SandboxKind, SandboxSpec, run_host, run_sandboxed
 from tests.conftest import run_cli
 from tests.helpers_sandbox import extract, needs_bwrap, needs_podman
-from tests.test_podman import COPY_FROM_BUILDER, import_builder, podman
-from tests.test_trace import compile_locale_program, needs_strace
+from tests.proof.podman.test_podman import COPY_FROM_BUILDER, import_builder, podman
+from tests.proof.sandbox.test_trace import compile_locale_program, needs_strace
 
 pytestmark = [pytest.mark.podman, pytest.mark.sandbox, needs_podman, needs_bwrap, needs_strace]
 

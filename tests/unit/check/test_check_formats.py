@@ -28,14 +28,14 @@ from scratchprobe.inspect import InspectOptions, inspect
 # this way it is an untyped module instead of a mypy error (and still a hard requirement).
 jsonschema: Any = importlib.import_module("jsonschema")
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 BUILT = REPO / "testbins" / "built"
 STATIC = "testbins/built/c-glibc-static"
 DYNAMIC = "testbins/built/c-glibc-dynamic"
 RUNPATH_APP = "testbins/built/runpath-not-inherited/app"
 AARCH64 = "testbins/built/foreign/hello-aarch64"
 EMPTY = "testbins/built/broken/empty"
-SARIF_SCHEMA = Path(__file__).parent / "data" / "sarif-schema-2.1.0.json"
+SARIF_SCHEMA = Path(__file__).resolve().parents[2] / "data" / "sarif-schema-2.1.0.json"
 
 # A batch that breaks rules at error and warning level and holds an unreadable input.
 FAILING_BATCH = ("--require-static", STATIC, DYNAMIC, RUNPATH_APP, AARCH64, EMPTY)

@@ -22,7 +22,7 @@ from scratchprobe.check.rules import DLOPEN, FOREIGN_ARCH, NOT_STATIC, Severity
 from scratchprobe.cli import main
 from scratchprobe.errors import UsageError
 
-BUILT = Path(__file__).resolve().parent.parent / "testbins" / "built"
+BUILT = Path(__file__).resolve().parents[3] / "testbins" / "built"
 STATIC = str(BUILT / "c-glibc-static")
 DYNAMIC = str(BUILT / "c-glibc-dynamic")
 

@@ -45,7 +45,7 @@ from tests.hostile_elf import (
 # sparse or huge crafted inputs.
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MEMORY_LIMIT = 3 << 30
 HANG_GUARD = 300  # seconds; only a hang (or minutes of quadratic work) ever reaches it
 FORMATS = ("text", "json", "cyclonedx", "copy", "dockerfile")

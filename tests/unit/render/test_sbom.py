@@ -336,7 +336,7 @@ def test_every_binary_names_the_image() -> None:
 
 def test_rpm_root_gives_rpm_purls_and_licence_expressions(tmp_path: Path) -> None:
     """A Fedora-like root whose sqlite rpmdb holds a header rpm 4.18 wrote itself."""
-    from tests.test_sbom_packages import real_header, rpm_root
+    from tests.unit.packages.test_sbom_packages import real_header, rpm_root
 
     root = rpm_root(tmp_path, [real_header()])
     (root / "usr/bin").mkdir(parents=True)

@@ -36,7 +36,7 @@ from tests.helpers_sandbox import extract, needs_podman, tree_of
 jsonschema: Any = importlib.import_module("jsonschema")
 
 DYNAMIC = TESTBINS / "c-glibc-dynamic"
-SARIF_SCHEMA = Path(__file__).parent / "data" / "sarif-schema-2.1.0.json"
+SARIF_SCHEMA = Path(__file__).resolve().parents[2] / "data" / "sarif-schema-2.1.0.json"
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 
 

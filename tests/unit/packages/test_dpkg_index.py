@@ -11,7 +11,7 @@ import pytest
 
 from scratchprobe.packages import find_owners
 from scratchprobe.root import Root
-from tests.test_sbom_packages import dpkg_root, write
+from tests.unit.packages.test_sbom_packages import dpkg_root, write
 
 WANTED = (
     "/usr/lib/x86_64-linux-gnu/libfoo.so.1.0",
