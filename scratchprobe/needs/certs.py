@@ -19,6 +19,7 @@ from __future__ import annotations
 import posixpath
 
 from scratchprobe.elf.strings import literals_in
+from scratchprobe.needs import openssl
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import (
     CA_BUNDLE_PATHS,
@@ -105,22 +106,9 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
     else:
         needs += _path_probe(subject, bundle)
 
-    openssl = subject.library("libcrypto.so")
-    carrier = openssl if openssl is not None else subject.binary
-    dirs = dict(carrier.openssl_dirs)
-    opensslldir = dirs.get("OPENSSLDIR")
-    cert_file = posixpath.join(opensslldir, "cert.pem") if opensslldir else dirs.get("CERTFILE")
-    if openssl is not None or cert_file is not None:
-        # libssl in the closure, or OpenSSL's verify-path code linked into the program.
-        uses_tls = subject.library("libssl.so") is not None or openssl is None
-        confidence = Confidence.LIKELY if uses_tls else Confidence.POSSIBLE
-        evidence = [f"{carrier.name} in the closure" if openssl else "OpenSSL linked in"]
-        if subject.library("libssl.so") is not None:
-            evidence.append("libssl in the closure (TLS)")
-        if opensslldir:
-            evidence.append(f'{carrier.name} has OPENSSLDIR "{opensslldir}"')
-        elif cert_file:
-            evidence.append(f'the default certificate file "{cert_file}" is compiled in')
+    default = openssl.default_verify_file(subject)
+    if default is not None:
+        cert_file, evidence, confidence = default.path, default.evidence, default.confidence
         if cert_file is not None:
             needs.append(
                 ca_need(
@@ -128,7 +116,7 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
                     bundle,
                     "OpenSSL's default verify paths read its compiled-in certificate file: "
                     f"the image needs the CA bundle at {cert_file}",
-                    tuple(evidence),
+                    evidence,
                     confidence,
                     note="OpenSSL's default cert file",
                 )
@@ -141,10 +129,10 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
                     bundle,
                     "OpenSSL's compiled-in certificate path could not be read: the image "
                     f"gets the CA bundle at {GO_DEFAULT} and SSL_CERT_FILE naming it",
-                    tuple(evidence),
+                    evidence,
                     confidence,
                     note="named by SSL_CERT_FILE",
-                    env=(("SSL_CERT_FILE", GO_DEFAULT),),
+                    env=((openssl.CERT_FILE_ENV, GO_DEFAULT),),
                 )
             )
 

@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING
 
 from scratchprobe.elf.classify import Libc, Linkage
 from scratchprobe.elf.dynsym import imported_symbols
-from scratchprobe.elf.image import FileImage, file_image, mapped_ranges
+from scratchprobe.elf.image import file_image, mapped_ranges
 from scratchprobe.elf.reader import ElfFile, parse_glibc_version
 from scratchprobe.elf.strings import find_literals, section_ranges
 from scratchprobe.errors import ELFError
 from scratchprobe.loader.closure import Closure, LoadedObject
+from scratchprobe.needs.openssl import COMPILED_DIR_MARKER, COMPILED_DIRS, default_cert_file
+from scratchprobe.needs.openssl import SONAMES as OPENSSL_SONAMES
 
 if TYPE_CHECKING:
     # Typing only: importing the toolchain readers costs ~15 ms a run that skips needs.
@@ -87,7 +89,6 @@ STATIC_STRINGS = (
 _LIBC_FAMILY = re.compile(
     r"^(libc|libm|libpthread|libdl|librt|libutil|libanl|libresolv|ld-linux.*|ld64|ld)\.so"
 )
-_OPENSSL_DIRS = re.compile(rb'(OPENSSLDIR|MODULESDIR|ENGINESDIR): "([^"\x00]{1,200})"')
 STRING_SECTIONS = (".rodata", ".rodata1", ".data.rel.ro", ".data", ".go.buildinfo")
 
 
@@ -186,7 +187,7 @@ def _read_object(
     compiled-in CA bundle paths, OpenSSL's directories, and (for the direct users of
     OpenSSL) the provider-loading calls; reading no more keeps a 30-library closure cheap."""
     is_libc = bool(soname and _LIBC_FAMILY.match(soname))
-    wants_imports = not library or any(n.startswith(_OPENSSL_SONAMES) for n in elf.needed)
+    wants_imports = not library or any(n.startswith(OPENSSL_SONAMES) for n in elf.needed)
     imports: frozenset[str] = frozenset()
     if wants_imports and not is_libc:
         try:
@@ -204,9 +205,6 @@ def _read_object(
     return ObjectEvidence(path, soname, imports, strings, dirs)
 
 
-_OPENSSL_SONAMES = ("libcrypto.so", "libssl.so")
-
-
 def _scan(
     elf: ElfFile, literals: tuple[str, ...], openssl_dirs: bool
 ) -> tuple[frozenset[str], tuple[tuple[str, str], ...]]:
@@ -221,41 +219,24 @@ def _scan(
                 ranges = mapped_ranges(elf)
             hits = find_literals(view, ranges, tuple(lit.encode() for lit in literals))
             found = {hit.decode() for hit in hits}
-            marker = b'DIR: "'
+            marker = COMPILED_DIR_MARKER
             for start, end in ranges if openssl_dirs else ():
                 at = view.find(marker, start, end)
                 while 0 <= at < end:
                     window = view[max(at - 12, start) : min(at + 210, end)]
-                    match = _OPENSSL_DIRS.search(window)
+                    match = COMPILED_DIRS.search(window)
                     if match:
                         pair = (match.group(1).decode(), match.group(2).decode("utf-8", "replace"))
                         if pair not in dirs:
                             dirs.append(pair)
                     at = view.find(marker, at + 1, end)
             if openssl_dirs:
-                cert_file = _default_cert_file(view, ranges)
+                cert_file = default_cert_file(view, ranges)
                 if cert_file is not None:
                     dirs.append(("CERTFILE", cert_file))
     except (OSError, ValueError):
         return frozenset(found), tuple(dirs)
     return frozenset(found), tuple(dirs)
-
-
-def _default_cert_file(view: FileImage, ranges: list[tuple[int, int]]) -> str | None:
-    """OpenSSL's X509_get_default_cert_file(), compiled in beside the name of the variable
-    that overrides it (SSL_CERT_FILE). It is there whenever libcrypto's verify-path code is
-    linked, also in a static program, where the OPENSSLDIR version string often is not."""
-    if not any(view.find(b"SSL_CERT_FILE\0", start, end) >= 0 for start, end in ranges):
-        return None
-    for start, end in ranges:
-        at = view.find(b"/cert.pem\0", start, end)
-        while at >= 0:
-            begin = view.rfind(b"\0", max(start, at - 256), at) + 1
-            path = view[begin : at + len(b"/cert.pem")]
-            if path.startswith(b"/") and all(0x21 <= c < 0x7F for c in path):
-                return path.decode("ascii")
-            at = view.find(b"/cert.pem\0", at + 1, end)
-    return None
 
 
 def gather(

@@ -15,6 +15,7 @@ can be known: without one glibc (resolv/res_init.c), musl (src/network/resolvcon
 from __future__ import annotations
 
 from scratchprobe.elf.classify import Libc
+from scratchprobe.needs import nss
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import Subject
 from scratchprobe.needs.golang import NET_CGO, NET_LOOKUP, go_view
@@ -42,13 +43,9 @@ RUNTIME_PROVIDED = ("/etc/hosts", "/etc/resolv.conf")
 HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 """The /etc/hosts Docker writes into every container (and `--runtime bare` into the image)."""
 
-_HOSTS = (
-    "getaddrinfo", "gethostbyname", "gethostbyname_r", "gethostbyname2", "gethostbyname2_r",
-    "gethostbyaddr", "gethostbyaddr_r", "getnameinfo", "res_query", "res_search", "res_init",
-    "__res_query", "__res_search", "res_ninit", "getaddrinfo_a",
-)  # fmt: skip
-_SERVICES = ("getservbyname", "getservbyname_r", "getservbyport", "getservbyport_r", "getservent")
-_PROTOCOLS = ("getprotobyname", "getprotobyname_r", "getprotobynumber", "getprotobynumber_r")
+_HOSTS = nss.HOSTS + nss.RESOLVER
+_SERVICES = nss.SERVICES
+_PROTOCOLS = nss.PROTOCOLS
 
 
 def nsswitch_file() -> NeededFile:
@@ -96,7 +93,7 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
         evidence.append("calls " + ", ".join(hosts))
     elif go is not None and go.has(NET_LOOKUP + NET_CGO):
         evidence += go.evidence("net name lookups", NET_LOOKUP + NET_CGO)
-    elif go is None and subject.static_glibc and subject.static_strings("__nss_hosts_lookup2"):
+    elif go is None and subject.static_glibc and subject.static_strings(nss.static_lookup("hosts")):
         evidence.append("static glibc with host lookups linked in (__nss_hosts_lookup2)")
     elif go is None and not subject.static_glibc and subject.static_strings("/etc/resolv.conf"):
         evidence.append('static libc with its resolver linked in ("/etc/resolv.conf")')

@@ -15,20 +15,16 @@ which a program calling getpwuid does not need and an image should not publish.
 
 from __future__ import annotations
 
+from scratchprobe.needs import nss
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import Subject
 from scratchprobe.needs.golang import USER_PURE, go_view
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
 from scratchprobe.root import NotRegularFileError
 
-_CERTAIN = (
-    "getpwnam", "getpwnam_r", "getpwuid", "getpwuid_r", "getpwent", "getpwent_r", "getpw",
-    "getgrnam", "getgrnam_r", "getgrgid", "getgrgid_r", "getgrent", "getgrent_r",
-    "initgroups", "getgrouplist", "getlogin", "getlogin_r", "cuserid", "getspnam",
-    "getspnam_r",
-)  # fmt: skip
+_CERTAIN = nss.USER_LOOKUPS
 _HIDDEN = ("glob", "glob64", "wordexp")
-_NSS_DATABASES = ("__nss_passwd_lookup2", "__nss_group_lookup2", "__nss_shadow_lookup2")
+_NSS_DATABASES = tuple(nss.static_lookup(db) for db in ("passwd", "group", "shadow"))
 
 DEFAULT_USERS = (
     ("root", 0, 0, "/root"),

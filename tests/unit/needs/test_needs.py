@@ -154,7 +154,7 @@ def test_openssl_bundle_path_comes_from_the_roots_libcrypto() -> None:
 def test_glibc_before_2_34_needs_nss_modules(make_root: RootBuilder, tmp_path: Path) -> None:
     """A root whose libc.so.6 defines no GLIBC_2.34: files/dns come from modules."""
     from scratchprobe.needs.evidence import EvidenceCache, gather
-    from scratchprobe.needs.modules import _nss_modules
+    from scratchprobe.needs.nssmodules import detect as _nss_modules
 
     root = make_root({**glibc_base(), "/app": RUNTIME / "c-getpwnam"})
     result = inspect(("/app",), InspectOptions(root=str(root)))

@@ -1,122 +1,26 @@
-"""Modules loaded with dlopen, which no DT_NEEDED shows.
+"""gconv: iconv of a charset not built into glibc loads a module with dlopen.
 
-- libgcc_s.so.1: glibc dlopens it to unwind at pthread_cancel / pthread_exit and for
-  backtrace (nptl/unwind, runtime-deps.md §4.2); without it the program aborts.
-- NSS modules: glibc <= 2.33 loads even `files` and `dns` from libnss_*.so.2 (§3.4).
-- gconv: iconv of a charset not built into glibc loads <libdir>/gconv/*.so (§4.4).
-- OpenSSL: providers and engines from MODULESDIR / ENGINESDIR and the config OPENSSLDIR/
-  openssl.cnf (§8.1); Mozilla NSS: softokn, freebl and the built-in roots by full path (§8.3).
-- systemd's .note.dlopen (owner "FDO", type 0x407c0c0a): JSON that names the sonames.
-- Any other dlopen is reported: static analysis cannot follow a name made at run time.
+glibc converts only the Unicode forms and ASCII itself (iconv/gconv_builtin.h); every other
+charset is a module <GCONV_DIR>/<NAME>.so (iconv/gconv_dl.c), found through
+gconv-modules.cache (iconv/gconv_cache.c) or, without it, the gconv-modules file and
+gconv-modules.d/*.conf (iconv/gconv_conf.c). GCONV_DIR is compiled into libc.
+docs/runtime-facts.md#gconv.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 import re
-import struct
 
-from scratchprobe import boundedjson
 from scratchprobe.elf.classify import Libc
 from scratchprobe.elf.image import FileImage
-from scratchprobe.elf.reader import ElfFile, format_version, read_elf
+from scratchprobe.elf.reader import ElfFile, read_elf
 from scratchprobe.errors import ELFError
 from scratchprobe.needs.context import Context, libc_host_path
+from scratchprobe.needs.dlopen import library_file
 from scratchprobe.needs.evidence import Subject
-from scratchprobe.needs.golang import MIME, go_view
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
-
-_NSS_USERS = ("getpwnam", "getpwuid", "getpwnam_r", "getpwuid_r", "getgrnam", "getgrgid",
-              "getgrnam_r", "getgrgid_r", "initgroups", "getgrouplist", "getspnam")  # fmt: skip
-_NSS_HOSTS = ("getaddrinfo", "gethostbyname", "gethostbyname_r", "gethostbyname2",
-              "gethostbyaddr", "getnameinfo")  # fmt: skip
-_OPENSSL_LOADERS = ("OSSL_PROVIDER_load", "OSSL_PROVIDER_try_load", "ENGINE_by_id",
-                    "ENGINE_load_builtin_engines", "OPENSSL_config", "CONF_modules_load_file",
-                    "OSSL_LIB_CTX_load_config", "OPENSSL_init_crypto")  # fmt: skip
-_FDO_DLOPEN_TYPE = 0x407C0C0A
-_PRIORITY = {
-    "required": Confidence.CERTAIN,
-    "recommended": Confidence.LIKELY,
-    "suggested": Confidence.POSSIBLE,
-}
-
-
-def _library_file(path: str, real: str, note: str) -> NeededFile:
-    return NeededFile(path, "file", source=real, note=note)
-
-
-def _unwinder(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
-    if subject.libc is not Libc.GLIBC or not subject.dynamic or subject.closure is None:
-        return []
-    if any(o.name == "libgcc_s.so.1" for o in subject.closure.libraries):
-        return []
-    calls = {
-        "pthread_cancel": Confidence.CERTAIN,
-        "pthread_exit": Confidence.LIKELY,
-        "backtrace": Confidence.LIKELY,
-    }
-    found = [(name, conf) for name, conf in calls.items() if name in subject.binary.imports]
-    if not found:
-        return []
-    confidence = min((c for _n, c in found), key=list(Confidence).index)
-    located = ctx.locate_library("libgcc_s.so.1", subject.elf, subject.closure)
-    return [
-        RuntimeNeed(
-            kind=NeedKind.UNWINDER,
-            confidence=confidence,
-            summary=(
-                "glibc loads libgcc_s.so.1 with dlopen to unwind the stack at thread "
-                "cancellation or exit (or for backtrace); without it the program aborts"
-            ),
-            evidence=("calls " + ", ".join(n for n, _c in found),),
-            files=(_library_file(located.path, located.real_path, "dlopen'd by glibc"),)
-            if located
-            else (),
-            problems=() if located else ("the root has no libgcc_s.so.1 (install libgcc-s1)",),
-        )
-    ]
-
-
-def _nss_modules(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
-    version = subject.root_glibc
-    if subject.libc is not Libc.GLIBC or not subject.dynamic or version is None:
-        return []
-    if version >= (2, 34):
-        return []  # files and dns are inside libc.so.6 since 2.34
-    users = subject.uses(*_NSS_USERS)
-    hosts = subject.uses(*_NSS_HOSTS)
-    names = (["libnss_files.so.2"] if users or hosts else []) + (
-        ["libnss_dns.so.2", "libresolv.so.2"] if hosts else []
-    )
-    files = []
-    problems = []
-    for name in names:
-        located = ctx.locate_library(name, subject.elf, subject.closure)
-        if located:
-            files.append(_library_file(located.path, located.real_path, "NSS module"))
-        else:
-            problems.append(f"the root has no {name}")
-    if not names:
-        return []
-    return [
-        RuntimeNeed(
-            kind=NeedKind.NSS_MODULES,
-            confidence=Confidence.CERTAIN,
-            summary=(
-                f"glibc {format_version(version)} loads even the files and dns NSS services "
-                "from modules (built in only since 2.34)"
-            ),
-            evidence=(
-                "calls " + ", ".join(users + hosts),
-                f"libc.so.6 is glibc {format_version(version)}",
-            ),
-            files=tuple(files),
-            problems=tuple(problems),
-        )
-    ]
-
 
 # Charsets glibc converts without any module (iconv/gconv_builtin.h).
 _BUILTIN_CHARSETS = frozenset(
@@ -235,7 +139,7 @@ COMMON_CHARSETS = (
 )  # fmt: skip
 
 
-def _gconv(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
+def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
     if subject.libc is not Libc.GLIBC:
         return []
     evidence = []
@@ -412,182 +316,5 @@ def _static_gconv_files(subject: Subject, ctx: Context) -> list[NeededFile]:
     for name in ("libc.so.6", interp):
         located = ctx.locate_library(name, subject.elf, None)
         if located is not None:
-            files.append(_library_file(located.path, located.real_path, "for gconv modules"))
+            files.append(library_file(located.path, located.real_path, "for gconv modules"))
     return files
-
-
-def _openssl(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
-    crypto = subject.library("libcrypto.so")
-    if crypto is None:
-        return []
-    dirs = dict(crypto.openssl_dirs)
-    needs = []
-    opensslldir = dirs.get("OPENSSLDIR")
-    if opensslldir:
-        config = posixpath.join(opensslldir, "openssl.cnf")
-        loaders = [s for o in subject.objects() for s in o.imports if s in _OPENSSL_LOADERS]
-        if ctx.exists(config):
-            needs.append(
-                RuntimeNeed(
-                    kind=NeedKind.OPENSSL_CONFIG,
-                    confidence=Confidence.POSSIBLE,
-                    summary=(
-                        f"OpenSSL reads {config} at initialisation when present; without it "
-                        "the built-in defaults apply (add with --with openssl-config)"
-                    ),
-                    evidence=(f'{crypto.name} has OPENSSLDIR "{opensslldir}"',),
-                    files=(NeededFile(config, "file", source=config),),
-                )
-            )
-        explicit = sorted({s for s in loaders if s != "OPENSSL_init_crypto"})
-        modules = [dirs[k] for k in ("MODULESDIR", "ENGINESDIR") if k in dirs]
-        existing = [d for d in modules if ctx.is_dir(d)]
-        if explicit and existing:
-            # Loading a provider by name needs its module; engine and config calls only
-            # load modules when a user or a config file asks for one.
-            by_name = any(s.startswith("OSSL_PROVIDER_") for s in explicit)
-            needs.append(
-                RuntimeNeed(
-                    kind=NeedKind.OPENSSL_MODULES,
-                    confidence=Confidence.LIKELY if by_name else Confidence.POSSIBLE,
-                    summary=(
-                        "loads OpenSSL providers or engines by name, which live in "
-                        + " and ".join(existing)
-                        + ("" if by_name else " (add with --with openssl-modules)")
-                    ),
-                    evidence=("calls " + ", ".join(explicit),),
-                    files=tuple(NeededFile(d, "directory", source=d) for d in existing),
-                )
-            )
-    nss3 = subject.library("libnss3.so")
-    if nss3 is not None and subject.closure is not None:
-        lib = next(o for o in subject.closure.libraries if (o.soname or o.name) == nss3.soname)
-        directory = posixpath.dirname(lib.path)
-        files = []
-        for name in ("libsoftokn3.so", "libfreeblpriv3.so", "libnssckbi.so"):
-            real = ctx.real(posixpath.join(posixpath.dirname(lib.real_path), name))
-            if real:
-                files.append(NeededFile(posixpath.join(directory, name), "file", source=real))
-        needs.append(
-            RuntimeNeed(
-                kind=NeedKind.DLOPEN,
-                confidence=Confidence.LIKELY,
-                summary=(
-                    "Mozilla NSS loads its softoken, freebl and built-in roots modules by full "
-                    "path from libnss3's directory"
-                ),
-                evidence=("libnss3.so in the closure",),
-                files=tuple(files),
-            )
-        )
-    return needs
-
-
-def dlopen_notes(elf: ElfFile) -> list[dict[str, object]]:
-    """Entries of systemd's .note.dlopen (FDO ELF dlopen metadata specification)."""
-    section = elf.section(".note.dlopen")
-    notes = [section] if section is not None else []
-    out: list[dict[str, object]] = []
-    e = elf.arch.byte_order.struct_prefix
-    for note in notes:
-        try:
-            with open(elf.path, "rb") as handle:
-                handle.seek(note.offset)
-                data = handle.read(min(note.size, 1 << 20))
-        except OSError:
-            continue
-        at = 0
-        while at + 12 <= len(data):
-            namesz, descsz, ntype = struct.unpack_from(e + "III", data, at)
-            name_at = at + 12
-            desc_at = name_at + ((namesz + 3) & ~3)
-            end = desc_at + ((descsz + 3) & ~3)
-            if end > len(data):
-                break
-            owner = data[name_at : name_at + namesz].rstrip(b"\0")
-            if owner == b"FDO" and ntype == _FDO_DLOPEN_TYPE:
-                try:
-                    entries = boundedjson.loads(data[desc_at : desc_at + descsz].rstrip(b"\0"))
-                except ValueError:
-                    entries = []
-                if isinstance(entries, list):
-                    out += [x for x in entries if isinstance(x, dict)]
-            at = end
-    return out
-
-
-def _dlopen(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
-    needs = []
-    for entry in dlopen_notes(subject.elf):
-        sonames = entry.get("soname")
-        if not isinstance(sonames, list) or not sonames:
-            continue
-        priority = str(entry.get("priority", "recommended"))
-        files = []
-        problems = []
-        for soname in sonames:
-            located = ctx.locate_library(str(soname), subject.elf, subject.closure)
-            if located is not None:
-                files.append(_library_file(located.path, located.real_path, "from .note.dlopen"))
-                break  # the sonames are alternatives, in preference order
-        else:
-            problems.append("none of " + ", ".join(map(str, sonames)) + " is in the root")
-        needs.append(
-            RuntimeNeed(
-                kind=NeedKind.DLOPEN,
-                confidence=_PRIORITY.get(priority, Confidence.POSSIBLE),
-                summary=f"dlopens {sonames[0]} for {entry.get('feature', 'a feature')} "
-                f"({priority}, per its .note.dlopen)",
-                evidence=(f".note.dlopen: {json.dumps(entry, sort_keys=True)}",),
-                files=tuple(files),
-                problems=tuple(problems),
-            )
-        )
-    calls = subject.uses("dlopen", "dlmopen")
-    if calls and not needs:
-        needs.append(
-            RuntimeNeed(
-                kind=NeedKind.DLOPEN,
-                confidence=Confidence.POSSIBLE,
-                summary=(
-                    "loads libraries with dlopen by names made at run time, which static "
-                    "analysis cannot follow: run `scratchprobe verify` on its real workload"
-                ),
-                evidence=("calls " + ", ".join(calls),),
-            )
-        )
-    return needs
-
-
-def _mime(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
-    go = go_view(subject)
-    if go is None or not go.has(MIME):
-        return []
-    files = tuple(
-        NeededFile(p, "file", source=p)
-        for p in ("/etc/mime.types", "/etc/apache2/mime.types", "/etc/apache/mime.types")
-        if ctx.exists(p)
-    )
-    return [
-        RuntimeNeed(
-            kind=NeedKind.MIME,
-            confidence=Confidence.POSSIBLE,
-            summary=(
-                "Go's mime package reads /etc/mime.types for extensions beyond its small "
-                "built-in table (add with --with mime)"
-            ),
-            evidence=go.evidence("mime types", MIME),
-            files=files[:1],
-        )
-    ]
-
-
-def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
-    return (
-        _unwinder(subject, ctx)
-        + _nss_modules(subject, ctx)
-        + _gconv(subject, ctx)
-        + _openssl(subject, ctx)
-        + _dlopen(subject, ctx)
-        + _mime(subject, ctx)
-    )

@@ -1,0 +1,37 @@
+"""MIME types: Go's mime package reads the system's type tables for what it does not know.
+
+Go's mime package (src/mime/type_unix.go, typeFiles) loads the first of /etc/mime.types,
+/etc/apache2/mime.types, /etc/apache/mime.types (and /etc/httpd/conf/mime.types) that
+exists, on top of a small built-in table (src/mime/type.go builtinTypesLower).
+docs/runtime-facts.md#mime.
+"""
+
+from __future__ import annotations
+
+from scratchprobe.needs.context import Context
+from scratchprobe.needs.evidence import Subject
+from scratchprobe.needs.golang import MIME, go_view
+from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
+
+
+def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
+    go = go_view(subject)
+    if go is None or not go.has(MIME):
+        return []
+    files = tuple(
+        NeededFile(p, "file", source=p)
+        for p in ("/etc/mime.types", "/etc/apache2/mime.types", "/etc/apache/mime.types")
+        if ctx.exists(p)
+    )
+    return [
+        RuntimeNeed(
+            kind=NeedKind.MIME,
+            confidence=Confidence.POSSIBLE,
+            summary=(
+                "Go's mime package reads /etc/mime.types for extensions beyond its small "
+                "built-in table (add with --with mime)"
+            ),
+            evidence=go.evidence("mime types", MIME),
+            files=files[:1],
+        )
+    ]
