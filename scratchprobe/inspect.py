@@ -151,7 +151,8 @@ class Inspection:
 
     @property
     def exit_code(self) -> int:
-        """2 for unusable input, 1 when some library stays unresolved, else 0 (DESIGN.md)."""
+        """2 for unusable input, 1 when some library stays unresolved, else 0 (README.md,
+        "Exit codes")."""
         if self.problems:
             return 2
         if any(b.unresolved for b in self.binaries):

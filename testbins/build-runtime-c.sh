@@ -10,7 +10,7 @@
 # (tests/sandbox_probe.py) and is recorded in built/runtime/MANIFEST-c.json, which
 # this script does NOT regenerate: it holds evidence, not build output.  After a
 # rebuild, re-measure it with `python3 -m tests.sandbox_probe record` (as root, with
-# bwrap and strace) and check with `pytest tests/test_runtime_c_evidence.py`.
+# bwrap and strace) and check with `pytest tests/proof/runtime/test_runtime_c_evidence.py`.
 #
 # Idempotent: every target is deleted and rebuilt.  A missing toolchain (gcc,
 # static glibc, musl-gcc, OpenSSL headers) is skipped with a message and its

@@ -129,7 +129,7 @@ if have "$MUSL_CC"; then
     fresh "$OUT/c-musl-static"
     $MUSL_CC "${CFLAGS_REPRO[@]}" -static -DNAME='"c-musl-static"' -o "$OUT/c-musl-static" "$SRC/hello.c"
     # The verify sandbox's probe: reports what a hostile program may do there
-    # (tests/test_sandbox_hardening.py). Static, so it runs in an otherwise empty image.
+    # (tests/proof/sandbox/test_sandbox_hardening.py). Static, so it runs in an otherwise empty image.
     fresh "$OUT/c-musl-sandbox-probe"
     $MUSL_CC "${CFLAGS_REPRO[@]}" -static -o "$OUT/c-musl-sandbox-probe" "$SRC/sandbox_probe.c"
 else

@@ -448,7 +448,7 @@ def _record(manifest: Manifest, workdir: Path) -> None:
     """Re-measure the evidence fields of every binary: closure, trace, observed_open,
     and for each needed file the outcome without it. The judgement fields
     (needed_for_success, note, provide, expect_stdout) stay as written; the tests in
-    tests/test_runtime_c_evidence.py check them."""
+    tests/proof/runtime/test_runtime_c_evidence.py check them."""
     from tests.tls_fixture import https_server
 
     roots = (workdir / str(i) / "root" for i in itertools.count())

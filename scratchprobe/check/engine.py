@@ -111,7 +111,8 @@ class CheckResult:
 
     @property
     def exit_code(self) -> int:
-        """2 for unusable input, 1 when a rule at error level is broken, else 0 (DESIGN.md)."""
+        """2 for unusable input, 1 when a rule at error level is broken, else 0 (README.md,
+        "Exit codes")."""
         if self.problems:
             return 2
         if not all(b.passed for b in self.binaries):

@@ -34,8 +34,9 @@ def classify(elf: ElfFile) -> tuple[Linkage, ObjectKind]:
     """Static, static-pie or dynamic, and executable or library.
 
     A static PIE is ET_DYN with a PT_DYNAMIC but no PT_INTERP and no DT_NEEDED; GNU ld marks
-    it DF_1_PIE (runtime-deps.md §1). Without that flag, an ET_DYN with no interpreter is a
-    shared library unless it looks like a program (an entry point and no SONAME).
+    it DF_1_PIE (docs/runtime-facts.md, "ELF triage"). Without that flag, an ET_DYN with no
+    interpreter is a shared library unless it looks like a program (an entry point and no
+    SONAME).
     """
     if elf.interpreter is not None:
         return Linkage.DYNAMIC, ObjectKind.EXECUTABLE
@@ -62,7 +63,7 @@ def is_go(elf: ElfFile) -> bool:
 
 
 def libc_from_names(interpreter: str | None, needed: tuple[str, ...]) -> Libc | None:
-    """glibc or musl from PT_INTERP and DT_NEEDED alone (runtime-deps.md §1)."""
+    """glibc or musl from PT_INTERP and DT_NEEDED alone (docs/runtime-facts.md, "ELF triage")."""
     if interpreter is not None:
         base = posixpath.basename(interpreter)
         if base.startswith("ld-musl-"):

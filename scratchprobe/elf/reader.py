@@ -2,9 +2,9 @@
 
 Why not pyelftools here: resolving a closure needs only the ELF header, the program headers,
 the dynamic segment, its string table and the version tables. Reading those with `struct` costs
-about 0.01 s for 600 files where pyelftools' segment iterators cost 0.9 s (DESIGN.md), and a
-batch over /usr/bin reads every library once. Deeper reads (symbols, section contents) go
-through `scratchprobe.elf.sections`, which wraps pyelftools.
+about 0.01 s for 600 files where pyelftools' segment iterators cost 0.9 s (docs/architecture.md,
+"Parsers"), and a batch over /usr/bin reads every library once. Deeper reads (symbols,
+section contents) go through `scratchprobe.elf.sections`, also a `struct` reader.
 
 Every offset and count is checked against the file before it is used: the input is untrusted.
 """
@@ -419,8 +419,8 @@ def _read_dynamic(src: _Source, e: str, is64: bool, seg: Segment) -> list[tuple[
 def vaddr_to_offset(segments: tuple[Segment, ...], vaddr: int, length: int) -> int | None:
     """Map a virtual address to a file offset through PT_LOAD, as the loader's mmap does.
 
-    Some linkers (and prelinked or statically built files) store file offsets instead of
-    addresses when no segment maps them; accept an in-file value when no PT_LOAD exists.
+    None when no PT_LOAD holds the whole range in the file: the caller reports the table as
+    unmapped (an address outside every segment is never taken as a file offset).
     """
     loads = [s for s in segments if s.type == SegmentType.LOAD]
     for seg in loads:

@@ -7,7 +7,7 @@ whole record (pyelftools does, one construct at a time) was about 90% of such a 
 reader takes only the two fields of each entry the answer depends on, `st_name` and
 `st_shndx` (System V gABI, "Symbol Table": `Elf32_Sym` / `Elf64_Sym`), and decodes a name
 only for the entries that end up in the answer. pyelftools stays the oracle it is tested
-against (`tests/test_symtab_vs_pyelftools.py`).
+against (`tests/unit/elf/test_symtab_vs_pyelftools.py`).
 """
 
 from __future__ import annotations

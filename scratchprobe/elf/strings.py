@@ -1,8 +1,9 @@
 """Which known literals an ELF file's data holds, by a search of its image (elf/image.py).
 
 A literal search runs near memory speed where a regex alternation of many words runs ten
-times slower (DESIGN.md); literals are grouped by their first five bytes ("/etc/",
-"__nss"), so a 47 MB .rodata is searched once per group, not once per literal.
+times slower (docs/architecture.md, "Scanning bytes"); literals are grouped by their first
+five bytes ("/etc/", "__nss"), so a 47 MB .rodata is searched once per group, not once per
+literal.
 """
 
 from __future__ import annotations

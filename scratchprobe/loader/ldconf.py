@@ -2,7 +2,7 @@
 
 ld.so never reads this file: only ldconfig does, to build /etc/ld.so.cache. scratchprobe uses
 it only when a root has no cache at all, to say which directories ldconfig *would* index,
-and it never copies it into an image (runtime-deps.md §2.2).
+and it never copies it into an image (ldconfig(8); docs/runtime-facts.md, "Loader").
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@
   the first of its file names that exists in one of them, so any (directory, file name)
   pair of the lists is found in a scratch image; the Debian bundle's pair is preferred.
 - Embedded roots (webpki-roots, NSS's libnssckbi): no file.
-runtime-deps.md §6.1, §7, §8, §10.
+docs/runtime-facts.md, "CA bundles"; OpenSSL's own rules are in needs/openssl.py.
 """
 
 from __future__ import annotations

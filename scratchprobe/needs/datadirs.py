@@ -2,7 +2,7 @@
 
 - An embedded CPython (libpython3.X in the closure) imports its standard library from
   PREFIX/lib/python3.X at start-up (`encodings` first); without it initialisation fails
-  ("init_fs_encoding: failed to get the Python codec", runtime-deps.md §9).
+  ("init_fs_encoding: failed to get the Python codec", docs/runtime-facts.md, "CPython").
 - A program that names its own data directory, /usr/share/<its name> (gdb, groff), reads it
   at start-up; the exact string must be in the program and the directory in the root.
 - A relocatable program finds its data relative to its own executable: it reads

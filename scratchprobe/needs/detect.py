@@ -1,6 +1,6 @@
 """Run every runtime-need detector and choose which needs go into the plan.
 
-One detector module per concern; `detect_needs` runs them all and `select` applies the
+One detector module per concern; `detect_needs` runs them all and `included` applies the
 user's choice (certain + likely by default, `--strict` adds possible, `--with` / `--without`
 override by kind).
 """

@@ -2,12 +2,12 @@
 
 - systemd's .note.dlopen (owner "FDO", type 0x407c0c0a): JSON that names the sonames a
   program may dlopen, with a priority (the ELF dlopen metadata specification,
-  https://uapi-group.org/specifications/specs/elf_dlopen_metadata/).
+  https://systemd.io/ELF_DLOPEN_METADATA/).
 - Mozilla NSS: libnss3 loads its softoken, freebl and built-in roots modules by full path
   from its own directory (nss lib/pk11wrap/pk11load.c, lib/freebl/loader.c).
 - Any other dlopen is reported: static analysis cannot follow a name made at run time.
 The loaders of one family have a module each: unwinder.py (libgcc_s), nssmodules.py,
-gconv.py, openssl.py. docs/runtime-facts.md#dlopen.
+gconv.py, openssl.py. docs/runtime-facts.md, "dlopen".
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Evidence the detectors read: imported symbols, known path strings, linked symbols.
 
 Strings are matched against a dictionary of known literals with `FileImage.find` over the
-read-only data only (DESIGN.md: a literal search runs near memory speed, a regex alternation
-of many words ten times slower). Go strings are not NUL-terminated, so nothing here ever
-reports a path it cut out of the bytes: only dictionary entries can be found, never
-`/etc/passwdtls`.
+read-only data only (a literal search runs near memory speed, a regex alternation of many
+words ten times slower: docs/architecture.md, "Scanning bytes"). Go strings are not
+NUL-terminated, so nothing here ever reports a path it cut out of the bytes: only
+dictionary entries can be found, never `/etc/passwdtls`.
 """
 
 from __future__ import annotations

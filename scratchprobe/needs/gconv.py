@@ -4,7 +4,7 @@ glibc converts only the Unicode forms and ASCII itself (iconv/gconv_builtin.h); 
 charset is a module <GCONV_DIR>/<NAME>.so (iconv/gconv_dl.c), found through
 gconv-modules.cache (iconv/gconv_cache.c) or, without it, the gconv-modules file and
 gconv-modules.d/*.conf (iconv/gconv_conf.c). GCONV_DIR is compiled into libc.
-docs/runtime-facts.md#gconv.
+docs/runtime-facts.md, "gconv".
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """MIME types: Go's mime package reads the system's type tables for what it does not know.
 
-Go's mime package (src/mime/type_unix.go, typeFiles) loads the first of /etc/mime.types,
-/etc/apache2/mime.types, /etc/apache/mime.types (and /etc/httpd/conf/mime.types) that
-exists, on top of a small built-in table (src/mime/type.go builtinTypesLower).
-docs/runtime-facts.md#mime.
+Go's mime package answers from a small built-in table (src/mime/type.go), then loads the
+shared-mime-info globs2 files or, when there are none (a scratch image), every one of
+/etc/mime.types, /etc/apache2/mime.types, /etc/apache/mime.types and
+/etc/httpd/conf/mime.types that exists (src/mime/type_unix.go, mimeGlobs, typeFiles).
+docs/runtime-facts.md, "MIME".
 """
 
 from __future__ import annotations

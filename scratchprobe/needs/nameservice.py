@@ -1,9 +1,10 @@
 """Name service: host, service and protocol lookups.
 
-glibc reads /etc/nsswitch.conf (without it, glibc >= 2.33 defaults hosts to "files dns",
-runtime-deps.md §3.3, verified); Go's resolver reads its hosts line too. The image gets a
-generated minimal one (only `files` and `dns`, built into glibc >= 2.34), never the
-builder's, which may name modules the image lacks (systemd, mdns, sss).
+glibc reads /etc/nsswitch.conf (without it, glibc >= 2.33 defaults hosts to "files dns":
+nss/nss_database.c, measured in docs/runtime-facts.md, "NSS"); Go's resolver reads its hosts
+line too. The image gets a generated minimal one (only `files` and `dns`, built into
+glibc >= 2.34), never the builder's, which may name modules the image lacks (systemd, mdns,
+sss).
 /etc/hosts and /etc/resolv.conf are bind-mounted by Docker, Podman and Kubernetes: listed as
 runtime-provided, not copied. musl and Go's pure resolver read the files directly.
 With `--runtime bare` (runc bundle, systemd-nspawn, chroot) nothing is mounted: the image gets

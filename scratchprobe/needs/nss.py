@@ -3,7 +3,7 @@
 glibc serves each database of nss/databases.def (passwd, group, shadow, initgroups, hosts,
 services, protocols, networks, ...) through the services nsswitch.conf names; musl and Go
 read the same files directly. users.py, nameservice.py and nssmodules.py all ask which of
-these a program calls, so the families are written once here (docs/runtime-facts.md#nss).
+these a program calls, so the families are written once here (docs/runtime-facts.md, "NSS").
 Each family lists the reentrant (_r) and enumeration (*ent) forms beside the plain calls:
 a program calls whichever it was written with.
 """

@@ -5,7 +5,7 @@ libnss_<service>.so.2 loaded on first use (glibc nss/nss_module.c, nss/nsswitch.
 2.33). Since glibc 2.34 `files` and `dns` are built into libc.so.6 (glibc NEWS, 2.34), so
 only an older libc needs libnss_files.so.2, and for host lookups libnss_dns.so.2 with the
 libresolv.so.2 it links. The lookups that go through NSS are the families of
-needs/nss.py. docs/runtime-facts.md#nss.
+needs/nss.py. docs/runtime-facts.md, "NSS".
 """
 
 from __future__ import annotations

@@ -1,17 +1,17 @@
 """OpenSSL: the files libcrypto finds through the directories compiled into it.
 
-Everything scratchprobe knows about OpenSSL is here (docs/runtime-facts.md#openssl):
+Everything scratchprobe knows about OpenSSL is here (docs/runtime-facts.md, "OpenSSL"):
 - the sonames that make a program an OpenSSL user (libcrypto.so.N, libssl.so.N);
 - OPENSSLDIR, MODULESDIR and ENGINESDIR, compiled into libcrypto as the strings
   OpenSSL_version(OPENSSL_DIR / OPENSSL_MODULES_DIR / OPENSSL_ENGINES_DIR) returns,
-  `OPENSSLDIR: "<dir>"` (crypto/cversion.c, OpenSSL 3: crypto/info.c);
+  `OPENSSLDIR: "<dir>"` (crypto/cversion.c);
 - the default CA bundle, X509_get_default_cert_file() = OPENSSLDIR "/cert.pem"
   (crypto/x509/x509_def.c, include/internal/cryptlib.h X509_CERT_FILE), which the
   environment variable SSL_CERT_FILE overrides (X509_get_default_cert_file_env);
 - the configuration, OPENSSLDIR "/openssl.cnf" (crypto/conf/conf_mod.c
   CONF_get1_default_config_file), read at initialisation when present;
 - providers from MODULESDIR (crypto/provider_core.c) and engines from ENGINESDIR
-  (crypto/engine/eng_dyn.c), loaded by name.
+  (crypto/engine/eng_list.c, ENGINE_by_id), loaded by name.
 The CA need itself is built in certs.py; evidence.py reads the directories out of the file.
 """
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 SONAMES = ("libcrypto.so", "libssl.so")
 """Sonames (prefixes: the number is the ABI) of OpenSSL's two libraries."""
 COMPILED_DIRS = re.compile(rb'(OPENSSLDIR|MODULESDIR|ENGINESDIR): "([^"\x00]{1,200})"')
-"""The directory strings compiled into libcrypto (crypto/cversion.c, crypto/info.c)."""
+"""The directory strings compiled into libcrypto (crypto/cversion.c)."""
 COMPILED_DIR_MARKER = b'DIR: "'
 """What every COMPILED_DIRS match contains: a literal to find before the regex runs."""
 CERT_FILE_ENV = "SSL_CERT_FILE"

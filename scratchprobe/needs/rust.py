@@ -2,7 +2,7 @@
 
 webpki-roots embeds Mozilla's roots (no file); rustls-native-certs and openssl-probe read the
 system bundle; chrono-tz and jiff's bundled database embed zones, chrono's Local and jiff
-without it read /usr/share/zoneinfo. runtime-deps.md §7.
+without it read /usr/share/zoneinfo. docs/runtime-facts.md, "Rust".
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ glibc unwinds the stack through libgcc_s's _Unwind_* functions, loaded on first 
 (glibc misc/unwind-link.c since 2.34, sysdeps/nptl/unwind-forcedunwind.c before): at
 pthread_cancel and pthread_exit (forced unwinding) and for backtrace (debug/backtrace.c).
 Without the library the program aborts ("libgcc_s.so.1 must be installed for
-pthread_cancel to work"). docs/runtime-facts.md#unwinder.
+pthread_cancel to work"). docs/runtime-facts.md, "Unwinder".
 """
 
 from __future__ import annotations

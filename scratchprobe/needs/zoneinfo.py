@@ -3,7 +3,7 @@
 glibc and musl read $TZ, else /etc/localtime, and zone names under /usr/share/zoneinfo
 (musl also /share/zoneinfo and /etc/zoneinfo); a missing zone silently becomes UTC, which
 is why this is found in production, not in tests. Go's time.LoadLocation reads
-/usr/share/zoneinfo unless time/tzdata is linked. runtime-deps.md §5, §6.3.
+/usr/share/zoneinfo unless time/tzdata is linked. docs/runtime-facts.md, "Zone files".
 """
 
 from __future__ import annotations

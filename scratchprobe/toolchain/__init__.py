@@ -2,9 +2,9 @@
 
 The runtime-needs detectors ask different questions per toolchain: a Go program reads CA
 files and zoneinfo itself (and libc only when cgo is linked), a Rust program's crates decide
-its TLS roots, a C or C++ program goes through libc (runtime-deps.md §1, §6, §7). The order of
-the checks matters: Go and Rust programs link libc too, so the generic C/C++ rules apply
-only when neither is recognised.
+its TLS roots, a C or C++ program goes through libc (docs/runtime-facts.md: "ELF triage",
+"Go", "Rust"). The order of the checks matters: Go and Rust programs link libc too, so the
+generic C/C++ rules apply only when neither is recognised.
 """
 
 from __future__ import annotations

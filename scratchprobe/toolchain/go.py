@@ -1,7 +1,7 @@
 """Go binaries: the build-info blob and the function-name table, read without running anything.
 
 Two structures carry what a FROM-scratch image needs to know about a Go program
-(runtime-deps.md §6):
+(docs/runtime-facts.md, "Go"):
 
 * the build info (`go version -m`): Go version, modules, and build settings such as
   CGO_ENABLED and -tags. Its layout is the one `debug/buildinfo.readRawBuildInfo` reads
@@ -755,7 +755,7 @@ def _go12_names(image: _Image, where: PclntabLocation) -> Iterator[str]:
 # ---------------------------------------------------------------------------- facts
 
 # Function names whose presence means a standard-library code path is linked. Each was
-# checked in binaries built by go1.19.8 and go1.27.3 (tests/test_toolchain_go.py).
+# checked in binaries built by go1.19.8 and go1.27.3 (tests/unit/toolchain/test_toolchain_go.py).
 X509_SYSTEM_ROOTS = "crypto/x509.loadSystemRoots"
 """crypto/x509 root_unix.go: reads the CA files and directories of root_linux.go."""
 X509_SET_FALLBACK_ROOTS = "crypto/x509.SetFallbackRoots"
@@ -808,7 +808,7 @@ class GoFacts:
     go_version: str | None
     cgo_enabled: bool | None
     """The CGO_ENABLED build setting; None when not recorded. It does NOT mean libc is
-    used: `CGO_ENABLED=1 -tags netgo,osusergo` builds are static (runtime-deps.md §6.1)."""
+    used: `CGO_ENABLED=1 -tags netgo,osusergo` builds are static (docs/runtime-facts.md, "Go")."""
     cgo_linked: bool
     """runtime/cgo is really linked: its functions are in the table, or the file asks the
     loader for libc. Decide "uses libc" from this, not from `cgo_enabled`."""

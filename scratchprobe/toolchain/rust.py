@@ -1,6 +1,6 @@
 """Rust binaries: the compiler version and the crates linked in, read without running anything.
 
-Evidence, strongest first (runtime-deps.md §7.1, §7.2):
+Evidence, strongest first (docs/runtime-facts.md, "Rust"):
 
 * `.dep-v0`: cargo-auditable's dependency list, a zlib stream of JSON
   (rust-secure-code/cargo-auditable PARSING.md, cargo-auditable.schema.json). Distribution

@@ -2,7 +2,7 @@
 
     python3 -m tests.fuzz.make_crashers
 
-Each recipe is a scaled-down copy of a case of tests/test_hostile_inputs.py small enough to
+Each recipe is a scaled-down copy of a case of tests/hostile/test_hostile_inputs.py small enough to
 commit (the sparse and 16 MiB shapes stay generated there). Inputs the fuzzers found are
 committed as they were found, next to these, and listed in tests/data/crashers/README.md.
 """

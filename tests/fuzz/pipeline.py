@@ -1,7 +1,7 @@
 """The whole pipeline over some inputs, every output format, every output parsed strictly.
 
-Shared by the fuzz tests (tests/test_fuzz.py), the crasher corpus replay
-(tests/test_crashers.py) and the coverage-guided target (tests/fuzz/atheris_target.py). An
+Shared by the fuzz tests (tests/hostile/test_fuzz.py), the crasher corpus replay
+(tests/hostile/test_crashers.py) and the coverage-guided target (tests/fuzz/atheris_target.py). An
 exception escaping from here is a finding: the CLI would have printed a traceback.
 """
 

@@ -71,7 +71,7 @@ def test_mutated_binaries_never_crash(seed: int, tmp_path: Path) -> None:
 # (SCRATCHPROBE_FUZZ_SECONDS, 20 s per test by default in CI) only says how far along it a
 # run gets. A finding's inputs are kept under SCRATCHPROBE_FUZZ_FINDINGS and the test fails
 # naming them: copy them into tests/data/crashers/, fix the cause, and
-# tests/test_crashers.py replays them for ever after.
+# tests/hostile/test_crashers.py replays them for ever after.
 
 FUZZ_SECONDS = float(os.environ.get("SCRATCHPROBE_FUZZ_SECONDS", "20"))
 SEED = int(os.environ.get("SCRATCHPROBE_FUZZ_SEED", "0"))

@@ -30,7 +30,8 @@ def test_readme_has_examples() -> None:
 
 
 def _params() -> list[object]:
-    # `verify` runs the binary in a sandbox: it is a sandbox test like tests/test_verify.py.
+    # `verify` runs the binary in a sandbox: a sandbox test, like
+    # tests/proof/sandbox/test_verify.py.
     return [
         pytest.param(c, marks=pytest.mark.sandbox) if c.split()[1:2] == ["verify"] else c
         for c in commands()

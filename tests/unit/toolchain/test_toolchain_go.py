@@ -168,7 +168,7 @@ def test_marker_functions_present_and_absent(name: str) -> None:
 
 
 def test_marker_meanings_per_variant() -> None:
-    """The derived booleans of GoFacts, variant against variant (runtime-deps.md §6.3)."""
+    """The derived booleans of GoFacts, variant against variant (docs/runtime-facts.md, "Go")."""
 
     def facts(name: str) -> GoFacts:
         result = go_facts(_elf(RUNTIME / name))

@@ -1,5 +1,5 @@
 // go-ext: one program that reads each runtime file the Go standard library opens,
-// built by tests/test_runtime_proof_verdict.py with an external linker
+// built by tests/proof/runtime/test_runtime_proof_verdict.py with an external linker
 // (`-buildmode=pie -ldflags=-linkmode=external`), which merges .gopclntab into
 // .data.rel.ro. Usage: go-ext get URL | zone NAME | temp
 package main
