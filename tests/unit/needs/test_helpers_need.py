@@ -12,9 +12,7 @@ import pytest
 
 from scratchprobe.inspect import InspectOptions, inspect
 from scratchprobe.needs.model import Confidence, NeedKind, RuntimeNeed
-from scratchprobe.sandbox import SandboxKind, SandboxSpec, run_sandboxed
 from tests.conftest import run_cli
-from tests.helpers_sandbox import needs_bwrap
 
 HELPER_DIR = "/usr/libexec/sp-demo"
 
@@ -147,25 +145,3 @@ def test_git_exec_path_is_found() -> None:
     assert "/usr/lib/git-core" not in default
     planned = inspect((git,), InspectOptions(with_kinds=frozenset({NeedKind.HELPERS})))
     assert "/usr/lib/git-core" in {f.path for f in planned.plan.files}
-
-
-@pytest.mark.sandbox
-@needs_bwrap
-def test_helper_in_the_image_is_what_makes_the_program_work(
-    demo_root: Path, tmp_path: Path
-) -> None:
-    spec_args = ("--root", str(demo_root), "/usr/bin/sp-demo")
-    without = tmp_path / "without"
-    assert run_cli("rootfs", *spec_args, "--output", str(without)).returncode == 0
-    run = run_sandboxed(
-        SandboxSpec(argv=("/usr/bin/sp-demo",), root=str(without)), SandboxKind.BWRAP, 60
-    )
-    assert run.exit_status == 127
-    with_helpers = tmp_path / "with"
-    written = run_cli("rootfs", "--with", "helpers", *spec_args, "--output", str(with_helpers))
-    assert written.returncode == 0, written.stderr
-    run = run_sandboxed(
-        SandboxSpec(argv=("/usr/bin/sp-demo",), root=str(with_helpers)), SandboxKind.BWRAP, 60
-    )
-    assert run.succeeded, run
-    assert run.stdout == b"helper ran\n"

@@ -14,7 +14,7 @@ import pytest
 from scratchprobe.cli import COMMANDS
 from scratchprobe.inspect import InspectOptions, inspect
 from scratchprobe.render import OutputFormat, RenderOptions, renderer
-from tests.conftest import TESTBINS, manifest, run_cli
+from tests.conftest import TESTBINS, run_cli
 
 DYNAMIC = str(TESTBINS / "c-glibc-dynamic")
 
@@ -27,23 +27,6 @@ def schema() -> dict[str, Any]:
 
 def test_schema_is_valid_json_schema() -> None:
     jsonschema.Draft202012Validator.check_schema(schema())
-
-
-@pytest.mark.slow  # one process per testbin; the fast loop validates a few in the tests below
-@pytest.mark.parametrize("name", sorted(manifest()))
-def test_manifest_validates_for_every_testbin(name: str) -> None:
-    result = run_cli("inspect", "--format", "json", str(TESTBINS / name))
-    doc = result.json()
-    jsonschema.validate(doc, schema())
-    assert doc["schema_version"] == 1
-    (binary,) = doc["binaries"]
-    record = manifest()[name]
-    assert binary["interpreter"] == record["interpreter"]
-    assert binary["needed"] == record["needed"]
-    assert result.returncode in (0, 1)
-    assert (result.returncode == 1) == bool(binary["missing"] or binary["missing_versions"]) or (
-        binary["interpreter_found"] is False
-    )
 
 
 def test_manifest_of_a_batch_shares_files() -> None:

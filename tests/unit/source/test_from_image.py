@@ -22,7 +22,6 @@ from tests.from_image_helpers import (
     layer_tar,
     oci_archive,
 )
-from tests.helpers_sandbox import needs_bwrap
 from tests.image_helpers import AARCH64, AARCH64_ROOT, open_archive
 
 
@@ -245,18 +244,6 @@ def test_a_crafted_docker_archive_reads(tmp_path: Path) -> None:
     assert _paths(ok) == ["/app/hello"]
 
 
-@needs_bwrap
-@pytest.mark.sandbox
-def test_verify_compares_the_original_root_with_the_slim_root(tmp_path: Path) -> None:
-    hello = TESTBINS / "c-glibc-dynamic"
-    layout = tmp_path / "layout"
-    assert _cli(tmp_path, "image", str(hello), "--output", str(layout)).returncode == 0
-    result = _cli(tmp_path, "verify", "--from-image", str(layout), "--compare")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "comparison: exit status matches, stdout matches, stderr matches" in result.stdout
-    assert result.stdout.splitlines()[-1].startswith("PASS: ")
-
-
 def test_rootfs_and_check_take_the_image_too(tmp_path: Path) -> None:
     layer = layer_tar(binary_members("usr/local/bin/hello"))
     config = {"Entrypoint": ["hello"], "Env": ["PATH=/usr/local/bin"]}
@@ -267,24 +254,6 @@ def test_rootfs_and_check_take_the_image_too(tmp_path: Path) -> None:
     assert (out / "usr/local/bin/hello").read_bytes() == STATIC.read_bytes()
     checked = _cli(tmp_path, "check", "--from-image", str(archive), "--require-static")
     assert checked.returncode == 0, checked.stdout + checked.stderr
-
-
-@needs_bwrap
-@pytest.mark.sandbox
-@pytest.mark.skipif(not (AARCH64_ROOT / "lib" / "libc.so.6").exists(), reason="no arm64 sysroot")
-def test_verify_runs_the_arm64_image_of_an_index_under_qemu(tmp_path: Path) -> None:
-    if not Path("/usr/bin/qemu-aarch64-static").exists():
-        pytest.skip("qemu-user-static is not installed")
-    amd64 = Image([layer_tar(binary_members())])
-    arm64 = Image([_arm64_layer()], architecture="arm64")
-    archive = oci_archive(tmp_path / "index.tar", amd64, arm64)
-    result = _cli(
-        tmp_path, "verify", "--from-image", str(archive), "--platform", "linux/arm64", "--compare"
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "(aarch64)" in result.stdout.splitlines()[0]
-    assert "qemu-aarch64-static" in result.stdout
-    assert "comparison: exit status matches, stdout matches, stderr matches" in result.stdout
 
 
 def test_a_name_without_skopeo_or_podman_says_what_to_install(tmp_path: Path) -> None:
