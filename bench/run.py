@@ -76,7 +76,7 @@ result = inspect(files, InspectOptions())
 t = lap("inspect(): all analysis (read, resolve, detect, plan)", t)
 if annotate is not None:
     result = annotate(result)
-    t = lap("annotate(): digests, package owners (json only)", t)
+    t = lap("annotate(): digests, package owners, licences (what cyclonedx runs)", t)
 out = render_json(result, RenderOptions())
 t = lap("render json (manifest + json.dumps indent=2)", t)
 render_copy(result, RenderOptions())
