@@ -10,6 +10,12 @@ import pytest
 from scratchprobe.sandbox import SandboxKind, SandboxSpec, run_sandboxed
 from tests.conftest import run_cli
 from tests.helpers_sandbox import needs_bwrap
+from tests.unit.needs.test_helpers_need import build_demo_root
+
+
+@pytest.fixture
+def demo_root(tmp_path: Path) -> Path:
+    return build_demo_root(tmp_path)
 
 
 @pytest.mark.sandbox

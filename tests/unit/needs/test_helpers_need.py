@@ -71,6 +71,11 @@ def _compile(source: str, out: Path) -> Path:
 
 @pytest.fixture
 def demo_root(tmp_path: Path) -> Path:
+    return build_demo_root(tmp_path)
+
+
+def build_demo_root(tmp_path: Path) -> Path:
+    """A root with sp-demo and its helper in HELPER_DIR (shared with the running proof)."""
     build = tmp_path / "build"
     build.mkdir()
     root = tmp_path / "root"
