@@ -511,6 +511,8 @@ def include_entries(
 ) -> tuple[Include, ...]:
     """--include specs, then the entries of each --include-from file. Raises UsageError for
     a bad spec and InputError for an unreadable or malformed file."""
+    if not includes and not include_from:
+        return ()  # a run without includes never loads their parser
     from scratchprobe.trace.includes import Include, load_file, parse_spec
 
     # An Include already made (--from-image's entry point files) keeps its own reason.
