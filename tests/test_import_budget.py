@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -65,33 +66,63 @@ sys.exit(code)
 """
 
 
-def loaded(tmp_path: Path, *args: str) -> set[str]:
+def loaded(tmp_path: Path, *args: str, terminal: bool = False) -> set[str]:
+    """The modules after the command, run with stderr in a pipe, or on a pseudo-terminal
+    (where a batch shows its progress bar)."""
     listing = tmp_path / "modules.txt"
     # Run in tmp_path: the checkout's pyproject.toml would be check's policy file.
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
-    proc = subprocess.run(
-        [sys.executable, "-c", PROBE, str(listing), *args],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": path},
-        check=False,
-    )
+    master, slave = os.openpty() if terminal else (-1, -1)
+    if terminal:
+        # Drained while it runs: a full terminal buffer would block the progress bar.
+        threading.Thread(target=_drain, args=(master,), daemon=True).start()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", PROBE, str(listing), *args],
+            stdout=subprocess.DEVNULL,
+            stderr=slave if terminal else subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": path, "COLUMNS": "120"},
+            check=False,
+            timeout=300,
+        )
+    finally:
+        if terminal:
+            os.close(slave)
     assert proc.returncode in (0, 1), proc.stderr
     return set(listing.read_text().split("\n"))
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 65536):
+            pass
+    except OSError:  # EIO: the other side closed
+        pass
+    finally:
+        os.close(fd)
 
 
 def heavy_in(modules: set[str]) -> set[str]:
     return {h for h in HEAVY if any(m == h or m.startswith(h + ".") for m in modules)}
 
 
-def check_budget(tmp_path: Path, loads: set[str], *args: str) -> None:
+def check_budget(tmp_path: Path, loads: set[str], *args: str, terminal: bool = False) -> None:
     assert loads <= set(HEAVY)
-    assert heavy_in(loaded(tmp_path, *args)) == loads
+    assert heavy_in(loaded(tmp_path, *args, terminal=terminal)) == loads
 
 
 def test_inspect_copy_loads_nothing_heavy(tmp_path: Path) -> None:
     check_budget(tmp_path, set(), "inspect", "--format", "copy", DYNAMIC)
+
+
+@pytest.mark.slow
+def test_rich_on_a_terminal_only_for_a_batch(tmp_path: Path) -> None:
+    # One file shows no progress bar, so it does not import rich; a batch shows one.
+    check_budget(tmp_path, set(), "inspect", "--format", "copy", DYNAMIC, terminal=True)
+    batch = str(TESTBINS / "runtime")
+    check_budget(tmp_path, {"rich"}, "inspect", "--format", "copy", batch, terminal=True)
 
 
 @pytest.mark.slow

@@ -19,6 +19,8 @@ from scratchprobe.errors import ScratchprobeError
 from scratchprobe.needs.model import ContainerRuntime, NeedKind
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
     from scratchprobe.inspect import InspectOptions
     from scratchprobe.trace.includes import Include
 
@@ -115,12 +117,32 @@ def batch_progress() -> Iterator[Callable[[int, int], None] | None]:
     if not sys.stderr.isatty():
         yield None
         return
+    bar: list[Progress] = []
+    task: list[TaskID] = []
+
+    def update(done: int, total: int) -> None:
+        if total < 2:
+            return  # one file is not a batch, and does not pay for importing rich
+        if not bar:
+            bar.append(_progress_bar())
+            bar[0].start()
+            task.append(bar[0].add_task("inspect", total=total))
+        bar[0].update(task[0], completed=done, total=total, refresh=True)
+
+    try:
+        yield update
+    finally:
+        if bar:
+            bar[0].stop()
+
+
+def _progress_bar() -> Progress:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     # No refresh thread (auto_refresh=False): the batch forks its workers, and a fork while
     # another thread holds the console's lock would leave the child stuck on it.
-    bar = Progress(
+    return Progress(
         TextColumn("inspecting"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -128,21 +150,6 @@ def batch_progress() -> Iterator[Callable[[int, int], None] | None]:
         transient=True,
         auto_refresh=False,
     )
-    task: list[TaskID] = []
-
-    def update(done: int, total: int) -> None:
-        if total < 2:
-            return  # one file is not a batch
-        if not task:
-            bar.start()
-            task.append(bar.add_task("inspect", total=total))
-        bar.update(task[0], completed=done, total=total, refresh=True)
-
-    try:
-        yield update
-    finally:
-        if task:
-            bar.stop()
 
 
 _NEED_KINDS = [kind.value for kind in NeedKind]
