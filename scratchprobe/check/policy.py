@@ -17,7 +17,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import tomllib
 from dataclasses import dataclass, replace
 
 from scratchprobe.check.rules import FOREIGN_ARCH, RULES_BY_CODE, Rule, Severity
@@ -241,6 +240,8 @@ _MAX_POLICY_SIZE = 1 << 20
 
 
 def _read_toml(path: str) -> dict[str, object]:
+    import tomllib  # only a run with a policy file pays for the TOML parser
+
     try:
         # Never a FIFO (opening one for reading blocks until a writer comes); a character
         # device is read without blocking, so `--policy /dev/null` stays an empty policy.

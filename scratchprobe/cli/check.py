@@ -4,25 +4,23 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 import click
 
 from scratchprobe.cli.options import (
+    PlanningFlags,
     batch_progress,
     color_wanted,
     emit,
     error,
+    exits_on_error,
     inspect_options,
-    library_path_option,
-    needs_options,
     note,
     output_option,
-    root_option,
+    planning_options,
 )
-from scratchprobe.errors import ScratchprobeError, UsageError
-
-FORMATS = ("text", "json", "sarif", "junit", "github")
+from scratchprobe.errors import UsageError
+from scratchprobe.render.formats import CheckFormat, names
 
 
 def _explain(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
@@ -51,9 +49,7 @@ def _explain(ctx: click.Context, param: click.Parameter, value: str | None) -> N
     help="Print what rule CODE (e.g. SP008) means and how to fix it, or 'all' for every "
     "rule, policy key and format; then exit.",
 )
-@root_option
-@library_path_option
-@needs_options
+@planning_options()
 @click.option(
     "--require-static/--no-require-static",
     "require_static",
@@ -105,7 +101,7 @@ def _explain(ctx: click.Context, param: click.Parameter, value: str | None) -> N
     "-f",
     "--format",
     "output_format",
-    type=click.Choice(FORMATS),
+    type=click.Choice(names(CheckFormat)),
     default="text",
     show_default=True,
     help="text: report; json: for programs; sarif: code scanning; junit: CI test report; "
@@ -114,8 +110,7 @@ def _explain(ctx: click.Context, param: click.Parameter, value: str | None) -> N
 @output_option
 def command(
     binaries: tuple[str, ...],
-    root: str,
-    library_path: tuple[str, ...],
+    planning: PlanningFlags,
     require_static: bool | None,
     allow_library: tuple[str, ...],
     max_glibc: str | None,
@@ -125,7 +120,6 @@ def command(
     policy_file: str | None,
     output_format: str,
     output: str | None,
-    **needs: Any,
 ) -> None:
     """Check each BINARY against the policy: static linkage, libraries, glibc floor, ...
 
@@ -134,7 +128,7 @@ def command(
     Rules: scratchprobe check --explain all.
     """
     from scratchprobe.check.engine import run_check
-    from scratchprobe.check.formats import CheckFormat, FormatOptions, formatter
+    from scratchprobe.check.formats import FormatOptions, formatter
     from scratchprobe.check.policy import (
         PolicyOverrides,
         load_policy,
@@ -146,7 +140,7 @@ def command(
     )
     from scratchprobe.inspect import inspect
 
-    try:
+    with exits_on_error():
         severities = []
         for item in severity:
             code, sep, level = item.partition("=")
@@ -166,12 +160,7 @@ def command(
         cwd = os.getcwd()
         policy = merge(load_policy(policy_file, cwd), overrides)
         with batch_progress() as progress:
-            inspection = inspect(
-                binaries, inspect_options(root, library_path, **needs), progress=progress
-            )
-    except ScratchprobeError as exc:
-        error(str(exc))
-        sys.exit(2)
+            inspection = inspect(binaries, inspect_options(planning), progress=progress)
     result = run_check(inspection, policy)
     fmt = CheckFormat(output_format)
     options = FormatOptions(base_dir=cwd, color=fmt is CheckFormat.TEXT and color_wanted(output))

@@ -6,18 +6,22 @@ import json
 import os
 import re
 import sys
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import click
 
 from scratchprobe.cli.options import (
+    PlanningFlags,
+    cannot,
     error,
-    from_image_options,
+    exits_on_error,
+    fail,
     inspect_options,
-    library_path_option,
-    needs_options,
+    planning_options,
+    warning,
 )
-from scratchprobe.errors import ScratchprobeError
+from scratchprobe.render.formats import ImageFormat, names
 
 if TYPE_CHECKING:
     from scratchprobe.source.reference import SourceImage
@@ -65,10 +69,6 @@ def _entrypoint(
     return (value,)
 
 
-def _warn(message: str) -> None:
-    click.echo(f"scratchprobe: warning: {message}", err=True)
-
-
 @click.command("image")
 @click.argument("binaries", nargs=-1, required=False, metavar="BINARY...")
 @click.option(
@@ -83,7 +83,7 @@ def _warn(message: str) -> None:
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["oci-archive", "oci-layout", "docker-archive"]),
+    type=click.Choice(names(ImageFormat)),
     help="Choose the format instead of going by PATH; docker-archive is what `docker load` "
     "and `podman load` read.",
 )
@@ -95,9 +95,7 @@ def _warn(message: str) -> None:
     help="The builder's filesystem (default /). Give it once per platform (the binaries at "
     "the same paths in each) for a multi-platform image index.",
 )
-@from_image_options
-@library_path_option
-@needs_options
+@planning_options(root=False)
 @click.option("--tag", metavar="NAME[:TAG]", callback=_check_tag, help="The image's name.")
 @click.option(
     "--entrypoint",
@@ -148,7 +146,7 @@ def command(
     output: str,
     output_format: str | None,
     roots: tuple[str, ...],
-    library_path: tuple[str, ...],
+    planning: PlanningFlags,
     tag: str | None,
     entrypoint: tuple[str, ...] | None,
     cmd: tuple[str, ...],
@@ -159,7 +157,6 @@ def command(
     sbom: bool,
     package_metadata: bool,
     source: SourceImage | None = None,
-    **needs: Any,
 ) -> None:
     """Write the files the image needs (the plan of `inspect`) as a runnable image, without
     a daemon. The same inputs and SOURCE_DATE_EPOCH give the same bytes and digests.
@@ -186,9 +183,8 @@ def command(
         exposed_ports = config.exposed_ports
         stop_signal = config.stop_signal
     if workdir is not None and not workdir.startswith("/"):
-        error(f"--workdir {workdir}: not an absolute path")
-        sys.exit(2)
-    try:
+        fail(f"--workdir {workdir}: not an absolute path")
+    with exits_on_error(cannot(output, "cannot write")):
         options = ImageOptions(
             destination=output,
             format=format_for(output, output_format),
@@ -206,30 +202,23 @@ def command(
             stop_signal=stop_signal,
         )
         inspections = tuple(
-            inspect_for_image(binaries, inspect_options(root, library_path, **needs))
+            inspect_for_image(binaries, inspect_options(replace(planning, root=root)))
             for root in roots or ("/",)
         )
         problems = [p for i in inspections for p in i.problems]
         if problems:
             for problem in dict.fromkeys(problems):
                 error(f"{problem.path}: {problem.message}")
-            error(f"{output}: nothing written")
-            sys.exit(2)
+            fail(f"{output}: nothing written")
         result = build_image(inspections, options)
-    except ScratchprobeError as exc:
-        error(str(exc))
-        sys.exit(2)
-    except OSError as exc:
-        error(f"{output}: cannot write: {exc.strerror or exc}")
-        sys.exit(2)
     warnings = [w for i in inspections for w in i.warnings] + list(result.warnings)
-    for warning in dict.fromkeys(warnings):
-        _warn(warning)
+    for message in dict.fromkeys(warnings):
+        warning(message)
     exit_code = 0
     for inspection in inspections:
         for report in inspection.binaries:
             if report.unresolved:
-                _warn(f"{report.label}: unresolved in {inspection.root}, will not run")
+                warning(f"{report.label}: unresolved in {inspection.root}, will not run")
                 exit_code = 1
     click.echo(f"wrote {result.destination} ({result.format.value})")
     for image in result.images:

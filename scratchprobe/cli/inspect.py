@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Any
 
 import click
 
 from scratchprobe.cli.options import (
+    PlanningFlags,
     batch_progress,
     color_wanted,
     emit,
     error,
+    exits_on_error,
     forwarded_args,
     inspect_options,
-    library_path_option,
-    needs_options,
     note,
     output_option,
-    root_option,
+    planning_options,
     warning,
 )
-from scratchprobe.errors import ScratchprobeError
+from scratchprobe.render.formats import OutputFormat, names
 
 # Matched with fullmatch: `$` would also match before a trailing newline ("builder\n").
 _STAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@-]*")
@@ -37,14 +36,12 @@ def _check_stage(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 @click.command("inspect")
 @click.argument("binaries", nargs=-1, required=False, metavar="BINARY...")
-@root_option
-@library_path_option
-@needs_options
+@planning_options()
 @click.option(
     "-f",
     "--format",
     "output_format",
-    type=click.Choice(["text", "json", "copy", "dockerfile", "cyclonedx"]),
+    type=click.Choice(names(OutputFormat)),
     default="text",
     show_default=True,
     help="text: the report; json: the manifest; copy: COPY lines; dockerfile: a scratch "
@@ -82,15 +79,13 @@ def _check_stage(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @output_option
 def command(
     binaries: tuple[str, ...],
-    root: str,
-    library_path: tuple[str, ...],
+    planning: PlanningFlags,
     output_format: str,
     stage: str,
     rootfs_stage: bool,
     install: str | None,
     full: bool,
     output: str | None,
-    **needs: Any,
 ) -> None:
     """Report the loader, libraries and files each BINARY needs in a scratch image.
 
@@ -98,10 +93,10 @@ def command(
     library, version or interpreter is missing, 2 for unusable input.
     """
     from scratchprobe.inspect import inspect
-    from scratchprobe.render import OutputFormat, RenderOptions, renderer
+    from scratchprobe.render import RenderOptions, renderer
 
-    try:
-        options = inspect_options(root, library_path, **needs)
+    with exits_on_error():
+        options = inspect_options(planning)
         if install is None:
             with batch_progress() as progress:
                 result = inspect(binaries, options, progress=progress)
@@ -109,9 +104,6 @@ def command(
             from scratchprobe.rootfs import inspect_for_image
 
             result = inspect_for_image(binaries, options, install)
-    except ScratchprobeError as exc:
-        error(str(exc))
-        sys.exit(2)
     fmt = OutputFormat(output_format)
     if fmt in (OutputFormat.JSON, OutputFormat.CYCLONEDX):
         # Digests and package owners cost a read of every file and of the package
@@ -124,17 +116,14 @@ def command(
         color=fmt is OutputFormat.TEXT and color_wanted(output),
         full=full,
         rootfs_stage=(
-            forwarded_args(library_path, **needs) + (("--install", install) if install else ())
+            forwarded_args(planning) + (("--install", install) if install else ())
             if rootfs_stage
             else None
         ),
     )
-    try:
+    # A name no Dockerfile can express: nothing on stdout, one line on stderr.
+    with exits_on_error():
         rendered = renderer(fmt)(result, render_options)
-    except ScratchprobeError as exc:
-        # A name no Dockerfile can express: nothing on stdout, one line on stderr.
-        error(str(exc))
-        sys.exit(2)
     emit(rendered, output)
     for line in result.notes:
         note(line)

@@ -10,13 +10,17 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
+from scratchprobe.errors import ScratchprobeError
 from scratchprobe.needs.model import ContainerRuntime, NeedKind
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
     from scratchprobe.inspect import InspectOptions
     from scratchprobe.trace.includes import Include
 
@@ -30,6 +34,37 @@ def error(message: str) -> None:
     from scratchprobe.render.names import visible_text
 
     click.echo(f"scratchprobe: error: {visible_text(message)}", err=True)
+
+
+def fail(message: str) -> NoReturn:
+    """One error line, then exit 2: a usage error or an unusable input (README, "Exit
+    codes")."""
+    error(message)
+    sys.exit(2)
+
+
+@contextmanager
+def exits_on_error(
+    os_error: Callable[[OSError], str] | None = None, prefix: str = ""
+) -> Iterator[None]:
+    """The one place an error raised by the core becomes an exit code (README, "Exit
+    codes"): a ScratchprobeError is unusable input or options, exit 2 with its message as
+    one line (after `prefix`); so is an OSError where the command says what it was doing
+    (`os_error` words the line, see `cannot`). Any other exception is a bug and keeps its
+    traceback."""
+    try:
+        yield
+    except ScratchprobeError as exc:
+        fail(f"{prefix}{exc}")
+    except OSError as exc:
+        if os_error is None:
+            raise
+        fail(os_error(exc))
+
+
+def cannot(path: str, doing: str) -> Callable[[OSError], str]:
+    """`PATH: DOING: the system's reason`, the line of an OSError for `exits_on_error`."""
+    return lambda exc: f"{path}: {doing}: {exc.strerror or exc}"
 
 
 def warning(message: str) -> None:
@@ -67,12 +102,11 @@ def emit(text: str, output: str | None) -> None:
         # what looks like an ANSI sequence when stdout is not a terminal.
         click.echo(text, nl=False, color=True)
         return
-    try:
-        with open(output, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    except OSError as exc:
-        error(f"{output}: cannot write the report: {exc.strerror or exc}")
-        sys.exit(2)
+    with (
+        exits_on_error(cannot(output, "cannot write the report")),
+        open(output, "w", encoding="utf-8") as handle,
+    ):
+        handle.write(text)
 
 
 @contextmanager
@@ -83,12 +117,32 @@ def batch_progress() -> Iterator[Callable[[int, int], None] | None]:
     if not sys.stderr.isatty():
         yield None
         return
+    bar: list[Progress] = []
+    task: list[TaskID] = []
+
+    def update(done: int, total: int) -> None:
+        if total < 2:
+            return  # one file is not a batch, and does not pay for importing rich
+        if not bar:
+            bar.append(_progress_bar())
+            bar[0].start()
+            task.append(bar[0].add_task("inspect", total=total))
+        bar[0].update(task[0], completed=done, total=total, refresh=True)
+
+    try:
+        yield update
+    finally:
+        if bar:
+            bar[0].stop()
+
+
+def _progress_bar() -> Progress:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     # No refresh thread (auto_refresh=False): the batch forks its workers, and a fork while
     # another thread holds the console's lock would leave the child stuck on it.
-    bar = Progress(
+    return Progress(
         TextColumn("inspecting"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -96,35 +150,39 @@ def batch_progress() -> Iterator[Callable[[int, int], None] | None]:
         transient=True,
         auto_refresh=False,
     )
-    task: list[TaskID] = []
-
-    def update(done: int, total: int) -> None:
-        if total < 2:
-            return  # one file is not a batch
-        if not task:
-            bar.start()
-            task.append(bar.add_task("inspect", total=total))
-        bar.update(task[0], completed=done, total=total, refresh=True)
-
-    try:
-        yield update
-    finally:
-        if task:
-            bar.stop()
 
 
-def root_option(func: F) -> F:
-    func = from_image_options(func)
-    return click.option(
-        "--root",
-        default="/",
-        show_default=True,
-        type=click.Path(file_okay=False),
-        help="The builder's filesystem: every library is resolved inside it, never on the host.",
-    )(func)
-
-
+_NEED_KINDS = [kind.value for kind in NeedKind]
 _PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
+_LOCALE_NAME = re.compile(r"[A-Za-z0-9_]{1,32}([.][A-Za-z0-9_-]{1,32})?(@[A-Za-z0-9_]{1,32})?")
+# Matched with fullmatch: `$` would also match before a trailing newline ("root\n").
+_USER_SPEC = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?")
+
+
+@dataclass(frozen=True)
+class PlanningFlags:
+    """The planning flags of every planning command (inspect, check, rootfs, verify, image)
+    as given on the command line; `planning_options` builds it, `inspect_options` turns it
+    into the core's options and `forwarded_args` back into words."""
+
+    root: str = "/"
+    """--root; `image` takes its own repeatable --root and plans once per root."""
+    library_path: tuple[str, ...] = ()
+    runtime_needs: bool = True
+    """Off with --no-runtime: the loader and libraries only."""
+    strict: bool = False
+    with_kinds: tuple[NeedKind, ...] = ()
+    """In the order given, so that a forwarded command line is the same words."""
+    without_kinds: tuple[NeedKind, ...] = ()
+    zones: tuple[str, ...] = ()
+    user: str | None = None
+    generate_etc: bool = False
+    copy_etc: bool = False
+    locale: str | None = None
+    runtime: ContainerRuntime = ContainerRuntime.DOCKER
+    includes: tuple[str | Include, ...] = ()
+    """--include specs, then (--from-image) the entry point's files, each with its reason."""
+    include_from: tuple[str, ...] = ()
 
 
 def _check_platform(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -133,56 +191,198 @@ def _check_platform(ctx: click.Context, param: click.Parameter, value: str | Non
     return value
 
 
-def from_image_options(func: F) -> F:
-    """`--from-image REF`, `--platform`, `--binary`: an existing image's layers as the
-    builder's root, its entry point as the binary (docs/slim.md).
+def _check_locale(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A locale name goes into ENV lines and names a directory: only locale names pass."""
+    if value is not None and not _LOCALE_NAME.fullmatch(value):
+        raise click.BadParameter(f"{value!r} is not a locale name like C.UTF-8 or de_DE.UTF-8")
+    return value
 
-    The command itself is unchanged: this wrapper unpacks the image into a private
-    temporary root, passes it as `root` (or `roots`), fills `binaries` (or `binary` and
-    `args`) from the entry point when none are given, and removes the root afterwards. A
-    command that takes a `source` parameter also gets the opened image."""
 
-    @functools.wraps(func)
-    def wrapper(**kwargs: Any) -> Any:
-        reference = kwargs.pop("from_image")
-        platform = kwargs.pop("platform")
-        picked = kwargs.pop("binary_paths")
-        if reference is None:
-            if platform is not None or picked:
-                error("--platform and --binary go with --from-image")
-                sys.exit(2)
-            _require_binaries(kwargs)
-            return func(**kwargs)
-        return _with_image(func, kwargs, reference, platform, picked)
+def _check_user(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A user spec goes into a USER line and /etc/passwd: only names and numbers pass."""
+    if value is not None and not _USER_SPEC.fullmatch(value):
+        raise click.BadParameter(f"{value!r} is not NAME, UID, NAME:GROUP or UID:GID")
+    return value
 
-    options = [
-        click.option(
-            "--from-image",
-            "from_image",
-            metavar="REF",
-            help="Use an existing image as the builder: an OCI layout directory, an OCI "
-            "archive, a docker-archive, or a local image by name (skopeo or podman). Its "
-            "layers are the root and its entry point the binary.",
-        ),
-        click.option(
-            "--platform",
-            metavar="OS/ARCH[/VARIANT]",
-            callback=_check_platform,
-            help="With --from-image: the image of a multi-platform index to use.",
-        ),
-        click.option(
-            "--binary",
-            "binary_paths",
-            multiple=True,
-            metavar="PATH",
-            help="With --from-image: analyse this file of the image instead of the entry "
-            "point (looked up in the image's PATH without '/'). Repeatable.",
-        ),
-    ]
-    result: Callable[..., Any] = wrapper
-    for option in reversed(options):
-        result = option(result)
-    return cast(F, result)
+
+_ROOT = click.option(
+    "--root",
+    default="/",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="The builder's filesystem: every library is resolved inside it, never on the host.",
+)
+
+# In the order --help lists them, after --root.
+_OPTIONS = [
+    click.option(
+        "--from-image",
+        "from_image",
+        metavar="REF",
+        help="Use an existing image as the builder: an OCI layout directory, an OCI "
+        "archive, a docker-archive, or a local image by name (skopeo or podman). Its "
+        "layers are the root and its entry point the binary.",
+    ),
+    click.option(
+        "--platform",
+        metavar="OS/ARCH[/VARIANT]",
+        callback=_check_platform,
+        help="With --from-image: the image of a multi-platform index to use.",
+    ),
+    click.option(
+        "--binary",
+        "binary_paths",
+        multiple=True,
+        metavar="PATH",
+        help="With --from-image: analyse this file of the image instead of the entry "
+        "point (looked up in the image's PATH without '/'). Repeatable.",
+    ),
+    click.option(
+        "--library-path",
+        "library_path",
+        multiple=True,
+        metavar="DIR",
+        help="Search DIR like LD_LIBRARY_PATH (inside --root). Repeatable.",
+    ),
+    click.option(
+        "--no-runtime",
+        "no_runtime",
+        is_flag=True,
+        help="Only the loader and libraries: skip runtime files (CA bundle, zoneinfo, ...).",
+    ),
+    click.option(
+        "--strict",
+        is_flag=True,
+        help="Also include runtime needs of 'possible' confidence.",
+    ),
+    click.option(
+        "--with",
+        "with_kinds",
+        multiple=True,
+        type=click.Choice(_NEED_KINDS),
+        metavar="KIND",
+        help="Include this kind of runtime need whatever its confidence. Repeatable. "
+        "KIND: " + ", ".join(_NEED_KINDS) + ".",
+    ),
+    click.option(
+        "--without",
+        "without_kinds",
+        multiple=True,
+        type=click.Choice(_NEED_KINDS),
+        metavar="KIND",
+        help="Leave this kind of runtime need out of the plan. Repeatable.",
+    ),
+    click.option(
+        "--tz",
+        "zones",
+        multiple=True,
+        metavar="ZONE",
+        help="Copy only these zones (e.g. Europe/Paris), set TZ and /etc/localtime.",
+    ),
+    click.option(
+        "--user",
+        metavar="NAME|UID[:GID]",
+        callback=_check_user,
+        help="Run as this user (USER line); its passwd entry must exist.",
+    ),
+    click.option(
+        "--generate-etc",
+        is_flag=True,
+        help="Write minimal /etc/passwd and /etc/group (root, nobody, nonroot 65532 and "
+        "the --user): the default.",
+    ),
+    click.option(
+        "--copy-etc",
+        is_flag=True,
+        help="Copy the builder's /etc/passwd and /etc/group instead of generating minimal ones.",
+    ),
+    click.option(
+        "--locale",
+        "locale",
+        metavar="NAME",
+        callback=_check_locale,
+        help="The locale a program calling setlocale gets (LANG, LC_ALL); default C.UTF-8.",
+    ),
+    click.option(
+        "--runtime",
+        "runtime",
+        type=click.Choice([r.value for r in ContainerRuntime]),
+        default=ContainerRuntime.DOCKER.value,
+        show_default=True,
+        help="What runs the image: docker (also podman, kubernetes) mounts /etc/hosts and "
+        "/etc/resolv.conf; bare (runc bundle, nspawn, chroot) mounts nothing, so the image "
+        "gets an /etc/hosts with localhost.",
+    ),
+    click.option(
+        "--include",
+        "includes",
+        multiple=True,
+        metavar="PATH|GLOB[:DEST]",
+        help="Add this file, directory (whole) or glob inside --root to the image, at DEST "
+        "if given. Repeatable.",
+    ),
+    click.option(
+        "--include-from",
+        "include_from",
+        multiple=True,
+        metavar="FILE",
+        help="Add the entries of this include file (TOML written by verify --learn, or one "
+        "--include spec per line). Repeatable.",
+    ),
+]
+
+
+def planning_options(*, root: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The planning options of a command (--root unless `root` is False, --from-image,
+    --platform, --binary, --library-path and the runtime-needs options), passed to it as one
+    `planning: PlanningFlags`.
+
+    With `--from-image REF` an existing image's layers are the builder's root and its entry
+    point the binary (docs/slim.md): the image is unpacked into a private temporary root,
+    which becomes `planning.root` (or the command's `roots`); `binaries` (or `binary` and
+    `args`) come from the entry point when none are given; the root is removed afterwards.
+    A command that takes a `source` parameter also gets the opened image."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> Any:
+            reference = kwargs.pop("from_image")
+            platform = kwargs.pop("platform")
+            picked = kwargs.pop("binary_paths")
+            planning = _flags(kwargs)
+            if reference is None:
+                if platform is not None or picked:
+                    fail("--platform and --binary go with --from-image")
+                _require_binaries(kwargs)
+                return func(planning=planning, **kwargs)
+            return _with_image(func, kwargs, planning, reference, platform, picked)
+
+        result: Callable[..., Any] = wrapper
+        for option in reversed([_ROOT, *_OPTIONS] if root else _OPTIONS):
+            result = option(result)
+        return result
+
+    return decorate
+
+
+def _flags(kwargs: dict[str, Any]) -> PlanningFlags:
+    """Takes the planning options out of click's keyword arguments."""
+    return PlanningFlags(
+        root=kwargs.pop("root", "/"),
+        library_path=kwargs.pop("library_path"),
+        runtime_needs=not kwargs.pop("no_runtime"),
+        strict=kwargs.pop("strict"),
+        with_kinds=tuple(NeedKind(kind) for kind in kwargs.pop("with_kinds")),
+        without_kinds=tuple(NeedKind(kind) for kind in kwargs.pop("without_kinds")),
+        zones=kwargs.pop("zones"),
+        user=kwargs.pop("user"),
+        generate_etc=kwargs.pop("generate_etc"),
+        copy_etc=kwargs.pop("copy_etc"),
+        locale=kwargs.pop("locale"),
+        runtime=ContainerRuntime(kwargs.pop("runtime")),
+        includes=kwargs.pop("includes"),
+        include_from=kwargs.pop("include_from"),
+    )
 
 
 def _require_binaries(kwargs: dict[str, Any]) -> None:
@@ -197,6 +397,7 @@ def _require_binaries(kwargs: dict[str, Any]) -> None:
 def _with_image(
     func: Callable[..., Any],
     kwargs: dict[str, Any],
+    planning: PlanningFlags,
     reference: str,
     platform: str | None,
     picked: tuple[str, ...],
@@ -204,35 +405,24 @@ def _with_image(
     from scratchprobe.root import Root
     from scratchprobe.source.entry import checked_binaries, resolve_entry
     from scratchprobe.source.reference import open_image
-    from scratchprobe.source.unpack import ImageSourceError
 
-    if kwargs.get("root", "/") != "/" or kwargs.get("roots"):
-        error("--from-image REF is the builder's root: give it or --root, not both")
-        sys.exit(2)
-    try:
+    if planning.root != "/" or kwargs.get("roots"):
+        fail("--from-image REF is the builder's root: give it or --root, not both")
+    with exits_on_error(cannot(reference, "cannot read")):
         source = open_image(reference, platform)
-    except ImageSourceError as exc:
-        error(str(exc))
-        sys.exit(2)
-    except OSError as exc:
-        error(f"{reference}: cannot read: {exc.strerror or exc}")
-        sys.exit(2)
     try:
         root = Root(source.root)
         config = source.config
-        try:
+        with exits_on_error(prefix=f"{reference}: "):
             entry = None if picked else resolve_entry(root, config)
             chosen = checked_binaries(root, picked, config) if picked else None
-        except ImageSourceError as exc:
-            error(f"{reference}: {exc}")
-            sys.exit(2)
-        for warning in entry.warnings if entry is not None else ():
-            click.echo(f"scratchprobe: warning: {reference}: {warning}", err=True)
+        for message in entry.warnings if entry is not None else ():
+            warning(f"{reference}: {message}")
         binaries = chosen if chosen is not None else entry.binaries if entry else ()
         if "roots" in kwargs:
             kwargs["roots"] = (source.root,)
         else:
-            kwargs["root"] = source.root
+            planning = replace(planning, root=source.root)
         if "binaries" in kwargs:
             kwargs["binaries"] = kwargs["binaries"] or binaries
         if "binary" in kwargs:
@@ -244,237 +434,81 @@ def _with_image(
                 kwargs["args"] = words
             else:
                 kwargs["args"] = entry.exec_argv[1:] if entry is not None else ()
-        if "includes" in kwargs and entry is not None:
+        if entry is not None:
             # The entry point's script and file arguments, each with its reason.
-            kwargs["includes"] = (*kwargs["includes"], *entry.includes)
+            planning = replace(planning, includes=(*planning.includes, *entry.includes))
         if "env_values" in kwargs:
             image_env = tuple(f"{key}={value}" for key, value in config.env)
             kwargs["env_values"] = image_env + kwargs["env_values"]
-        if kwargs.get("user") is None and config.user and _USER_SPEC.match(config.user):
-            kwargs["user"] = config.user
+        if planning.user is None and config.user and _USER_SPEC.match(config.user):
+            planning = replace(planning, user=config.user)
         if "source" in inspect.signature(func).parameters:
             kwargs["source"] = source
-        return func(**kwargs)
+        return func(planning=planning, **kwargs)
     finally:
         shutil.rmtree(source.root, ignore_errors=True)
 
 
-def library_path_option(func: F) -> F:
-    return click.option(
-        "--library-path",
-        "library_path",
-        multiple=True,
-        metavar="DIR",
-        help="Search DIR like LD_LIBRARY_PATH (inside --root). Repeatable.",
-    )(func)
-
-
-_NEED_KINDS = [kind.value for kind in NeedKind]
-
-
-_LOCALE_NAME = re.compile(r"[A-Za-z0-9_]{1,32}([.][A-Za-z0-9_-]{1,32})?(@[A-Za-z0-9_]{1,32})?")
-
-
-def _check_locale(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """A locale name goes into ENV lines and names a directory: only locale names pass."""
-    if value is not None and not _LOCALE_NAME.fullmatch(value):
-        raise click.BadParameter(f"{value!r} is not a locale name like C.UTF-8 or de_DE.UTF-8")
-    return value
-
-
-# Matched with fullmatch: `$` would also match before a trailing newline ("root\n").
-_USER_SPEC = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?")
-
-
-def _check_user(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """A user spec goes into a USER line and /etc/passwd: only names and numbers pass."""
-    if value is not None and not _USER_SPEC.fullmatch(value):
-        raise click.BadParameter(f"{value!r} is not NAME, UID, NAME:GROUP or UID:GID")
-    return value
-
-
-def needs_options(func: F) -> F:
-    """Options that choose which runtime needs go into the plan (every planning command)."""
-    options = [
-        click.option(
-            "--no-runtime",
-            "no_runtime",
-            is_flag=True,
-            help="Only the loader and libraries: skip runtime files (CA bundle, zoneinfo, ...).",
-        ),
-        click.option(
-            "--strict",
-            is_flag=True,
-            help="Also include runtime needs of 'possible' confidence.",
-        ),
-        click.option(
-            "--with",
-            "with_kinds",
-            multiple=True,
-            type=click.Choice(_NEED_KINDS),
-            metavar="KIND",
-            help="Include this kind of runtime need whatever its confidence. Repeatable. "
-            "KIND: " + ", ".join(_NEED_KINDS) + ".",
-        ),
-        click.option(
-            "--without",
-            "without_kinds",
-            multiple=True,
-            type=click.Choice(_NEED_KINDS),
-            metavar="KIND",
-            help="Leave this kind of runtime need out of the plan. Repeatable.",
-        ),
-        click.option(
-            "--tz",
-            "zones",
-            multiple=True,
-            metavar="ZONE",
-            help="Copy only these zones (e.g. Europe/Paris), set TZ and /etc/localtime.",
-        ),
-        click.option(
-            "--user",
-            metavar="NAME|UID[:GID]",
-            callback=_check_user,
-            help="Run as this user (USER line); its passwd entry must exist.",
-        ),
-        click.option(
-            "--generate-etc",
-            is_flag=True,
-            help="Write minimal /etc/passwd and /etc/group (root, nobody, nonroot 65532 and "
-            "the --user): the default.",
-        ),
-        click.option(
-            "--copy-etc",
-            is_flag=True,
-            help="Copy the builder's /etc/passwd and /etc/group instead of generating "
-            "minimal ones.",
-        ),
-        click.option(
-            "--locale",
-            "locale",
-            metavar="NAME",
-            callback=_check_locale,
-            help="The locale a program calling setlocale gets (LANG, LC_ALL); default C.UTF-8.",
-        ),
-        click.option(
-            "--runtime",
-            "runtime",
-            type=click.Choice([r.value for r in ContainerRuntime]),
-            default=ContainerRuntime.DOCKER.value,
-            show_default=True,
-            help="What runs the image: docker (also podman, kubernetes) mounts /etc/hosts and "
-            "/etc/resolv.conf; bare (runc bundle, nspawn, chroot) mounts nothing, so the image "
-            "gets an /etc/hosts with localhost.",
-        ),
-        click.option(
-            "--include",
-            "includes",
-            multiple=True,
-            metavar="PATH|GLOB[:DEST]",
-            help="Add this file, directory (whole) or glob inside --root to the image, at DEST "
-            "if given. Repeatable.",
-        ),
-        click.option(
-            "--include-from",
-            "include_from",
-            multiple=True,
-            metavar="FILE",
-            help="Add the entries of this include file (TOML written by verify --learn, or one "
-            "--include spec per line). Repeatable.",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def inspect_options(
-    root: str,
-    library_path: tuple[str, ...],
-    no_runtime: bool = False,
-    strict: bool = False,
-    with_kinds: tuple[str, ...] = (),
-    without_kinds: tuple[str, ...] = (),
-    zones: tuple[str, ...] = (),
-    user: str | None = None,
-    generate_etc: bool = False,
-    locale: str | None = None,
-    runtime: str = ContainerRuntime.DOCKER.value,
-    copy_etc: bool = False,
-    includes: tuple[str | Include, ...] = (),
-    include_from: tuple[str, ...] = (),
-) -> InspectOptions:
-    """The core's options from the command line's (shared by inspect, check, rootfs, verify)."""
+def inspect_options(planning: PlanningFlags) -> InspectOptions:
+    """The core's options from the command line's (every planning command)."""
     from scratchprobe.inspect import InspectOptions
     from scratchprobe.needs.choices import choice_problems
     from scratchprobe.needs.context import NeedsOptions
 
-    if generate_etc and copy_etc:
+    if planning.generate_etc and planning.copy_etc:
         # click reports it like any bad option (exit 2), whichever command called.
         raise click.UsageError("--generate-etc and --copy-etc contradict each other")
     needs = NeedsOptions(
-        tz=zones,
-        user=user,
-        generate_etc=generate_etc,
-        locale=locale,
-        runtime=ContainerRuntime(runtime),
-        copy_etc=copy_etc,
+        tz=planning.zones,
+        user=planning.user,
+        generate_etc=planning.generate_etc,
+        locale=planning.locale,
+        runtime=planning.runtime,
+        copy_etc=planning.copy_etc,
     )
     # A zone or user the root lacks is a usage error (exit 2), one line each, before any
     # planning: the image would quietly run in UTC or not start at all.
-    problems = choice_problems(root, needs)
+    problems = choice_problems(planning.root, needs)
     for problem in problems:
         error(problem)
     if problems:
         sys.exit(2)
     return InspectOptions(
-        includes=include_entries(includes, include_from),
-        root=root,
-        library_path=library_path,
-        runtime_needs=not no_runtime,
-        strict=strict,
-        with_kinds=frozenset(NeedKind(k) for k in with_kinds),
-        without_kinds=frozenset(NeedKind(k) for k in without_kinds),
+        includes=include_entries(planning.includes, planning.include_from),
+        root=planning.root,
+        library_path=planning.library_path,
+        runtime_needs=planning.runtime_needs,
+        strict=planning.strict,
+        with_kinds=frozenset(planning.with_kinds),
+        without_kinds=frozenset(planning.without_kinds),
         needs=needs,
     )
 
 
-def forwarded_args(
-    library_path: tuple[str, ...],
-    no_runtime: bool = False,
-    strict: bool = False,
-    with_kinds: tuple[str, ...] = (),
-    without_kinds: tuple[str, ...] = (),
-    zones: tuple[str, ...] = (),
-    user: str | None = None,
-    generate_etc: bool = False,
-    locale: str | None = None,
-    runtime: str = ContainerRuntime.DOCKER.value,
-    copy_etc: bool = False,
-    includes: tuple[str | Include, ...] = (),
-    include_from: tuple[str, ...] = (),
-) -> tuple[str, ...]:
-    """The planning options again as command-line words, for a `scratchprobe rootfs` run in
-    a Dockerfile stage that must plan exactly what this run planned."""
+def forwarded_args(planning: PlanningFlags) -> tuple[str, ...]:
+    """The planning options again as command-line words (all but --root), for a
+    `scratchprobe rootfs` run in a Dockerfile stage that must plan exactly what this run
+    planned."""
     args: list[str] = []
-    for directory in library_path:
+    for directory in planning.library_path:
         args += ["--library-path", directory]
-    args += ["--no-runtime"] if no_runtime else []
-    args += ["--strict"] if strict else []
-    for kind in with_kinds:
-        args += ["--with", kind]
-    for kind in without_kinds:
-        args += ["--without", kind]
-    for zone in zones:
+    args += [] if planning.runtime_needs else ["--no-runtime"]
+    args += ["--strict"] if planning.strict else []
+    for kind in planning.with_kinds:
+        args += ["--with", kind.value]
+    for kind in planning.without_kinds:
+        args += ["--without", kind.value]
+    for zone in planning.zones:
         args += ["--tz", zone]
-    args += ["--user", user] if user else []
-    args += ["--generate-etc"] if generate_etc else []
-    args += ["--locale", locale] if locale else []
+    args += ["--user", planning.user] if planning.user else []
+    args += ["--generate-etc"] if planning.generate_etc else []
+    args += ["--locale", planning.locale] if planning.locale else []
     # Only a non-default runtime is written, so today's stages stay byte-identical.
-    args += ["--runtime", runtime] if runtime != ContainerRuntime.DOCKER.value else []
-    args += ["--copy-etc"] if copy_etc else []
+    if planning.runtime is not ContainerRuntime.DOCKER:
+        args += ["--runtime", planning.runtime.value]
+    args += ["--copy-etc"] if planning.copy_etc else []
     # The include files are not in the builder stage: each entry is passed as --include.
-    for entry in include_entries(includes, include_from):
+    for entry in include_entries(planning.includes, planning.include_from):
         args += ["--include", entry.spec]
     return tuple(args)
 
@@ -484,6 +518,8 @@ def include_entries(
 ) -> tuple[Include, ...]:
     """--include specs, then the entries of each --include-from file. Raises UsageError for
     a bad spec and InputError for an unreadable or malformed file."""
+    if not includes and not include_from:
+        return ()  # a run without includes never loads their parser
     from scratchprobe.trace.includes import Include, load_file, parse_spec
 
     # An Include already made (--from-image's entry point files) keeps its own reason.

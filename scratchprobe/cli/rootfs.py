@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 import click
 
 from scratchprobe.cli.options import (
+    PlanningFlags,
+    cannot,
     error,
+    exits_on_error,
+    fail,
     inspect_options,
-    library_path_option,
-    needs_options,
-    root_option,
+    planning_options,
+    warning,
 )
-from scratchprobe.errors import ScratchprobeError
-
-
-def _warn(message: str) -> None:
-    # Names in the message visibly escaped (docs/output-encoding.md): one line per warning.
-    from scratchprobe.render.names import visible_text
-
-    click.echo(f"scratchprobe: warning: {visible_text(message)}", err=True)
 
 
 @click.command("rootfs")
@@ -41,9 +35,7 @@ def _warn(message: str) -> None:
     help="Write it as a reproducible tar, for `ADD FILE /` (SOURCE_DATE_EPOCH sets mtimes); "
     "`-` streams it to stdout.",
 )
-@root_option
-@library_path_option
-@needs_options
+@planning_options()
 @click.option(
     "--install",
     metavar="PATH",
@@ -58,11 +50,9 @@ def command(
     binaries: tuple[str, ...],
     output_dir: str | None,
     output_tar: str | None,
-    root: str,
-    library_path: tuple[str, ...],
+    planning: PlanningFlags,
     install: str | None,
     force: bool,
-    **needs: Any,
 ) -> None:
     """Write exactly the files the image needs (the plan of `inspect`) as a directory or tar.
 
@@ -83,27 +73,22 @@ def command(
     )
 
     if (output_dir is None) == (output_tar is None):
-        error("give exactly one of --output DIR and --tar FILE")
-        sys.exit(2)
+        fail("give exactly one of --output DIR and --tar FILE")
     stream = output_tar == "-"
     if stream and sys.stdout.isatty():
-        error("--tar -: refusing to write a tar archive to a terminal; redirect stdout")
-        sys.exit(2)
+        fail("--tar -: refusing to write a tar archive to a terminal; redirect stdout")
     destination = (
         Destination(output_dir, OutputKind.DIRECTORY)
         if output_dir is not None
         else Destination(str(output_tar), OutputKind.TAR)
     )
-    try:
+    with exits_on_error(cannot(destination.path, "cannot write")):
         mtime = source_date_epoch(os.environ)
-        inspection = inspect_for_image(
-            binaries, inspect_options(root, library_path, **needs), install
-        )
+        inspection = inspect_for_image(binaries, inspect_options(planning), install)
         if inspection.problems:
             for problem in inspection.problems:
                 error(f"{problem.path}: {problem.message}")
-            error(f"{destination.path}: nothing written")
-            sys.exit(2)
+            fail(f"{destination.path}: nothing written")
         if stream:
             # Not a file named `-`: the archive goes to stdout, so the summary goes to stderr.
             tree = stream_rootfs(
@@ -115,14 +100,9 @@ def command(
             result = write_rootfs(
                 inspection.plan, Root(inspection.root), destination, force=force, mtime=mtime
             )
-    except ScratchprobeError as exc:
-        error(str(exc))
-        sys.exit(2)
-    except OSError as exc:
-        error(f"{destination.path}: cannot write: {exc.strerror or exc}")
-        sys.exit(2)
-    for warning in inspection.warnings + result.layout.warnings:
-        _warn(warning)
+    # Names in the warnings visibly escaped (docs/output-encoding.md): one line each.
+    for message in inspection.warnings + result.layout.warnings:
+        warning(visible_text(message))
     for report in inspection.binaries:
         closure = report.closure
         if closure is None or not report.unresolved:
@@ -131,7 +111,11 @@ def command(
         missing += [f"{v.library} ({v.version})" for v in closure.missing_versions]
         if closure.interpreter_missing:
             missing.insert(0, f"interpreter {report.elf.interpreter}")
-        _warn(f"{report.label}: unresolved, will not run from this image: {', '.join(missing)}")
+        warning(
+            visible_text(
+                f"{report.label}: unresolved, will not run from this image: {', '.join(missing)}"
+            )
+        )
     click.echo(
         f"wrote {'the tar archive to stdout' if stream else visible_text(destination.path)}: "
         f"{result.file_count} files, {result.directory_count} "

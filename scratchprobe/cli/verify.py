@@ -8,24 +8,22 @@ import signal
 import sys
 from dataclasses import replace
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from scratchprobe.cli.options import (
-    error,
+    PlanningFlags,
+    exits_on_error,
+    fail,
     inspect_options,
-    library_path_option,
-    needs_options,
-    root_option,
+    planning_options,
+    warning,
 )
-from scratchprobe.errors import ScratchprobeError
-from scratchprobe.sandbox import OUTPUT_LIMIT_TEXT
+from scratchprobe.render.formats import VerifyFormat, names
 
 if TYPE_CHECKING:
     from scratchprobe.inspect import InspectOptions
-    from scratchprobe.sandbox import RunResult
-    from scratchprobe.verify import Verification
 
 
 def _parse_env(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
@@ -36,67 +34,6 @@ def _parse_env(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
             raise click.BadParameter(f"{value!r} is not KEY=VALUE", param_hint="--env")
         pairs.append((key, rest))
     return tuple(pairs)
-
-
-def _status(run: RunResult) -> str:
-    if run.output_cut:
-        return f"stopped: output over {OUTPUT_LIMIT_TEXT}"
-    if run.timed_out:
-        return "timed out (stopped)"
-    if run.exec_error is not None:
-        return f"could not start: {run.exec_error}"
-    return f"exit {run.exit_status}"
-
-
-def _stream(name: str, data: bytes, cut: bool = False) -> list[str]:
-    if not data:
-        return [f"--- {name}: empty"]
-    text = data.decode(errors="replace")
-    if cut:
-        return [f"--- {name} (output cut at {OUTPUT_LIMIT_TEXT}):", text.rstrip("\n")]
-    return [f"--- {name}:", text.rstrip("\n")]
-
-
-def _render(result: Verification) -> str:
-    rootfs = result.rootfs
-    how = result.sandbox.value
-    if result.emulator is not None:
-        how += f" + qemu-{result.emulator.qemu_name}-static"
-    lines = [
-        f"verify {result.label} ({result.arch}): {rootfs.file_count} files, "
-        f"{rootfs.directory_count} directories, {rootfs.symlink_count} symlinks, "
-        f"{rootfs.total_bytes} bytes; sandbox: {how}",
-        f"image run: {_status(result.image_run)}",
-        *_stream("stdout", result.image_run.stdout, result.image_run.stdout_cut),
-        *_stream("stderr", result.image_run.stderr, result.image_run.stderr_cut),
-    ]
-    builder, comparison = result.builder_run, result.comparison
-    if builder is not None and comparison is not None:
-        lines.append(f"builder run: {_status(builder)}")
-        if not comparison.stdout:
-            lines += _stream("builder stdout", builder.stdout, builder.stdout_cut)
-        if not comparison.stderr:
-            lines += _stream("builder stderr", builder.stderr, builder.stderr_cut)
-        parts = [
-            f"{name} {'matches' if same else 'differs'}"
-            for name, same in (
-                ("exit status", comparison.exit_status),
-                ("stdout", comparison.stdout),
-                ("stderr", comparison.stderr),
-            )
-        ]
-        lines.append(f"comparison: {', '.join(parts)}")
-    verdict = "PASS" if result.passed else "FAIL"
-    if result.passed:
-        reason = "ran in its scratch root filesystem and exited 0"
-        if comparison is not None:
-            reason += ", like the builder run"
-    elif not result.image_run.succeeded:
-        reason = "did not exit 0 in its scratch root filesystem"
-    else:
-        reason = "behaved differently from the builder run"
-    lines.append(f"{verdict}: {result.label} {reason}")
-    return "\n".join(lines) + "\n"
 
 
 def _terminated(signum: int, frame: FrameType | None) -> NoReturn:
@@ -116,9 +53,7 @@ def _parse_hosts(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 @click.command("verify")
 @click.argument("binary", required=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ARGS...]")
-@root_option
-@library_path_option
-@needs_options
+@planning_options()
 @click.option("--compare", is_flag=True, help="Also run it in the builder and compare.")
 @click.option(
     "--timeout",
@@ -200,7 +135,7 @@ def _parse_hosts(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(names(VerifyFormat)),
     default="text",
     show_default=True,
     help="text: the report; json: the runs (and with --trace, every round's findings).",
@@ -208,8 +143,7 @@ def _parse_hosts(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 def command(
     binary: str,
     args: tuple[str, ...],
-    root: str,
-    library_path: tuple[str, ...],
+    planning: PlanningFlags,
     compare: bool,
     timeout: float,
     env_values: tuple[str, ...],
@@ -223,7 +157,6 @@ def command(
     rounds: int,
     probe: str | None,
     output_format: str,
-    **needs: Any,
 ) -> None:
     """Write BINARY's root filesystem to a temporary place and run it there, with nothing
     of the host visible (bubblewrap: no capabilities, read-only root, own namespaces; QEMU
@@ -233,93 +166,68 @@ def command(
     --compare, behaved like the builder run), 1 when not, 2 for usage errors, unusable input
     or no way to run it here.
     """
+    from scratchprobe.render.verify import render
     from scratchprobe.sandbox import SandboxKind
     from scratchprobe.verify import VerifyOptions, verify
 
     if no_network and network == "host":
-        error("--no-network and --network host contradict each other")
-        sys.exit(2)
+        fail("--no-network and --network host contradict each other")
     for path in writable:
         if not path.startswith("/") or "\0" in path:
-            error(f"--writable {path}: not an absolute path inside the image")
-            sys.exit(2)
+            fail(f"--writable {path}: not an absolute path inside the image")
     if (learn_file is not None or rounds > 1) and not trace:
-        error("--learn and --rounds need --trace")
-        sys.exit(2)
+        fail("--learn and --rounds need --trace")
     if probe is not None and compare:
-        error("--probe cannot be combined with --compare (the builder run has no probe)")
-        sys.exit(2)
+        fail("--probe cannot be combined with --compare (the builder run has no probe)")
     if probe is not None and network != "host":
-        error(
+        fail(
             "--probe needs --network host: the probe reaches the program over this "
             "machine's loopback"
         )
-        sys.exit(2)
     try:
         probe_argv = tuple(shlex.split(probe)) if probe is not None else ()
     except ValueError as exc:
-        error(f"--probe: {exc}")
-        sys.exit(2)
+        fail(f"--probe: {exc}")
     if probe is not None and not probe_argv:
-        error("--probe: an empty command")
-        sys.exit(2)
+        fail("--probe: an empty command")
     # A SIGTERM (a CI job cancelled) unwinds like ^C, so the temporary rootfs is removed.
     previous = signal.signal(signal.SIGTERM, _terminated)
     outcome = None
     try:
-        plan = inspect_options(root, library_path, **needs)
-        binary, args, plan = _follow_shebang(binary, args, plan)
-        options = VerifyOptions(
-            root=root,
-            library_path=library_path,
-            args=args,
-            env=_parse_env(env_values),
-            compare=compare,
-            timeout=timeout,
-            network=network == "host",
-            writable=tuple(dict.fromkeys(os.path.normpath(path) for path in writable)),
-            sandbox=None if sandbox == "auto" else SandboxKind(sandbox),
-            plan=plan,
-            add_hosts=_parse_hosts(add_host),
-        )
-        if probe_argv:
-            from scratchprobe.trace.probe import probe_runner
+        with exits_on_error(lambda exc: f"{exc.filename or binary}: {exc.strerror or exc}"):
+            plan = inspect_options(planning)
+            binary, args, plan = _follow_shebang(binary, args, plan)
+            options = VerifyOptions(
+                root=planning.root,
+                library_path=planning.library_path,
+                args=args,
+                env=_parse_env(env_values),
+                compare=compare,
+                timeout=timeout,
+                network=network == "host",
+                writable=tuple(dict.fromkeys(os.path.normpath(path) for path in writable)),
+                sandbox=None if sandbox == "auto" else SandboxKind(sandbox),
+                plan=plan,
+                add_hosts=_parse_hosts(add_host),
+            )
+            if probe_argv:
+                from scratchprobe.trace.probe import probe_runner
 
-            options = replace(options, runner=probe_runner(probe_argv))
-        if trace:
-            from scratchprobe.trace.learn import trace_verify
+                options = replace(options, runner=probe_runner(probe_argv))
+            if trace:
+                from scratchprobe.trace.learn import trace_verify
 
-            outcome = trace_verify(binary, options, rounds, learn_file)
-            result = outcome.last.verification
-        else:
-            result = verify(binary, options)
-    except ScratchprobeError as exc:
-        error(str(exc))
-        sys.exit(2)
-    except OSError as exc:
-        error(f"{exc.filename or binary}: {exc.strerror or exc}")
-        sys.exit(2)
+                outcome = trace_verify(binary, options, rounds, learn_file)
+                result = outcome.last.verification
+            else:
+                result = verify(binary, options)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    for warning in result.warnings:
-        click.echo(f"scratchprobe: warning: {warning}", err=True)
+    for message in result.warnings:
+        warning(message)
     if result.unresolved:
-        click.echo(
-            f"scratchprobe: warning: {result.label}: some library is unresolved "
-            "(see `scratchprobe inspect`)",
-            err=True,
-        )
-    if output_format == "json":
-        from scratchprobe.render.trace import render_json, render_verification_json
-
-        text = render_json(outcome) if outcome is not None else render_verification_json(result)
-    else:
-        text = _render(result)
-        if outcome is not None:
-            from scratchprobe.render.trace import render_text
-
-            text += render_text(outcome)
-    click.echo(text, nl=False)
+        warning(f"{result.label}: some library is unresolved (see `scratchprobe inspect`)")
+    click.echo(render(result, outcome, VerifyFormat(output_format)), nl=False)
     sys.exit(result.exit_code)
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, replace
-from enum import Enum
 
 from scratchprobe.errors import UsageError
 from scratchprobe.image.config import (
@@ -47,16 +46,11 @@ from scratchprobe.image.layout import (
 )
 from scratchprobe.image.platform import Platform, common_platform
 from scratchprobe.inspect import Inspection
+from scratchprobe.render.formats import ImageFormat
 from scratchprobe.root import Root
 from scratchprobe.rootfs import layout
 
 MEDIA_TYPE_CYCLONEDX = "application/vnd.cyclonedx+json"
-
-
-class ImageFormat(Enum):
-    OCI_ARCHIVE = "oci-archive"
-    OCI_LAYOUT = "oci-layout"
-    DOCKER_ARCHIVE = "docker-archive"
 
 
 def format_for(path: str, explicit: str | None) -> ImageFormat:

@@ -1,22 +1,19 @@
 """Output formats of `inspect`. Each format is one module with a `render` function; adding a
-format touches that module and `OutputFormat` only (a test loops over every member)."""
+format touches that module and `OutputFormat` (render/formats.py) only (a test loops over
+every member)."""
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from enum import Enum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from scratchprobe.inspect import Inspection
+from scratchprobe.render.formats import OutputFormat
 
+if TYPE_CHECKING:
+    from scratchprobe.inspect import Inspection
 
-class OutputFormat(Enum):
-    TEXT = "text"
-    JSON = "json"
-    COPY = "copy"
-    DOCKERFILE = "dockerfile"
-    CYCLONEDX = "cyclonedx"
+__all__ = ["OutputFormat", "RenderOptions", "Renderer", "renderer"]
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ import glob
 import os
 import posixpath
 import stat
-import tomllib
 from dataclasses import dataclass
 
 from scratchprobe.errors import InputError, UsageError
@@ -79,6 +78,8 @@ def _has_glob(path: str) -> bool:
 
 def load_file(path: str) -> tuple[Include, ...]:
     """The entries of an include file: TOML (`[[include]]` tables), else plain lines."""
+    import tomllib  # only a run with --include-from pays for the TOML parser
+
     try:
         with open(path, "rb") as handle:
             data = handle.read()

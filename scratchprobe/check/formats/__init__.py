@@ -1,23 +1,18 @@
 """Output formats of `check`. Each format is one module with a `render` function; adding a
-format touches that module and `CheckFormat` only (a test loops over every member)."""
+format touches that module and `CheckFormat` (render/formats.py) only (a test loops over
+every member)."""
 
 from __future__ import annotations
 
 import importlib
 import os
 from dataclasses import dataclass
-from enum import Enum
 from typing import Protocol
 
 from scratchprobe.check.engine import CheckResult
+from scratchprobe.render.formats import CheckFormat
 
-
-class CheckFormat(Enum):
-    TEXT = "text"
-    JSON = "json"
-    SARIF = "sarif"
-    JUNIT = "junit"
-    GITHUB = "github"
+__all__ = ["CheckFormat", "FormatOptions", "Formatter", "formatter", "relative_path"]
 
 
 @dataclass(frozen=True)

@@ -3,16 +3,21 @@ rules text from the package, and what a directory argument skips."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import select
 import subprocess
 import sys
+from enum import Enum
 from pathlib import Path
 
+import click
 import pytest
 
 from scratchprobe.check.rules import RULES
+from scratchprobe.cli import COMMANDS
+from scratchprobe.render.formats import CheckFormat, ImageFormat, OutputFormat, VerifyFormat
 from tests.conftest import REPO, TESTBINS, run_cli
 
 DYNAMIC = str(TESTBINS / "c-glibc-dynamic")
@@ -104,6 +109,28 @@ def test_help_uses_the_terminal_width() -> None:
     assert max(len(line) for line in narrow.splitlines()) <= 60
     assert max(len(line) for line in wide.splitlines()) > 80
     assert len(wide.splitlines()) < len(narrow.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("command", "formats"),
+    [
+        ("inspect", OutputFormat),
+        ("check", CheckFormat),
+        ("verify", VerifyFormat),
+        ("image", ImageFormat),
+        ("rootfs", None),
+    ],
+)
+def test_every_format_option_offers_its_registry_enum(
+    command: str, formats: type[Enum] | None
+) -> None:
+    params = importlib.import_module(COMMANDS[command]).command.params
+    offered = [
+        list(p.type.choices)
+        for p in params
+        if isinstance(p, click.Option) and "--format" in p.opts and isinstance(p.type, click.Choice)
+    ]
+    assert offered == ([] if formats is None else [[fmt.value for fmt in formats]])
 
 
 @pytest.mark.parametrize("command", ["inspect", "check"])

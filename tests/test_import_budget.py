@@ -1,0 +1,174 @@
+"""What a command imports: a single-binary run pays only for its command and its format.
+
+Not a timing test: each case runs the real command in a fresh interpreter and lists
+`sys.modules` afterwards. A heavy module outside the case's `loads` must be absent, and each
+module in `loads` must be present, so that a case whose format stopped using a module (or a
+probe that loads nothing) fails as well.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from scratchprobe.packages.rpm import DB_DIRS, SQLITE_NAME
+from tests.conftest import REPO, TESTBINS
+
+DYNAMIC = str(TESTBINS / "c-glibc-dynamic")
+# The package owners of a json run come from the host's databases: sqlite3 only with an rpmdb.
+RPMDB = {"sqlite3"} if any(Path(d, SQLITE_NAME).exists() for d in DB_DIRS) else set()
+
+# Imported only by the command or format that uses it (the oracles never).
+HEAVY = (
+    "rich",
+    "cyclonedx",
+    "jsonschema",
+    "elftools",
+    "lief",
+    "tomllib",
+    "sqlite3",
+    "hashlib",
+    "multiprocessing",
+    "concurrent",
+    "scratchprobe.annotate",
+    "scratchprobe.packages",
+    "scratchprobe.check",
+    "scratchprobe.image",
+    "scratchprobe.rootfs",
+    "scratchprobe.sandbox",
+    "scratchprobe.source",
+    "scratchprobe.trace",
+    "scratchprobe.verify",
+    "scratchprobe.render.text",
+    "scratchprobe.render.manifest",
+    "scratchprobe.render.cyclonedx",
+    "scratchprobe.render.trace",
+    "scratchprobe.render.verify",
+)
+
+# Runs the command as `scratchprobe` does, then writes the names in sys.modules to argv[1];
+# nothing is imported before the command that the command itself does not import.
+PROBE = """
+import sys
+from scratchprobe.cli import main
+try:
+    main(sys.argv[2:], prog_name="scratchprobe")
+except SystemExit as exc:
+    code = exc.code
+with open(sys.argv[1], "w") as handle:
+    handle.write("\\n".join(sorted(sys.modules)))
+sys.exit(code)
+"""
+
+
+def loaded(tmp_path: Path, *args: str, terminal: bool = False) -> set[str]:
+    """The modules after the command, run with stderr in a pipe, or on a pseudo-terminal
+    (where a batch shows its progress bar)."""
+    listing = tmp_path / "modules.txt"
+    # Run in tmp_path: the checkout's pyproject.toml would be check's policy file.
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    master, slave = os.openpty() if terminal else (-1, -1)
+    if terminal:
+        # Drained while it runs: a full terminal buffer would block the progress bar.
+        threading.Thread(target=_drain, args=(master,), daemon=True).start()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", PROBE, str(listing), *args],
+            stdout=subprocess.DEVNULL,
+            stderr=slave if terminal else subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": path, "COLUMNS": "120"},
+            check=False,
+            timeout=300,
+        )
+    finally:
+        if terminal:
+            os.close(slave)
+    assert proc.returncode in (0, 1), proc.stderr
+    return set(listing.read_text().split("\n"))
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 65536):
+            pass
+    except OSError:  # EIO: the other side closed
+        pass
+    finally:
+        os.close(fd)
+
+
+def heavy_in(modules: set[str]) -> set[str]:
+    return {h for h in HEAVY if any(m == h or m.startswith(h + ".") for m in modules)}
+
+
+def check_budget(tmp_path: Path, loads: set[str], *args: str, terminal: bool = False) -> None:
+    assert loads <= set(HEAVY)
+    assert heavy_in(loaded(tmp_path, *args, terminal=terminal)) == loads
+
+
+def test_inspect_copy_loads_nothing_heavy(tmp_path: Path) -> None:
+    check_budget(tmp_path, set(), "inspect", "--format", "copy", DYNAMIC)
+
+
+@pytest.mark.slow
+def test_rich_on_a_terminal_only_for_a_batch(tmp_path: Path) -> None:
+    # One file shows no progress bar, so it does not import rich; a batch shows one.
+    check_budget(tmp_path, set(), "inspect", "--format", "copy", DYNAMIC, terminal=True)
+    batch = str(TESTBINS / "runtime")
+    check_budget(tmp_path, {"rich"}, "inspect", "--format", "copy", batch, terminal=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "loads"),
+    [
+        (("inspect", "--format", "dockerfile"), set()),
+        (("inspect", "--format", "text"), {"rich", "scratchprobe.render.text"}),
+        (
+            ("inspect", "--format", "json"),
+            {
+                "hashlib",
+                "scratchprobe.annotate",
+                "scratchprobe.packages",
+                "scratchprobe.render.manifest",
+                *RPMDB,
+            },
+        ),
+        (("check", "--format", "sarif"), {"scratchprobe.check", "hashlib"}),
+        (("check", "--format", "text"), {"scratchprobe.check", "rich"}),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, tuple) else None,
+)
+def test_each_format_loads_what_it_uses(
+    tmp_path: Path, args: tuple[str, ...], loads: set[str]
+) -> None:
+    check_budget(tmp_path, loads, *args, DYNAMIC)
+
+
+@pytest.mark.slow
+def test_the_toml_parser_only_with_a_policy_file(tmp_path: Path) -> None:
+    (tmp_path / "scratchprobe.toml").write_text("require-static = false\n")
+    check_budget(tmp_path, {"scratchprobe.check", "rich", "tomllib"}, "check", DYNAMIC)
+
+
+@pytest.mark.slow
+def test_the_toml_parser_only_with_an_include_file(tmp_path: Path) -> None:
+    include = tmp_path / "include.toml"
+    include.write_text('[[include]]\npath = "/etc/hostname"\n')
+    check_budget(
+        tmp_path,
+        {"tomllib", "scratchprobe.trace"},
+        "inspect",
+        "--format",
+        "copy",
+        "--include-from",
+        str(include),
+        DYNAMIC,
+    )
