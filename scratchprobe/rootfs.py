@@ -61,8 +61,9 @@ from enum import Enum
 from typing import IO, Literal
 
 from scratchprobe.errors import ScratchprobeError, UsageError
-from scratchprobe.inspect import Inspection, InspectOptions, inspect
 from scratchprobe.loader.closure import Resolver
+from scratchprobe.model import Inspection, InspectOptions
+from scratchprobe.pipeline import inspect
 from scratchprobe.plan import (
     FileKind,
     FileType,

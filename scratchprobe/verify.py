@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from scratchprobe.errors import InputError, UsageError
-from scratchprobe.inspect import InspectOptions
+from scratchprobe.model import InspectOptions
 from scratchprobe.needs.model import ContainerRuntime
 from scratchprobe.needs.nameservice import HOSTS
 from scratchprobe.plan import FileKind, FileType, ImageFile, Plan

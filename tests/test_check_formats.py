@@ -22,7 +22,8 @@ from scratchprobe.check.policy import Policy
 from scratchprobe.check.rules import RULES
 from scratchprobe.cli import main
 from scratchprobe.cli.check import FORMATS
-from scratchprobe.inspect import InspectOptions, inspect
+from scratchprobe.model import InspectOptions
+from scratchprobe.pipeline import inspect
 
 # jsonschema ships no type hints and types-jsonschema is not in the `test` extra; imported
 # this way it is an untyped module instead of a mypy error (and still a hard requirement).

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from scratchprobe.inspect import InspectOptions, inspect
+from scratchprobe.model import InspectOptions
 from scratchprobe.needs.model import Confidence, NeedKind, RuntimeNeed
+from scratchprobe.pipeline import inspect
 from scratchprobe.sandbox import SandboxKind, SandboxSpec, run_sandboxed
 from tests.conftest import run_cli
 from tests.helpers_sandbox import needs_bwrap

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scratchprobe.inspect import InspectOptions
+from scratchprobe.model import InspectOptions
 from scratchprobe.plan import FileKind, FileType, ImageFile, Plan
 from scratchprobe.render import OutputFormat, RenderOptions, renderer
 from scratchprobe.root import Root

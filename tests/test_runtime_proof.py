@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from scratchprobe.inspect import Inspection, InspectOptions
+from scratchprobe.model import Inspection, InspectOptions
 from scratchprobe.needs.context import NeedsOptions
 from scratchprobe.needs.model import NeedKind
 from scratchprobe.root import Root

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from scratchprobe.elf.reader import read_elf
-from scratchprobe.inspect import BinaryReport, Inspection, InspectOptions
+from scratchprobe.model import BinaryReport, Inspection, InspectOptions
 from scratchprobe.needs.context import NeedsOptions
 from scratchprobe.needs.model import ContainerRuntime, NeedKind, RuntimeNeed
 from scratchprobe.root import Root

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scratchprobe.inspect import InspectOptions
+from scratchprobe.model import InspectOptions
 from scratchprobe.root import Root
 from scratchprobe.rootfs import Destination, OutputKind, inspect_for_image, write_rootfs
 from scratchprobe.sandbox import (

@@ -31,8 +31,8 @@ from scratchprobe.discover import InputProblem
 from scratchprobe.elf.classify import Linkage
 from scratchprobe.elf.reader import ElfFile, format_version, parse_glibc_version
 from scratchprobe.errors import ELFError
-from scratchprobe.inspect import BinaryReport, Inspection
 from scratchprobe.loader.closure import FoundVia
+from scratchprobe.model import BinaryReport, Inspection
 from scratchprobe.needs.model import NeedKind
 
 # The two entry points through which a program loads code the loader never saw;

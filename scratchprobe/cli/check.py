@@ -144,7 +144,7 @@ def command(
         parse_rule_code,
         parse_severity,
     )
-    from scratchprobe.inspect import inspect
+    from scratchprobe.pipeline import inspect
 
     try:
         severities = []

@@ -97,8 +97,9 @@ def command(
     A directory argument is walked for ELF files. Exit 0 when everything resolved, 1 when a
     library, version or interpreter is missing, 2 for unusable input.
     """
-    from scratchprobe.inspect import inspect
-    from scratchprobe.render import OutputFormat, RenderOptions, renderer
+    from scratchprobe.model import all_warnings
+    from scratchprobe.pipeline import inspect
+    from scratchprobe.render import ANNOTATED, OutputFormat, RenderOptions, renderer
 
     try:
         options = inspect_options(root, library_path, **needs)
@@ -113,12 +114,13 @@ def command(
         error(str(exc))
         sys.exit(2)
     fmt = OutputFormat(output_format)
-    if fmt in (OutputFormat.JSON, OutputFormat.CYCLONEDX):
+    annotations = None
+    if fmt in ANNOTATED:
         # Digests and package owners cost a read of every file and of the package
         # database: only the outputs that show them pay for them.
         from scratchprobe.annotate import annotate
 
-        result = annotate(result, sbom=fmt is OutputFormat.CYCLONEDX)
+        annotations = annotate(result, sbom=ANNOTATED[fmt])
     render_options = RenderOptions(
         stage=stage,
         color=fmt is OutputFormat.TEXT and color_wanted(output),
@@ -130,7 +132,7 @@ def command(
         ),
     )
     try:
-        rendered = renderer(fmt)(result, render_options)
+        rendered = renderer(fmt)(result, render_options, annotations)
     except ScratchprobeError as exc:
         # A name no Dockerfile can express: nothing on stdout, one line on stderr.
         error(str(exc))
@@ -144,6 +146,6 @@ def command(
         error(f"{problem.path}: {problem.message}")
     for unresolved in result.unresolved:
         error(unresolved)
-    for message in result.warnings:
+    for message in all_warnings(result, annotations):
         warning(message)
     sys.exit(result.exit_code)

@@ -17,7 +17,7 @@ import click
 from scratchprobe.needs.model import ContainerRuntime, NeedKind
 
 if TYPE_CHECKING:
-    from scratchprobe.inspect import InspectOptions
+    from scratchprobe.model import InspectOptions
     from scratchprobe.trace.includes import Include
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -405,7 +405,7 @@ def inspect_options(
     include_from: tuple[str, ...] = (),
 ) -> InspectOptions:
     """The core's options from the command line's (shared by inspect, check, rootfs, verify)."""
-    from scratchprobe.inspect import InspectOptions
+    from scratchprobe.model import InspectOptions
     from scratchprobe.needs.choices import choice_problems
     from scratchprobe.needs.context import NeedsOptions
 

@@ -23,7 +23,7 @@ from scratchprobe.errors import ScratchprobeError
 from scratchprobe.sandbox import OUTPUT_LIMIT_TEXT
 
 if TYPE_CHECKING:
-    from scratchprobe.inspect import InspectOptions
+    from scratchprobe.model import InspectOptions
     from scratchprobe.sandbox import RunResult
     from scratchprobe.verify import Verification
 

@@ -6,7 +6,7 @@ import json
 import re
 
 from scratchprobe.errors import ScratchprobeError
-from scratchprobe.inspect import Inspection
+from scratchprobe.model import Inspection
 from scratchprobe.plan import FileType, ImageFile
 from scratchprobe.render import RenderOptions
 from scratchprobe.render.names import copy_refusal, dockerfile_word, visible_text

@@ -25,7 +25,7 @@ import shlex
 
 from scratchprobe import __version__
 from scratchprobe.elf.classify import ObjectKind
-from scratchprobe.inspect import Inspection
+from scratchprobe.model import Inspection
 from scratchprobe.plan import FileType
 from scratchprobe.render import RenderOptions
 from scratchprobe.render.copy import (

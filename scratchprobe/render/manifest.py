@@ -12,16 +12,13 @@ it also get `<field>_base64`, their exact bytes.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from scratchprobe.elf.reader import format_version
-from scratchprobe.inspect import BinaryReport, Inspection
+from scratchprobe.model import BinaryReport, FileAnnotations, Inspection, all_warnings
 from scratchprobe.plan import ImageFile, library_image_path
 from scratchprobe.render import RenderOptions
 from scratchprobe.render.names import is_utf8, machine_document, raw_base64
-
-if TYPE_CHECKING:
-    from scratchprobe.annotate import FileAnnotations
 
 SCHEMA_VERSION = 1
 
@@ -147,13 +144,13 @@ def _file(entry: ImageFile, annotations: FileAnnotations | None = None) -> dict[
     return _with_exact_bytes(out)
 
 
-def manifest(inspection: Inspection) -> dict[str, Any]:
+def manifest(inspection: Inspection, annotations: FileAnnotations | None = None) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "root": inspection.root,
         "binaries": [_binary(b) for b in inspection.binaries],
-        "files": [_file(f, inspection.annotations) for f in inspection.plan.files],
-        "warnings": list(inspection.warnings),
+        "files": [_file(f, annotations) for f in inspection.plan.files],
+        "warnings": list(all_warnings(inspection, annotations)),
         "errors": [{"path": p.path, "message": p.message} for p in inspection.problems],
         "env": dict(inspection.env),
         "runtime_provided": list(inspection.runtime_provided),
@@ -161,5 +158,8 @@ def manifest(inspection: Inspection) -> dict[str, Any]:
     }
 
 
-def render(inspection: Inspection, options: RenderOptions) -> str:
-    return json.dumps(machine_document(manifest(inspection)), indent=2) + "\n"
+def render(
+    inspection: Inspection, options: RenderOptions, annotations: FileAnnotations | None = None
+) -> str:
+    """The manifest; `annotations` (scratchprobe.annotate) add each file's digest and owner."""
+    return json.dumps(machine_document(manifest(inspection, annotations)), indent=2) + "\n"

@@ -10,8 +10,8 @@ from rich.markup import escape as markup_escape
 from rich.tree import Tree
 
 from scratchprobe.elf.reader import format_version
-from scratchprobe.inspect import BinaryReport, Inspection
 from scratchprobe.loader.closure import Closure, Dependency
+from scratchprobe.model import BinaryReport, Inspection
 from scratchprobe.plan import FileKind, FileType
 from scratchprobe.render import RenderOptions
 from scratchprobe.render.console import report_console

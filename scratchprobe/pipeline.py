@@ -9,28 +9,19 @@ import contextlib
 import os
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
 
 from scratchprobe.discover import Candidate, InputProblem, describe_os_error, discover_all
-from scratchprobe.elf.classify import (
-    Libc,
-    Linkage,
-    ObjectKind,
-    classify,
-    libc_from_names,
-    static_libc,
-)
+from scratchprobe.elf.classify import Linkage, classify, libc_from_names, static_libc
 from scratchprobe.elf.constants import ElfType
 from scratchprobe.elf.image import SCAN_BUDGET, skipped_bytes
-from scratchprobe.elf.reader import ElfFile
 from scratchprobe.errors import ELFError
+from scratchprobe.internal import internal_problem
 from scratchprobe.loader.closure import Closure, ElfCache, Resolver
-from scratchprobe.needs.context import Context, NeedsOptions
+from scratchprobe.model import BinaryReport, Inspection, InspectOptions
+from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import EvidenceCache
-from scratchprobe.needs.model import NeedKind, RuntimeNeed
 from scratchprobe.plan import (
-    Plan,
     PlannedBinary,
     binary_file_paths,
     build_plan,
@@ -39,125 +30,6 @@ from scratchprobe.plan import (
     with_included,
 )
 from scratchprobe.root import Root
-
-if TYPE_CHECKING:
-    # Type only: scratchprobe.annotate imports this module, and a run that does not
-    # annotate never loads it.
-    from scratchprobe.annotate import FileAnnotations
-    from scratchprobe.trace.includes import Include
-
-
-@dataclass(frozen=True)
-class InspectOptions:
-    root: str = "/"
-    library_path: tuple[str, ...] = ()
-    runtime_needs: bool = True
-    """Detect runtime files (CA bundle, zoneinfo, ...); off gives the loader closure only."""
-    strict: bool = False
-    """Also include needs of `possible` confidence."""
-    with_kinds: frozenset[NeedKind] = frozenset()
-    without_kinds: frozenset[NeedKind] = frozenset()
-    needs: NeedsOptions = field(default_factory=NeedsOptions)
-    includes: tuple[Include, ...] = ()
-    """--include / --include-from entries, added to the plan after the analysis."""
-
-
-@dataclass(frozen=True)
-class BinaryReport:
-    """Everything found about one input binary."""
-
-    label: str
-    path: str
-    """Image path of the binary."""
-    source: str
-    from_context: bool
-    elf: ElfFile
-    linkage: Linkage
-    object_kind: ObjectKind
-    libc: Libc | None
-    closure: Closure | None
-    """None for static files, which the loader never sees."""
-    file_paths: tuple[str, ...]
-    """Image paths of every file this binary needs, itself first."""
-    total_size: int
-    needs: tuple[RuntimeNeed, ...] = ()
-    """Every runtime need found, included in the plan or not (see `included`)."""
-    included: tuple[bool, ...] = ()
-    """Per need: whether its files are in the plan."""
-    toolchain: str | None = None
-    """The toolchain recognised, in words ("Go 1.21.13, CGO_ENABLED=0")."""
-
-    @property
-    def unresolved(self) -> bool:
-        c = self.closure
-        return c is not None and bool(c.missing or c.missing_versions or c.interpreter_missing)
-
-    @property
-    def missing_items(self) -> tuple[str, ...]:
-        """What the image's loader will not find, shortest form (`libc.so.6`,
-        `GLIBC_2.38 of libc.so.6`, `interpreter /lib/ld-musl-x86_64.so.1`): the verdict's."""
-        c = self.closure
-        if c is None:
-            return ()
-        items = [f"interpreter {self.elf.interpreter}"] if c.interpreter_missing else []
-        items += [m.name for m in c.missing]
-        items += [f"{v.version} of {v.library}" for v in c.missing_versions]
-        return tuple(dict.fromkeys(items))
-
-    @property
-    def unresolved_problems(self) -> tuple[str, ...]:
-        """One sentence per unresolved library, version or interpreter (exit status 1), for
-        stderr and the comments of the copy and dockerfile outputs."""
-        c = self.closure
-        if c is None:
-            return ()
-        lines: list[str] = []
-        if c.interpreter_missing:
-            lines.append(f"interpreter {self.elf.interpreter} is not in the root")
-        for miss in c.missing:
-            tried = ", ".join(miss.searched) or "no directory"
-            lines.append(f"{miss.name} not found (needed by {miss.needed_by}; searched {tried})")
-        for version in c.missing_versions:
-            lines.append(
-                f"version {version.version} of {version.library} not found (needed by "
-                f"{version.needed_by})"
-            )
-        return tuple(dict.fromkeys(lines))
-
-
-@dataclass(frozen=True)
-class Inspection:
-    root: str
-    binaries: tuple[BinaryReport, ...]
-    problems: tuple[InputProblem, ...]
-    plan: Plan
-    warnings: tuple[str, ...]
-    env: tuple[tuple[str, str], ...] = ()
-    """ENV lines the image should carry (TZ, SSL_CERT_FILE, ...)."""
-    runtime_provided: tuple[str, ...] = ()
-    """Files the container runtime mounts (not in the plan)."""
-    user: str | None = None
-    annotations: FileAnnotations | None = None
-    """Digests, owning packages and embedded modules (scratchprobe.annotate): computed only
-    for the outputs that show them (json, cyclonedx); None otherwise."""
-    notes: tuple[str, ...] = ()
-    """What walking directory arguments skipped or followed, one line per directory."""
-
-    @property
-    def unresolved(self) -> tuple[str, ...]:
-        """`LABEL: what is missing`, one per unresolved library, version or interpreter: the
-        errors behind exit status 1, which every format reports on stderr."""
-        return tuple(f"{b.label}: {p}" for b in self.binaries for p in b.unresolved_problems)
-
-    @property
-    def exit_code(self) -> int:
-        """2 for unusable input, 1 when some library stays unresolved, else 0 (DESIGN.md)."""
-        if self.problems:
-            return 2
-        if any(b.unresolved for b in self.binaries):
-            return 1
-        return 0
-
 
 # Below this many binaries a second process costs more (fork, pickling) than it saves.
 PARALLEL_THRESHOLD = 64
@@ -290,22 +162,6 @@ def _analyse(
         if progress is not None:
             progress(len(reports), len(candidates))
     return _Analysed(tuple(reports), tuple(problems), tuple(resolver.root_warnings + warnings))
-
-
-DEBUG_INTERNAL_ENV = "SCRATCHPROBE_DEBUG_INTERNAL"
-"""Set to 1, an unexpected exception is raised with its traceback instead of reported (the
-test suite sets it, so any input that reaches the last-resort handler fails a test)."""
-
-
-def internal_problem(label: str, exc: Exception) -> InputProblem:
-    """The last resort for one input: a bug met on it (RecursionError, MemoryError, ...)
-    becomes one `internal error` line for that input, and every other input is still
-    reported. Every cause found so far is fixed where it arises; this only keeps an unknown
-    one from losing the whole batch's report."""
-    if os.environ.get(DEBUG_INTERNAL_ENV) == "1":
-        raise exc
-    text = " ".join(str(exc).split())[:200] or "no message"
-    return InputProblem(label, f"internal error: {type(exc).__name__}: {text}")
 
 
 def _analyse_chunk(args: tuple[list[Candidate], InspectOptions]) -> _Analysed:
