@@ -45,7 +45,7 @@ from scratchprobe.model import (
 )
 from scratchprobe.packages import Package, find_owners
 from scratchprobe.packages.interface import OsRelease, package_url
-from scratchprobe.plan import FileType, ImageFile, library_image_path
+from scratchprobe.plan import BinaryFiles, FileType, ImageFile
 from scratchprobe.root import Root, open_regular
 from scratchprobe.toolchain.go import GoBuildInfo, read_go_buildinfo
 from scratchprobe.toolchain.rust import CrateKind, RustCrate, read_audit_data
@@ -300,30 +300,28 @@ def _needs(inspection: Inspection) -> dict[str, tuple[str, ...]]:
             edges.setdefault(needer, {})[needed] = None
 
     for report in inspection.binaries:
+        files = inspection.plan.binary(report.path)
         closure = report.closure
         if closure is not None:
-            _closure_edges(report.path, closure, add)
-        for need, keep in zip(report.needs, report.included, strict=True):
-            if keep:
-                for needed_file in need.files:
-                    add(report.path, needed_file.path)
+            _closure_edges(report.path, closure, files, add)
+        for need in report.planned_needs:
+            for needed_file in need.files:
+                add(report.path, needed_file.path)
     return {needer: tuple(needed) for needer, needed in edges.items()}
 
 
-def _closure_edges(binary: str, closure: Closure, add: Callable[[str, str], None]) -> None:
-    # The loader's in-root paths (where it opened each object) -> where the image has it.
-    placed: dict[str, tuple[str, ...]] = {binary: (binary,)}
+def _closure_edges(
+    binary: str, closure: Closure, files: BinaryFiles, add: Callable[[str, str], None]
+) -> None:
+    # The loader's in-root paths (where it opened each object) -> where the image has it,
+    # as the plan placed them.
     if closure.interpreter is not None:
-        placed[closure.interpreter.path] = (closure.interpreter.path,)
         add(binary, closure.interpreter.path)
-    for obj in closure.libraries:
-        image_path = library_image_path(obj, closure)[0]
-        placed[obj.path] = (image_path, *(v.path for v in obj.hwcaps_variants))
     for dependency in closure.dependencies:
         if dependency.path is None:
             continue
-        for needer in placed.get(dependency.needer, ()):
-            for needed in placed.get(dependency.path, ()):
+        for needer in files.loaded.get(dependency.needer, ()):
+            for needed in files.loaded.get(dependency.path, ()):
                 add(needer, needed)
 
 

@@ -56,15 +56,17 @@ class BinaryReport:
     libc: Libc | None
     closure: Closure | None
     """None for static files, which the loader never sees."""
-    file_paths: tuple[str, ...]
-    """Image paths of every file this binary needs, itself first."""
-    total_size: int
     needs: tuple[RuntimeNeed, ...] = ()
     """Every runtime need found, included in the plan or not (see `included`)."""
     included: tuple[bool, ...] = ()
     """Per need: whether its files are in the plan."""
     toolchain: str | None = None
     """The toolchain recognised, in words ("Go 1.21.13, CGO_ENABLED=0")."""
+
+    @property
+    def planned_needs(self) -> tuple[RuntimeNeed, ...]:
+        """The needs whose files are in the plan."""
+        return tuple(n for n, keep in zip(self.needs, self.included, strict=True) if keep)
 
     @property
     def unresolved(self) -> bool:

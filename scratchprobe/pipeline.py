@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -15,18 +16,19 @@ from scratchprobe.discover import Candidate, InputProblem, describe_os_error, di
 from scratchprobe.elf.classify import Linkage, classify, libc_from_names, static_libc
 from scratchprobe.elf.constants import ElfType
 from scratchprobe.elf.image import SCAN_BUDGET, skipped_bytes
-from scratchprobe.errors import ELFError
+from scratchprobe.errors import ELFError, UsageError
 from scratchprobe.internal import internal_problem
 from scratchprobe.loader.closure import Closure, ElfCache, Resolver
 from scratchprobe.model import BinaryReport, Inspection, InspectOptions
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import EvidenceCache
 from scratchprobe.plan import (
+    Plan,
     PlannedBinary,
-    binary_file_paths,
     build_plan,
     checked_directories,
     directory_refusal,
+    image_path_problem,
     with_included,
 )
 from scratchprobe.root import Root
@@ -62,48 +64,22 @@ def inspect(
         analysed = _analyse_in_parallel(unique, options, workers, progress)
     else:
         analysed = _analyse(unique, options, progress)
-    reports = [r for r in analysed.reports if r is not None]
+    reports = tuple(r for r in analysed.reports if r is not None)
     problems += analysed.problems
-    root_warnings = analysed.root_warnings
-    planned = tuple(
-        PlannedBinary(
-            r.path,
-            r.source,
-            r.from_context,
-            r.elf.size,
-            r.closure,
-            tuple(n for n, keep in zip(r.needs, r.included, strict=True) if keep),
-        )
-        for r in reports
-    )
-    plan = checked_directories(build_plan(planned, _need_source_sizes(root, planned)), root)
-    if options.includes:
-        from scratchprobe.trace.includes import resolve as resolve_includes
-
-        included, include_problems = resolve_includes(options.includes, root)
-        plan = with_included(plan, included)
-        problems += [InputProblem(p.spec, p.message) for p in include_problems]
-    sizes = {f.path: f.size for f in plan.files}
-    final = tuple(
-        replace(
-            r,
-            file_paths=binary_file_paths(p),
-            total_size=sum(sizes.get(path, 0) for path in binary_file_paths(p)),
-        )
-        for r, p in zip(reports, planned, strict=True)
-    )
-    warnings = list(plan.warnings) + list(root_warnings)
+    plan, include_problems = _plan(reports, root, options)
+    problems += include_problems
+    warnings = list(plan.warnings) + list(analysed.root_warnings)
     env: dict[str, str] = {}
     provided: list[str] = []
-    for p in planned:
-        for need in p.needs:
-            warnings += [f"{p.path}: {problem}" for problem in need.problems]
+    for report in reports:
+        for need in report.planned_needs:
+            warnings += [f"{report.path}: {problem}" for problem in need.problems]
             for key, value in need.env:
                 env.setdefault(key, value)
             provided += need.runtime_provided
     return Inspection(
         root=root.directory,
-        binaries=final,
+        binaries=reports,
         problems=tuple(problems),
         plan=plan,
         warnings=tuple(dict.fromkeys(warnings)),
@@ -111,6 +87,75 @@ def inspect(
         runtime_provided=tuple(dict.fromkeys(provided)),
         user=options.needs.user,
         notes=discovery.notes,
+    )
+
+
+def _plan(
+    reports: tuple[BinaryReport, ...], root: Root, options: InspectOptions
+) -> tuple[Plan, list[InputProblem]]:
+    """The plan of `reports`, with the --include entries, and the includes' problems."""
+    planned = tuple(
+        PlannedBinary(r.path, r.source, r.from_context, r.elf.size, r.closure, r.planned_needs)
+        for r in reports
+    )
+    plan = checked_directories(build_plan(planned, _need_source_sizes(root, planned)), root)
+    if not options.includes:
+        return plan, []
+    from scratchprobe.trace.includes import resolve as resolve_includes
+
+    included, include_problems = resolve_includes(options.includes, root)
+    return with_included(plan, included), [
+        InputProblem(p.spec, p.message) for p in include_problems
+    ]
+
+
+def inspect_for_image(
+    paths: tuple[str, ...], options: InspectOptions, install: str | None = None
+) -> Inspection:
+    """`inspect`, and with `install` the one binary moved to that image path.
+
+    Moving a binary is not a rename of one plan entry: `$ORIGIN` in its RPATH/RUNPATH (and in
+    those of libraries it loads through them) expands to the binary's directory *in the
+    image*, so the closure is resolved again for the new location and the plan is made
+    again from it. What the loader would find there is exactly what the root holds at those
+    paths, since every library is copied to its in-root path. The runtime needs found for
+    the binary are kept as they are.
+    """
+    inspection = inspect(paths, options)
+    if install is None:
+        return inspection
+    refusal = image_path_problem(install)
+    if refusal is not None:
+        raise UsageError(f"--install {install!r}: {refusal}")
+    if inspection.problems:
+        # The caller reports them; nothing is moved.
+        return inspection
+    if len(inspection.binaries) != 1:
+        raise UsageError(
+            f"--install places one binary, but the arguments name {len(inspection.binaries)}"
+        )
+    report = inspection.binaries[0]
+    if report.path == install:
+        return inspection
+    root = Root(inspection.root)
+    closure = None
+    warnings = []
+    if report.closure is not None:
+        closure = Resolver(root, options.library_path).resolve(install, report.elf)
+        for tag, value in (("RPATH", report.elf.rpath), ("RUNPATH", report.elf.runpath)):
+            if value and "ORIGIN" in value:
+                warnings.append(
+                    f"{report.label}: its {tag} {value} uses $ORIGIN, which at {install} "
+                    f"means {posixpath.dirname(install)}: libraries are searched there, "
+                    "not beside the builder's copy"
+                )
+    moved = replace(report, path=install, closure=closure)
+    plan, _ = _plan((moved,), root, options)
+    return replace(
+        inspection,
+        binaries=(moved,),
+        plan=plan,
+        warnings=tuple(dict.fromkeys(inspection.warnings + tuple(warnings) + plan.warnings)),
     )
 
 
@@ -285,9 +330,6 @@ def _inspect_one(
         libc = closure.libc or libc_from_names(elf.interpreter, elf.needed)
     else:
         libc = static_libc(elf)
-    planned = PlannedBinary(
-        candidate.image_path, candidate.source, candidate.from_context, elf.size, closure
-    )
     return BinaryReport(
         label=candidate.label,
         path=candidate.image_path,
@@ -298,6 +340,4 @@ def _inspect_one(
         object_kind=object_kind,
         libc=libc,
         closure=closure,
-        file_paths=binary_file_paths(planned),
-        total_size=0,
     )

@@ -107,7 +107,7 @@ def command(
             with batch_progress() as progress:
                 result = inspect(binaries, options, progress=progress)
         else:
-            from scratchprobe.rootfs import inspect_for_image
+            from scratchprobe.pipeline import inspect_for_image
 
             result = inspect_for_image(binaries, options, install)
     except ScratchprobeError as exc:

@@ -248,7 +248,8 @@ def bom(inspection: Inspection, annotations: FileAnnotations | None = None) -> B
     if annotations is None:
         for report in inspection.binaries:
             if report.path in files:
-                needed = [files[p] for p in report.file_paths if p in files and p != report.path]
+                paths = inspection.plan.binary(report.path).files
+                needed = [files[p] for p in paths if p in files and p != report.path]
                 graph[_file_ref(report.path)] = needed
     else:
         for facts in annotations.files:
