@@ -337,7 +337,7 @@ def _modules(report: BinaryReport, warnings: list[str]) -> tuple[EmbeddedModule,
         return _embedded(report, warnings)
     except _MALFORMED as exc:
         warnings.append(f"{report.path}: embedded modules not listed, malformed data: {exc}")
-    except Exception as exc:  # the last resort, as in inspect._analyse
+    except Exception as exc:  # the last resort, as in pipeline._analyse
         problem = internal_problem(report.path, exc)
         warnings.append(f"{problem.path}: embedded modules not listed, {problem.message}")
     return ()
