@@ -63,7 +63,8 @@ def lap(name, since):
 t = time.perf_counter()
 import scratchprobe.cli
 t = lap("import scratchprobe.cli (click)", t)
-from scratchprobe.inspect import InspectOptions, inspect
+from scratchprobe.model import InspectOptions
+from scratchprobe.pipeline import inspect
 from scratchprobe.render import OutputFormat, RenderOptions, renderer
 render_json = renderer(OutputFormat.JSON)
 render_copy = renderer(OutputFormat.COPY)
@@ -74,10 +75,11 @@ except ImportError:
 t = lap("import core + renderers", t)
 result = inspect(files, InspectOptions())
 t = lap("inspect(): all analysis (read, resolve, detect, plan)", t)
+annotations = None
 if annotate is not None:
-    result = annotate(result)
+    annotations = annotate(result)
     t = lap("annotate(): digests, package owners, licences (what cyclonedx runs)", t)
-out = render_json(result, RenderOptions())
+out = render_json(result, RenderOptions(), annotations)
 t = lap("render json (manifest + json.dumps indent=2)", t)
 render_copy(result, RenderOptions())
 t = lap("render copy", t)
@@ -815,7 +817,7 @@ def floor_cases(cached_env: dict[str, str] | None, modules: list[str] | None) ->
         import_argv = [
             PY,
             "-c",
-            "import scratchprobe.cli.inspect, scratchprobe.inspect, scratchprobe.render.manifest",
+            "import scratchprobe.cli.inspect, scratchprobe.pipeline, scratchprobe.render.manifest",
         ]
         what = "core imports of inspect json"
     else:

@@ -30,15 +30,22 @@ import stat
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from enum import Enum
-from functools import cached_property
 
 from scratchprobe.errors import ELFError, RootError
-from scratchprobe.inspect import BinaryReport, Inspection, internal_problem
+from scratchprobe.internal import internal_problem
 from scratchprobe.loader.closure import Closure
-from scratchprobe.packages import Package, PackageManager, find_owners
+from scratchprobe.model import (
+    AnnotatedFile,
+    BinaryReport,
+    Ecosystem,
+    EmbeddedModule,
+    FileAnnotations,
+    Inspection,
+    ModuleRole,
+)
+from scratchprobe.packages import Package, find_owners
 from scratchprobe.packages.interface import OsRelease, package_url
-from scratchprobe.plan import FileType, ImageFile, library_image_path
+from scratchprobe.plan import BinaryFiles, FileType, ImageFile
 from scratchprobe.root import Root, open_regular
 from scratchprobe.toolchain.go import GoBuildInfo, read_go_buildinfo
 from scratchprobe.toolchain.rust import CrateKind, RustCrate, read_audit_data
@@ -48,117 +55,6 @@ from scratchprobe.toolchain.rust import CrateKind, RustCrate, read_audit_data
 # digest, rather than walked without end.
 MAX_DIRECTORY_MEMBERS = 100_000
 _GO_RELEASE = re.compile(r"go(\d+(?:\.\d+){0,2}(?:(?:rc|beta)\d+)?)$")
-
-
-class Ecosystem(Enum):
-    """Where an embedded module comes from; the value is its package-URL type."""
-
-    GOLANG = "golang"
-    CARGO = "cargo"
-
-
-class ModuleRole(Enum):
-    MAIN = "main"
-    """The module or crate the binary was built from."""
-    DEPENDENCY = "dependency"
-    STDLIB = "stdlib"
-    """Go's standard library, versioned by the toolchain (purl pkg:golang/stdlib@1.21.13,
-    the name vulnerability databases use for it)."""
-
-
-@dataclass(frozen=True)
-class EmbeddedModule:
-    """A Go module or Rust crate compiled into a binary."""
-
-    ecosystem: Ecosystem
-    name: str
-    """Module path (`golang.org/x/net`) or crate name (`rustls`)."""
-    version: str | None
-    """None for a main module built from a work tree (`(devel)`)."""
-    purl: str
-    role: ModuleRole
-    checksum: str | None = None
-    """Go: the go.sum hash (`h1:...`, base64 SHA-256 of the module tree)."""
-    replaces: str | None = None
-    """Go: the module path and version this one replaced (go.mod `replace`)."""
-    replaced_by: str | None = None
-    """Go: the directory that replaced this module (a local `replace`, which has no
-    version: the code built is that directory's, not the version named)."""
-    source: str | None = None
-    """Rust: cargo-auditable's source (`crates.io`, `git`, `local`, `registry`)."""
-    build_only: bool = False
-    """Rust: a build-time dependency (build script, proc macro), not linked in."""
-    dependencies: tuple[str, ...] = ()
-    """Rust: purls of the crates this crate depends on (cargo-auditable's graph)."""
-
-
-@dataclass(frozen=True)
-class AnnotatedFile:
-    """Facts about one entry of the image (a plan entry, or a member of a directory)."""
-
-    path: str
-    """Absolute path inside the image."""
-    type: FileType
-    source: str | None
-    """Where the bytes come from: the symlink-free in-root path, the host path of a file
-    from the build context, or None for generated and created entries."""
-    sha256: str | None = None
-    """Hex digest of the bytes the image holds; None for directories and symlinks, and
-    when the source is unreadable (see `problem`)."""
-    size: int | None = None
-    package: Package | None = None
-    """The OS package owning `source`. For a directory: the one package owning every
-    member, when there is one."""
-    target: str | None = None
-    """For a symlink: where it points."""
-    members: tuple[AnnotatedFile, ...] = ()
-    """For a directory copied whole: every file and symlink under it, by path."""
-    tree_sha256: str | None = None
-    """For a directory copied whole: SHA-256 of its listing, one line per member in path
-    order, `DIGEST  RELATIVE/PATH` for a file and `symlink:TARGET  RELATIVE/PATH` for a
-    symlink (the `sha256sum` layout, so `find` + `sha256sum` in the image can check it)."""
-    needs: tuple[str, ...] = ()
-    """Image paths of the plan entries this one needs (closure edges, runtime files)."""
-    modules: tuple[EmbeddedModule, ...] = ()
-    """For an input binary: the Go modules or Rust crates built into it."""
-    problem: str | None = None
-    """Why a fact is missing (the source could not be read)."""
-
-    @property
-    def owners(self) -> tuple[Package, ...]:
-        """The packages owning this file, or for a directory every member, by purl."""
-        found = {m.package.purl: m.package for m in self.members if m.package is not None}
-        if self.package is not None:
-            found.setdefault(self.package.purl, self.package)
-        return tuple(found[purl] for purl in sorted(found))
-
-
-@dataclass(frozen=True)
-class FileAnnotations:
-    """The annotation of a whole plan: one `AnnotatedFile` per plan entry, in plan order."""
-
-    files: tuple[AnnotatedFile, ...]
-    os_release: OsRelease
-    databases: tuple[tuple[PackageManager, str], ...]
-    """Package databases read (manager, in-root location); empty when the root has none."""
-    warnings: tuple[str, ...] = field(default=())
-
-    @cached_property
-    def _by_path(self) -> dict[str, AnnotatedFile]:
-        return {f.path: f for f in self.files}
-
-    def file(self, path: str) -> AnnotatedFile | None:
-        """The annotation of the plan entry at image path `path`."""
-        return self._by_path.get(path)
-
-
-def annotate(inspection: Inspection, sbom: bool = True) -> Inspection:
-    """`inspection` with `annotations` set and their warnings appended to its own.
-    `sbom` False skips what only the SBOM shows: the packages' licences and the digests of
-    the files inside copied directories (the JSON manifest has neither)."""
-    annotations = annotate_plan(inspection, sbom)
-    warnings = tuple(dict.fromkeys(inspection.warnings + annotations.warnings))
-    return replace(inspection, annotations=annotations, warnings=warnings)
 
 
 @dataclass
@@ -176,9 +72,12 @@ class _Draft:
     problem: str | None = None
 
 
-def annotate_plan(inspection: Inspection, sbom: bool = True) -> FileAnnotations:
-    """Digests, owners, edges and modules of every plan entry. Never raises for unreadable
-    files or package databases: what cannot be read is left unknown, with a warning."""
+def annotate(inspection: Inspection, sbom: bool = True) -> FileAnnotations:
+    """Digests, owners, edges and modules of every plan entry, for the renderers that show
+    them (model.all_warnings adds its warnings to the inspection's). `sbom` False skips what
+    only the SBOM shows: the packages' licences and the digests of the files inside copied
+    directories (the JSON manifest has neither). Never raises for unreadable files or
+    package databases: what cannot be read is left unknown, with a warning."""
     try:
         root = Root(inspection.root)
     except RootError as exc:
@@ -401,30 +300,28 @@ def _needs(inspection: Inspection) -> dict[str, tuple[str, ...]]:
             edges.setdefault(needer, {})[needed] = None
 
     for report in inspection.binaries:
+        files = inspection.plan.binary(report.path)
         closure = report.closure
         if closure is not None:
-            _closure_edges(report.path, closure, add)
-        for need, keep in zip(report.needs, report.included, strict=True):
-            if keep:
-                for needed_file in need.files:
-                    add(report.path, needed_file.path)
+            _closure_edges(report.path, closure, files, add)
+        for need in report.planned_needs:
+            for needed_file in need.files:
+                add(report.path, needed_file.path)
     return {needer: tuple(needed) for needer, needed in edges.items()}
 
 
-def _closure_edges(binary: str, closure: Closure, add: Callable[[str, str], None]) -> None:
-    # The loader's in-root paths (where it opened each object) -> where the image has it.
-    placed: dict[str, tuple[str, ...]] = {binary: (binary,)}
+def _closure_edges(
+    binary: str, closure: Closure, files: BinaryFiles, add: Callable[[str, str], None]
+) -> None:
+    # The loader's in-root paths (where it opened each object) -> where the image has it,
+    # as the plan placed them.
     if closure.interpreter is not None:
-        placed[closure.interpreter.path] = (closure.interpreter.path,)
         add(binary, closure.interpreter.path)
-    for obj in closure.libraries:
-        image_path = library_image_path(obj, closure)[0]
-        placed[obj.path] = (image_path, *(v.path for v in obj.hwcaps_variants))
     for dependency in closure.dependencies:
         if dependency.path is None:
             continue
-        for needer in placed.get(dependency.needer, ()):
-            for needed in placed.get(dependency.path, ()):
+        for needer in files.loaded.get(dependency.needer, ()):
+            for needed in files.loaded.get(dependency.path, ()):
                 add(needer, needed)
 
 
@@ -440,7 +337,7 @@ def _modules(report: BinaryReport, warnings: list[str]) -> tuple[EmbeddedModule,
         return _embedded(report, warnings)
     except _MALFORMED as exc:
         warnings.append(f"{report.path}: embedded modules not listed, malformed data: {exc}")
-    except Exception as exc:  # the last resort, as in inspect._analyse
+    except Exception as exc:  # the last resort, as in pipeline._analyse
         problem = internal_problem(report.path, exc)
         warnings.append(f"{problem.path}: embedded modules not listed, {problem.message}")
     return ()

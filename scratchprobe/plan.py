@@ -1,7 +1,10 @@
 """The plan: every file a scratch image needs, at every path it will be opened by.
 
 One plan serves every output: the JSON `files` list, the COPY lines, the Dockerfile and the
-root filesystem writer all read it, so they cannot disagree.
+root filesystem writer all read it, so they cannot disagree. It also records, once, where each
+object a binary's loader opens lands in the image and which files each binary needs
+(`Plan.binaries`): the JSON `libraries`, the per-binary sizes, the SBOM's edges and the
+`--install` re-plan read that record instead of applying the placement rule again.
 
 Placement rule: the image has no /etc/ld.so.cache (copying the builder's would point at
 files the image lacks), so a library the builder's loader found only through its cache or
@@ -12,8 +15,9 @@ first default directory of the image's loader under the name it is requested by.
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
+from functools import cached_property
 
 from scratchprobe.loader.closure import Closure, FoundVia, LoadedObject
 from scratchprobe.needs.model import NeedKind, RuntimeNeed
@@ -70,6 +74,14 @@ class ImageFile:
     origin: str | None = None
     """Included entries: `--include` or the include file they came from."""
 
+    @property
+    def copied(self) -> bool:
+        """Whether the image gets this entry's bytes from `source` (a file, or a directory
+        copied whole); False for the entries a writer creates itself: generated content,
+        empty directories and symlinks (COPY follows a symlink given as its source, so a
+        symlink entry is never copied)."""
+        return self.source is not None and self.type is not FileType.SYMLINK
+
 
 @dataclass(frozen=True)
 class PlannedBinary:
@@ -86,16 +98,71 @@ class PlannedBinary:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where the image has one thing a binary needs."""
+
+    paths: tuple[str, ...]
+    """Its image path; for a library, then its glibc-hwcaps copies (they stand in for it)."""
+    loaded: str | None = None
+    """The binary itself, its interpreter and its libraries: the in-root path the builder's
+    loader opened it at (`LoadedObject.path`, what the closure's edges name). None for a
+    runtime file."""
+
+
+@dataclass(frozen=True)
+class BinaryFiles:
+    """Everything one input binary needs in the image, where it lands, in load order: the
+    binary, its interpreter, its libraries, then its runtime files."""
+
+    binary: str
+    """Image path of the binary."""
+    placements: tuple[Placement, ...]
+
+    @cached_property
+    def files(self) -> tuple[str, ...]:
+        """Image paths of every file the binary needs, itself first, each once (a runtime
+        directory the plan refused to copy is still listed: the binary needs it)."""
+        return tuple(dict.fromkeys(path for p in self.placements for path in p.paths))
+
+    @cached_property
+    def loaded(self) -> dict[str, tuple[str, ...]]:
+        """In-root path the builder's loader opened -> image paths of that object."""
+        return {p.loaded: p.paths for p in self.placements if p.loaded is not None}
+
+
+@dataclass(frozen=True)
 class Plan:
     files: tuple[ImageFile, ...]
     warnings: tuple[str, ...]
+    binaries: tuple[BinaryFiles, ...] = ()
+    """Per input binary, in input order: where what it needs lands (placement and
+    membership, recorded by build_plan)."""
 
     def for_paths(self, paths: frozenset[str]) -> tuple[ImageFile, ...]:
         return tuple(f for f in self.files if f.path in paths)
 
+    @cached_property
+    def _binaries(self) -> dict[str, BinaryFiles]:
+        return {b.binary: b for b in self.binaries}
+
+    @cached_property
+    def _sizes(self) -> dict[str, int]:
+        return {f.path: f.size for f in self.files}
+
+    def binary(self, path: str) -> BinaryFiles:
+        """What the input binary at image path `path` needs (KeyError for another path)."""
+        return self._binaries[path]
+
+    def size_of(self, binary: str) -> int:
+        """Bytes of the plan's entries the binary at image path `binary` needs."""
+        return sum(self._sizes.get(path, 0) for path in self.binary(binary).files)
+
 
 def library_image_path(obj: LoadedObject, closure: Closure) -> tuple[str, str | None]:
-    """Where the image's loader will open `obj`, and a note when it is moved there."""
+    """Where the image's loader will open `obj`, and a note when it is moved there (the
+    placement rule of this module's docstring). build_plan records the result for every
+    planned binary (`Plan.binaries`); read that, and call this only for a closure the plan
+    does not hold (a library verify --trace learned)."""
     if obj.via in (FoundVia.LD_CACHE, FoundVia.LD_CONF, FoundVia.LIBRARY_PATH):
         directory = posixpath.dirname(obj.path)
         if directory not in closure.system_dirs and closure.system_dirs:
@@ -114,47 +181,32 @@ def library_image_path(obj: LoadedObject, closure: Closure) -> tuple[str, str | 
     return obj.path, None
 
 
-def binary_file_paths(binary: PlannedBinary) -> tuple[str, ...]:
-    """Image paths of everything one binary needs (for per-binary sizes and counts)."""
-    paths = [binary.path]
-    closure = binary.closure
-    if closure is not None:
-        if closure.interpreter is not None:
-            paths.append(closure.interpreter.path)
-        for obj in closure.libraries:
-            paths.append(library_image_path(obj, closure)[0])
-            paths += [variant.path for variant in obj.hwcaps_variants]
-    for need in binary.needs:
-        paths += [f.path for f in need.files]
-    return tuple(dict.fromkeys(paths))
-
-
 def _source_size(sizes: dict[str, int], source: str | None) -> int:
     return sizes.get(source, 0) if source is not None else 0
 
 
 def build_plan(binaries: tuple[PlannedBinary, ...], sizes: dict[str, int] | None = None) -> Plan:
-    """Merge what every binary needs into one list of image entries, without duplicates."""
+    """Merge what every binary needs into one list of image entries, without duplicates, and
+    record for each binary where what it needs lands (`Plan.binaries`)."""
     sizes = sizes or {}
     entries: dict[str, ImageFile] = {}
-    needers: dict[str, list[str]] = {}
+    first_needer: dict[str, str] = {}
     warnings: list[str] = []
+    placed: list[BinaryFiles] = []
 
     def add(entry: ImageFile, needer: str) -> None:
         existing = entries.get(entry.path)
         if existing is None:
             entries[entry.path] = entry
-            needers[entry.path] = [needer]
-            return
-        if existing.source != entry.source and entry.source is not None:
+            first_needer[entry.path] = needer
+        elif existing.source != entry.source and entry.source is not None:
             warnings.append(
                 f"{entry.path}: {needer} needs it from {entry.source} but "
-                f"{needers[entry.path][0]} from {existing.source}; keeping the first"
+                f"{first_needer[entry.path]} from {existing.source}; keeping the first"
             )
-        if needer not in needers[entry.path]:
-            needers[entry.path].append(needer)
 
     for binary in binaries:
+        placements = [Placement((binary.path,), loaded=binary.path)]
         add(
             ImageFile(
                 path=binary.path,
@@ -171,6 +223,7 @@ def build_plan(binaries: tuple[PlannedBinary, ...], sizes: dict[str, int] | None
         if closure is not None:
             interp = closure.interpreter
             if interp is not None:
+                placements.append(Placement((interp.path,), loaded=interp.path))
                 add(
                     ImageFile(
                         path=interp.path,
@@ -184,6 +237,8 @@ def build_plan(binaries: tuple[PlannedBinary, ...], sizes: dict[str, int] | None
                 )
             for obj in closure.libraries:
                 path, note = library_image_path(obj, closure)
+                variants = [v.path for v in obj.hwcaps_variants]
+                placements.append(Placement((path, *variants), loaded=obj.path))
                 reason = f"{obj.name}, needed by {obj.needed_by} (found via {obj.via.value})"
                 if note:
                     reason += f"; {note}"
@@ -214,6 +269,7 @@ def build_plan(binaries: tuple[PlannedBinary, ...], sizes: dict[str, int] | None
 
         for need in binary.needs:
             for needed in need.files:
+                placements.append(Placement((needed.path,)))
                 reason = need.summary
                 if needed.note:
                     reason += f" ({needed.note})"
@@ -231,12 +287,13 @@ def build_plan(binaries: tuple[PlannedBinary, ...], sizes: dict[str, int] | None
                     ),
                     binary.path,
                 )
+        placed.append(BinaryFiles(binary.path, tuple(placements)))
 
     ordered = sorted(
         entries.values(),
         key=lambda f: (_KIND_ORDER[f.kind], f.path),
     )
-    return Plan(tuple(ordered), tuple(dict.fromkeys(warnings)))
+    return Plan(tuple(ordered), tuple(dict.fromkeys(warnings)), tuple(placed))
 
 
 def with_included(plan: Plan, included: tuple[ImageFile, ...]) -> Plan:
@@ -261,7 +318,20 @@ def with_included(plan: Plan, included: tuple[ImageFile, ...]) -> Plan:
             continue
         added[entry.path] = entry
     ordered = sorted(added.values(), key=lambda f: f.path)
-    return Plan((*plan.files, *ordered), tuple(dict.fromkeys(warnings)))
+    return replace(plan, files=(*plan.files, *ordered), warnings=tuple(dict.fromkeys(warnings)))
+
+
+def image_path_problem(path: str) -> str | None:
+    """Why `path` cannot be a path of the image, or None: it must be absolute, below `/`
+    (not `/` itself), without a NUL byte (a path is a C string, path_resolution(7)) and
+    without an empty, `.` or `..` component, so that it names exactly one place."""
+    if not path.startswith("/") or path == "/":
+        return "not an absolute path below /"
+    if "\0" in path:
+        return "contains a NUL byte"
+    if any(part in ("", ".", "..") for part in path[1:].split("/")):
+        return "has an empty, '.' or '..' component"
+    return None
 
 
 # Kernel pseudo-filesystems: never runtime data, and reading them copies the machine's state
@@ -336,4 +406,4 @@ def checked_directories(plan: Plan, root: Root) -> Plan:
                 f"{entry.path}: not copied, {reason}; the image gets no {entry.kind.value} "
                 "directory"
             )
-    return Plan(tuple(kept), tuple(dict.fromkeys(warnings)))
+    return replace(plan, files=tuple(kept), warnings=tuple(dict.fromkeys(warnings)))

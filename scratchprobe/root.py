@@ -11,13 +11,16 @@ import errno
 import os
 import posixpath
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
 from scratchprobe.errors import RootError
 
-# Linux gives up after 40 links in one lookup (MAXSYMLINKS); so do we.
 MAX_SYMLINKS = 40
+"""Symlinks one path lookup may follow: Linux's MAXSYMLINKS (include/linux/namei.h), past
+which fs/namei.c fails the lookup with ELOOP. Every chroot-style walk (follow_links) stops
+there too."""
 
 # What a configuration file inside a root may weigh: ld.so.cache on a full distribution is
 # ~100 KiB, /etc/passwd a few KiB. A bigger file is refused, not read into memory.
@@ -222,36 +225,58 @@ class Root:
             # The host is its own root: the kernel's realpath is exact and fast.
             real = os.path.realpath(path, strict=True)
             return Resolved(real, real, os.lstat(real).st_mode)
-        pending = [p for p in path.split("/") if p]
-        pending.reverse()
-        current = "/"
-        links = 0
-        while pending:
-            part = pending.pop()
-            if part == ".":
-                continue
-            if part == "..":
-                current = posixpath.dirname(current)
-                continue
-            candidate = posixpath.join(current, part)
+
+        def step(candidate: str, more: bool) -> str | None:
             host = self.directory + candidate
             st = os.lstat(host)
             if stat.S_ISLNK(st.st_mode):
-                links += 1
-                if links > MAX_SYMLINKS:
-                    raise PathLoopError(path)
-                target = os.readlink(host)
-                if target.startswith("/"):
-                    current = "/"
-                rest = [p for p in target.split("/") if p]
-                rest.reverse()
-                pending.extend(rest)
-                continue
-            if pending and not stat.S_ISDIR(st.st_mode):
+                return os.readlink(host)
+            if more and not stat.S_ISDIR(st.st_mode):
                 raise NotADirectoryError(errno.ENOTDIR, "not a directory", candidate)
-            current = candidate
+            return None
+
+        current = follow_links(path, step)
         host = self.directory + ("" if current == "/" else current)
         return Resolved(current, host, os.lstat(host).st_mode)
+
+
+Step = Callable[[str, bool], str | None]
+"""One component of a walk: called with the absolute path reached and whether components
+follow it; returns the target when it is a symlink, None otherwise, and raises OSError when
+it does not exist (or, with components following it, is not a directory)."""
+
+
+def follow_links(path: str, step: Step) -> str:
+    """The symlink-free absolute path `path` leads to, looked up as the kernel would with
+    this tree as `/` (chroot semantics): an absolute target restarts at the root, `..`
+    stops there, and past MAX_SYMLINKS links the lookup fails with PathLoopError (ELOOP).
+    `step` tells what each component is: the files of a root (Root.resolve) or the entries
+    of a layout about to be written (rootfs.entries)."""
+    pending = [p for p in path.split("/") if p]
+    pending.reverse()
+    current = "/"
+    links = 0
+    while pending:
+        part = pending.pop()
+        if part == ".":
+            continue
+        if part == "..":
+            current = posixpath.dirname(current)
+            continue
+        candidate = posixpath.join(current, part)
+        target = step(candidate, bool(pending))
+        if target is not None:
+            links += 1
+            if links > MAX_SYMLINKS:
+                raise PathLoopError(path)
+            if target.startswith("/"):
+                current = "/"
+            rest = [p for p in target.split("/") if p]
+            rest.reverse()
+            pending.extend(rest)
+            continue
+        current = candidate
+    return current
 
 
 def normalize(path: str) -> str:

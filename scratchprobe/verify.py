@@ -22,18 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from scratchprobe.errors import InputError, UsageError
-from scratchprobe.inspect import InspectOptions
+from scratchprobe.model import InspectOptions
 from scratchprobe.needs.model import ContainerRuntime
 from scratchprobe.needs.nameservice import HOSTS
+from scratchprobe.pipeline import inspect_for_image
 from scratchprobe.plan import FileKind, FileType, ImageFile, Plan
 from scratchprobe.root import Root
-from scratchprobe.rootfs import (
-    Destination,
-    OutputKind,
-    RootfsResult,
-    inspect_for_image,
-    write_rootfs,
-)
+from scratchprobe.rootfs import Destination, OutputKind, RootfsResult, write_rootfs
 from scratchprobe.sandbox import (
     BUILDER_HIDDEN,
     Emulator,
@@ -185,7 +180,7 @@ def _with_emulator(plan: Plan, emulator: Emulator) -> Plan:
         source=emulator.host_path,
         from_context=True,
     )
-    return Plan((*plan.files, entry), plan.warnings)
+    return replace(plan, files=(*plan.files, entry))
 
 
 def verify(binary: str, options: VerifyOptions) -> Verification:

@@ -31,8 +31,8 @@ from scratchprobe.discover import InputProblem
 from scratchprobe.elf.classify import Linkage
 from scratchprobe.elf.reader import ElfFile, format_version, parse_glibc_version
 from scratchprobe.errors import ELFError
-from scratchprobe.inspect import BinaryReport, Inspection
 from scratchprobe.loader.closure import FoundVia
+from scratchprobe.model import BinaryReport, Inspection
 from scratchprobe.needs.model import NeedKind
 
 # The two entry points through which a program loads code the loader never saw;
@@ -153,7 +153,10 @@ def run_check(inspection: Inspection, policy: Policy, host: str | None = None) -
     symbols = _SymbolCache()
     kinds = {f.path: f.kind.value for f in inspection.plan.files}
     checks = tuple(
-        _check_binary(report, policy, expected, kinds, symbols) for report in inspection.binaries
+        _check_binary(
+            report, inspection.plan.binary(report.path).files, policy, expected, kinds, symbols
+        )
+        for report in inspection.binaries
     )
     return CheckResult(
         root=inspection.root,
@@ -166,6 +169,7 @@ def run_check(inspection: Inspection, policy: Policy, host: str | None = None) -
 
 def _check_binary(
     report: BinaryReport,
+    files: tuple[str, ...],
     policy: Policy,
     expected_arch: str,
     kinds: dict[str, str],
@@ -178,7 +182,7 @@ def _check_binary(
         GLIBC_TOO_NEW: lambda: _glibc_too_new(report, policy.max_glibc or ()),
         VERSION_MISSING: lambda: _version_missing(report),
         INTERPRETER_MISSING: lambda: _interpreter_missing(report),
-        RUNTIME_DENIED: lambda: _runtime_denied(report, policy.deny_runtime, kinds),
+        RUNTIME_DENIED: lambda: _runtime_denied(files, policy.deny_runtime, kinds),
         DLOPEN: lambda: _dlopen(report, symbols),
         FOREIGN_ARCH: lambda: _foreign_arch(report, expected_arch),
     }
@@ -311,10 +315,11 @@ def _interpreter_missing(report: BinaryReport) -> list[Finding]:
 
 
 def _runtime_denied(
-    report: BinaryReport, denied: tuple[str, ...], kinds: dict[str, str]
+    files: tuple[str, ...], denied: tuple[str, ...], kinds: dict[str, str]
 ) -> list[Finding]:
+    """`files`: image paths of every file the binary needs (the plan's record)."""
     out = []
-    for path in report.file_paths:
+    for path in files:
         kind = kinds.get(path)
         if kind is not None and kind in denied:
             out.append(Finding(f"needs {path}, a file of denied kind '{kind}'", path))

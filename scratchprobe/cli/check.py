@@ -138,7 +138,7 @@ def command(
         parse_rule_code,
         parse_severity,
     )
-    from scratchprobe.inspect import inspect
+    from scratchprobe.pipeline import inspect
 
     with exits_on_error():
         severities = []

@@ -165,7 +165,8 @@ def command(
     input or a refused destination.
     """
     from scratchprobe.image.build import ImageOptions, build_image, format_for
-    from scratchprobe.rootfs import inspect_for_image, source_date_epoch
+    from scratchprobe.pipeline import inspect_for_image
+    from scratchprobe.rootfs import source_date_epoch
 
     exposed_ports: tuple[str, ...] = ()
     stop_signal = None

@@ -92,8 +92,9 @@ def command(
     A directory argument is walked for ELF files. Exit 0 when everything resolved, 1 when a
     library, version or interpreter is missing, 2 for unusable input.
     """
-    from scratchprobe.inspect import inspect
-    from scratchprobe.render import RenderOptions, renderer
+    from scratchprobe.model import all_warnings
+    from scratchprobe.pipeline import inspect
+    from scratchprobe.render import ANNOTATED, OutputFormat, RenderOptions, renderer
 
     with exits_on_error():
         options = inspect_options(planning)
@@ -101,16 +102,17 @@ def command(
             with batch_progress() as progress:
                 result = inspect(binaries, options, progress=progress)
         else:
-            from scratchprobe.rootfs import inspect_for_image
+            from scratchprobe.pipeline import inspect_for_image
 
             result = inspect_for_image(binaries, options, install)
     fmt = OutputFormat(output_format)
-    if fmt in (OutputFormat.JSON, OutputFormat.CYCLONEDX):
+    annotations = None
+    if fmt in ANNOTATED:
         # Digests and package owners cost a read of every file and of the package
         # database: only the outputs that show them pay for them.
         from scratchprobe.annotate import annotate
 
-        result = annotate(result, sbom=fmt is OutputFormat.CYCLONEDX)
+        annotations = annotate(result, sbom=ANNOTATED[fmt])
     render_options = RenderOptions(
         stage=stage,
         color=fmt is OutputFormat.TEXT and color_wanted(output),
@@ -123,7 +125,7 @@ def command(
     )
     # A name no Dockerfile can express: nothing on stdout, one line on stderr.
     with exits_on_error():
-        rendered = renderer(fmt)(result, render_options)
+        rendered = renderer(fmt)(result, render_options, annotations)
     emit(rendered, output)
     for line in result.notes:
         note(line)
@@ -133,6 +135,6 @@ def command(
         error(f"{problem.path}: {problem.message}")
     for unresolved in result.unresolved:
         error(unresolved)
-    for message in result.warnings:
+    for message in all_warnings(result, annotations):
         warning(message)
     sys.exit(result.exit_code)

@@ -21,7 +21,7 @@ from scratchprobe.needs.model import ContainerRuntime, NeedKind
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-    from scratchprobe.inspect import InspectOptions
+    from scratchprobe.model import InspectOptions
     from scratchprobe.trace.includes import Include
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -451,7 +451,7 @@ def _with_image(
 
 def inspect_options(planning: PlanningFlags) -> InspectOptions:
     """The core's options from the command line's (every planning command)."""
-    from scratchprobe.inspect import InspectOptions
+    from scratchprobe.model import InspectOptions
     from scratchprobe.needs.choices import choice_problems
     from scratchprobe.needs.context import NeedsOptions
 

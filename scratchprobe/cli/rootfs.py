@@ -60,13 +60,13 @@ def command(
     Exit 0 when written, 1 when written but some library stayed unresolved, 2 for unusable
     input or a refused destination.
     """
+    from scratchprobe.pipeline import inspect_for_image
     from scratchprobe.render.names import visible_text
     from scratchprobe.root import Root
     from scratchprobe.rootfs import (
         Destination,
         OutputKind,
         RootfsResult,
-        inspect_for_image,
         source_date_epoch,
         stream_rootfs,
         write_rootfs,

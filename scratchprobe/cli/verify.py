@@ -23,7 +23,7 @@ from scratchprobe.cli.options import (
 from scratchprobe.render.formats import VerifyFormat, names
 
 if TYPE_CHECKING:
-    from scratchprobe.inspect import InspectOptions
+    from scratchprobe.model import InspectOptions
 
 
 def _parse_env(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:

@@ -45,7 +45,7 @@ from scratchprobe.image.layout import (
     write_layout_files,
 )
 from scratchprobe.image.platform import Platform, common_platform
-from scratchprobe.inspect import Inspection
+from scratchprobe.model import Inspection
 from scratchprobe.render.formats import ImageFormat
 from scratchprobe.root import Root
 from scratchprobe.rootfs import layout
@@ -122,7 +122,7 @@ def _sbom_text(inspection: Inspection) -> bytes:
     from scratchprobe.render import RenderOptions
     from scratchprobe.render.cyclonedx import render
 
-    return render(annotate(inspection, sbom=True), RenderOptions()).encode()
+    return render(inspection, RenderOptions(), annotate(inspection, sbom=True)).encode()
 
 
 def _platform_image(

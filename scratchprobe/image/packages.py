@@ -22,7 +22,7 @@ import posixpath
 from dataclasses import dataclass
 
 from scratchprobe.annotate import annotate
-from scratchprobe.inspect import Inspection
+from scratchprobe.model import Inspection
 from scratchprobe.packages.apk import INSTALLED_PATHS
 from scratchprobe.packages.dpkg import STATUS, STATUS_DIR, parse_control
 from scratchprobe.packages.interface import Package, PackageManager
@@ -126,8 +126,7 @@ def _apk_records(text: str, wanted: set[str], image_paths: set[str]) -> str:
 
 def package_metadata(inspection: Inspection, tree: Layout) -> PackageMetadata:
     """The database entries for the packages owning files of `tree`."""
-    annotated = annotate(inspection, sbom=False).annotations
-    assert annotated is not None
+    annotated = annotate(inspection, sbom=False)
     by_path = {e.path: e for e in tree.entries}
     owned: dict[str, list[str]] = {}
     packages: dict[str, Package] = {}

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 from scratchprobe.render.formats import OutputFormat
 
 if TYPE_CHECKING:
-    from scratchprobe.inspect import Inspection
+    from scratchprobe.model import FileAnnotations, Inspection
 
 __all__ = ["OutputFormat", "RenderOptions", "Renderer", "renderer"]
 
@@ -34,7 +34,22 @@ class RenderOptions:
 
 
 class Renderer(Protocol):
+    def __call__(
+        self,
+        inspection: Inspection,
+        options: RenderOptions,
+        annotations: FileAnnotations | None = None,
+    ) -> str: ...
+
+
+class _PlainRenderer(Protocol):
     def __call__(self, inspection: Inspection, options: RenderOptions) -> str: ...
+
+
+ANNOTATED: dict[OutputFormat, bool] = {OutputFormat.JSON: False, OutputFormat.CYCLONEDX: True}
+"""The formats that show the annotate step's facts (digests, owning packages, modules), and
+whether each needs what only the SBOM shows (licences, digests of the files inside copied
+directories): scratchprobe.annotate.annotate's `sbom`. The other formats never pay for it."""
 
 
 _MODULES: dict[OutputFormat, str] = {
@@ -49,5 +64,14 @@ _MODULES: dict[OutputFormat, str] = {
 def renderer(fmt: OutputFormat) -> Renderer:
     """The renderer of `fmt`, imported on demand so that `--format json` never loads rich."""
     module = importlib.import_module(_MODULES[fmt])
-    render: Renderer = module.render
-    return render
+    if fmt in ANNOTATED:
+        render: Renderer = module.render
+        return render
+    plain: _PlainRenderer = module.render
+
+    def without_annotations(
+        inspection: Inspection, options: RenderOptions, annotations: FileAnnotations | None = None
+    ) -> str:
+        return plain(inspection, options)
+
+    return without_annotations

@@ -6,8 +6,8 @@ import json
 import re
 
 from scratchprobe.errors import ScratchprobeError
-from scratchprobe.inspect import Inspection
-from scratchprobe.plan import FileType, ImageFile
+from scratchprobe.model import Inspection
+from scratchprobe.plan import ImageFile
 from scratchprobe.render import RenderOptions
 from scratchprobe.render.names import copy_refusal, dockerfile_word, visible_text
 
@@ -49,7 +49,7 @@ def copy_line(entry: ImageFile, stage: str) -> str | None:
     so a name with a space, quote, `$` or backslash is written in the JSON form with each of
     those escaped (`dockerfile_word`); a name COPY cannot express raises UnexpressibleName.
     """
-    if entry.source is None or entry.type is FileType.SYMLINK:
+    if not entry.copied or entry.source is None:
         return None
     source = entry.source
     flags = "" if entry.from_context else f"--from={stage} "
@@ -74,7 +74,7 @@ def copy_lines(inspection: Inspection, stage: str) -> list[str]:
 
 def uncopyable_note(inspection: Inspection) -> str | None:
     """A comment naming the entries no COPY line can create, or None when there are none."""
-    generated = [f.path for f in inspection.plan.files if copy_line(f, "x") is None]
+    generated = [f.path for f in inspection.plan.files if not f.copied]
     if not generated:
         return None
     return (

@@ -3,8 +3,8 @@
 Built with cyclonedx-python-lib (its model and its 1.6 serializer), never by hand, and
 imported only here: it costs ~0.1 s to import, which no other format pays.
 
-What the document holds (every fact comes from the `Inspection` and its `annotations`,
-computed by scratchprobe.annotate; this module only maps them onto CycloneDX):
+What the document holds (every fact comes from the `Inspection` and the `FileAnnotations`
+scratchprobe.annotate computes for it; this module only maps them onto CycloneDX):
 - metadata.component: the image, type `container`, named after its binaries;
 - one `file` component per entry of the plan, named by its path in the image, with the
   SHA-256 of the bytes the image holds (for a generated file, of its content);
@@ -49,8 +49,14 @@ from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 
 from scratchprobe import __version__
-from scratchprobe.annotate import AnnotatedFile, EmbeddedModule, FileAnnotations, ModuleRole
-from scratchprobe.inspect import Inspection
+from scratchprobe.model import (
+    AnnotatedFile,
+    EmbeddedModule,
+    FileAnnotations,
+    Inspection,
+    ModuleRole,
+    all_warnings,
+)
 from scratchprobe.packages import Package
 from scratchprobe.plan import FileType, ImageFile
 from scratchprobe.render import RenderOptions
@@ -191,9 +197,10 @@ def _timestamp() -> datetime:
     return datetime.now(tz=UTC)
 
 
-def _metadata(inspection: Inspection, image: Component) -> BomMetaData:
+def _metadata(
+    inspection: Inspection, annotations: FileAnnotations | None, image: Component
+) -> BomMetaData:
     properties = [_prop("root", inspection.root)]
-    annotations = inspection.annotations
     if annotations is not None:
         distro = annotations.os_release.distro
         if distro:
@@ -204,23 +211,22 @@ def _metadata(inspection: Inspection, image: Component) -> BomMetaData:
             properties.append(_prop("package-database", "none"))
     # CycloneDX has no place for diagnostics: a warning (an unreadable file, an rpm database
     # not read, ...) travels as a property, so that a consumer can see what is incomplete.
-    properties += [_prop("warning", w) for w in inspection.warnings]
+    properties += [_prop("warning", w) for w in all_warnings(inspection, annotations)]
     metadata = BomMetaData(component=image, properties=properties, timestamp=_timestamp())
     tool = Component(type=ComponentType.APPLICATION, name="scratchprobe", version=__version__)
     metadata.tools.components.add(tool)
     return metadata
 
 
-def bom(inspection: Inspection) -> Bom:
+def bom(inspection: Inspection, annotations: FileAnnotations | None = None) -> Bom:
     """The SBOM of the image `inspection` plans, as a cyclonedx-python-lib model."""
-    annotations: FileAnnotations | None = inspection.annotations
     image = Component(
         type=ComponentType.CONTAINER,
         name=_image_name(inspection),
         bom_ref=IMAGE_REF,
         description="FROM scratch image planned by scratchprobe",
     )
-    document = Bom(metadata=_metadata(inspection, image))
+    document = Bom(metadata=_metadata(inspection, annotations, image))
     files: dict[str, Component] = {}
     for entry in inspection.plan.files:
         facts = annotations.file(entry.path) if annotations is not None else None
@@ -242,7 +248,8 @@ def bom(inspection: Inspection) -> Bom:
     if annotations is None:
         for report in inspection.binaries:
             if report.path in files:
-                needed = [files[p] for p in report.file_paths if p in files and p != report.path]
+                paths = inspection.plan.binary(report.path).files
+                needed = [files[p] for p in paths if p in files and p != report.path]
                 graph[_file_ref(report.path)] = needed
     else:
         for facts in annotations.files:
@@ -278,8 +285,10 @@ def bom(inspection: Inspection) -> Bom:
     return document
 
 
-def render(inspection: Inspection, options: RenderOptions) -> str:
-    text = JsonV1Dot6(bom(inspection)).output_as_string(indent=2)
+def render(
+    inspection: Inspection, options: RenderOptions, annotations: FileAnnotations | None = None
+) -> str:
+    text = JsonV1Dot6(bom(inspection, annotations)).output_as_string(indent=2)
     # A name that is not UTF-8 would be a lone surrogate in the JSON: every string is
     # written with undecodable bytes as \xNN instead (docs/output-encoding.md); references
     # stay consistent because every string goes through the same function.

@@ -25,7 +25,7 @@ import shlex
 
 from scratchprobe import __version__
 from scratchprobe.elf.classify import ObjectKind
-from scratchprobe.inspect import Inspection
+from scratchprobe.model import Inspection
 from scratchprobe.plan import FileType
 from scratchprobe.render import RenderOptions
 from scratchprobe.render.copy import (
@@ -124,7 +124,7 @@ def _generated_commands(inspection: Inspection, base: str) -> list[str]:
     directories, symlinks) under `base`, at their image paths."""
     commands: list[str] = []
     for entry in inspection.plan.files:
-        if copy_line(entry, "x") is not None:
+        if entry.copied:
             continue
         target = base + entry.path
         parent = shlex.quote(posixpath.dirname(target))
@@ -154,14 +154,11 @@ def _tools(commands: list[str]) -> str:
 
 
 def _copy_layers(inspection: Inspection, options: RenderOptions) -> int:
-    """Layers the per-file form gives the scratch stage: one per entry `copy_line` writes
-    (counted, not rendered: a name only the single-layer form's shell can spell must not
-    stop the count)."""
+    """Layers the per-file form gives the scratch stage: one per copied entry (counted, not
+    rendered: a name only the single-layer form's shell can spell must not stop the count)
+    and one for the generated entries."""
     generated = 1 if generated_script(inspection) is not None else 0
-    copied = sum(
-        1 for f in inspection.plan.files if f.source is not None and f.type is not FileType.SYMLINK
-    )
-    return copied + generated
+    return sum(1 for f in inspection.plan.files if f.copied) + generated
 
 
 def _copy_style(inspection: Inspection, options: RenderOptions) -> list[str]:
@@ -195,7 +192,7 @@ def _copy_commands(inspection: Inspection) -> list[str]:
     their symlinks (cp -a, like COPY of a directory)."""
     commands: list[str] = []
     for entry in inspection.plan.files:
-        if entry.source is None or entry.from_context or copy_line(entry, "x") is None:
+        if entry.source is None or entry.from_context or not entry.copied:
             continue
         target = FILES_DIR + entry.path
         quoted = shlex.quote(target)

@@ -12,16 +12,13 @@ it also get `<field>_base64`, their exact bytes.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from scratchprobe.elf.reader import format_version
-from scratchprobe.inspect import BinaryReport, Inspection
-from scratchprobe.plan import ImageFile, library_image_path
+from scratchprobe.model import BinaryReport, FileAnnotations, Inspection, all_warnings
+from scratchprobe.plan import ImageFile, Plan
 from scratchprobe.render import RenderOptions
 from scratchprobe.render.names import is_utf8, machine_document, raw_base64
-
-if TYPE_CHECKING:
-    from scratchprobe.annotate import FileAnnotations
 
 SCHEMA_VERSION = 1
 
@@ -37,8 +34,9 @@ def _with_exact_bytes(out: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _binary(report: BinaryReport) -> dict[str, Any]:
+def _binary(report: BinaryReport, plan: Plan) -> dict[str, Any]:
     elf = report.elf
+    files = plan.binary(report.path)
     closure = report.closure
     libraries: list[dict[str, Any]] = []
     missing: list[str] = []
@@ -48,7 +46,7 @@ def _binary(report: BinaryReport) -> dict[str, Any]:
             libraries.append(
                 {
                     "soname": obj.soname or obj.name,
-                    "path": library_image_path(obj, closure)[0],
+                    "path": files.loaded[obj.path][0],
                     "source": obj.real_path,
                     "needed_by": obj.needed_by,
                     "found_via": obj.via.value,
@@ -83,8 +81,8 @@ def _binary(report: BinaryReport) -> dict[str, Any]:
         "max_glibc": format_version(max_glibc) if max_glibc else None,
         "interpreter_found": None if closure is None else closure.interpreter is not None,
         "missing_versions": missing_versions,
-        "files": list(report.file_paths),
-        "size": report.total_size,
+        "files": list(files.files),
+        "size": plan.size_of(report.path),
         "toolchain": report.toolchain,
         "needs": [
             {
@@ -147,13 +145,13 @@ def _file(entry: ImageFile, annotations: FileAnnotations | None = None) -> dict[
     return _with_exact_bytes(out)
 
 
-def manifest(inspection: Inspection) -> dict[str, Any]:
+def manifest(inspection: Inspection, annotations: FileAnnotations | None = None) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "root": inspection.root,
-        "binaries": [_binary(b) for b in inspection.binaries],
-        "files": [_file(f, inspection.annotations) for f in inspection.plan.files],
-        "warnings": list(inspection.warnings),
+        "binaries": [_binary(b, inspection.plan) for b in inspection.binaries],
+        "files": [_file(f, annotations) for f in inspection.plan.files],
+        "warnings": list(all_warnings(inspection, annotations)),
         "errors": [{"path": p.path, "message": p.message} for p in inspection.problems],
         "env": dict(inspection.env),
         "runtime_provided": list(inspection.runtime_provided),
@@ -161,5 +159,8 @@ def manifest(inspection: Inspection) -> dict[str, Any]:
     }
 
 
-def render(inspection: Inspection, options: RenderOptions) -> str:
-    return json.dumps(machine_document(manifest(inspection)), indent=2) + "\n"
+def render(
+    inspection: Inspection, options: RenderOptions, annotations: FileAnnotations | None = None
+) -> str:
+    """The manifest; `annotations` (scratchprobe.annotate) add each file's digest and owner."""
+    return json.dumps(machine_document(manifest(inspection, annotations)), indent=2) + "\n"

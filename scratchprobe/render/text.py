@@ -10,9 +10,9 @@ from rich.markup import escape as markup_escape
 from rich.tree import Tree
 
 from scratchprobe.elf.reader import format_version
-from scratchprobe.inspect import BinaryReport, Inspection
 from scratchprobe.loader.closure import Closure, Dependency
-from scratchprobe.plan import FileKind, FileType
+from scratchprobe.model import BinaryReport, Inspection
+from scratchprobe.plan import FileKind, FileType, Plan
 from scratchprobe.render import RenderOptions
 from scratchprobe.render.console import report_console
 from scratchprobe.render.copy import UnexpressibleName, copy_lines, layer_note, uncopyable_note
@@ -35,16 +35,16 @@ def human_size(size: int) -> str:
     return f"{size} B"  # pragma: no cover - the loop always returns
 
 
-def verdict(report: BinaryReport) -> str:
+def verdict(report: BinaryReport, plan: Plan) -> str:
     """`dynamic glibc x86_64, needs 7 files, 2.9 MiB`."""
     libc = report.libc.value if report.libc else "no known libc"
     kind = (
         "shared library" if report.object_kind.value == "shared-library" else report.linkage.value
     )
-    count = len(report.file_paths)
+    count = len(plan.binary(report.path).files)
     line = (
         f"{kind} {libc} {report.elf.arch.name}, needs {count} file{'s' if count != 1 else ''}, "
-        f"{human_size(report.total_size)}"
+        f"{human_size(plan.size_of(report.path))}"
     )
     # The count alone reads as a success; what the loader will not find belongs on the
     # same line (`needs 2 files, 2.1 MiB; missing: libc.so.6`).
@@ -87,11 +87,11 @@ def _tree(report: BinaryReport, closure: Closure) -> Tree:
     return tree
 
 
-def _binary(console: Console, report: BinaryReport, full: bool) -> None:
+def _binary(console: Console, report: BinaryReport, plan: Plan, full: bool) -> None:
     # Verdict, problems and runtime needs first: they are what a terminal must show; the
     # tree of a large program (curl: 30+ libraries) comes last, and only with --full.
     elf = report.elf
-    console.print(f"[bold]{escape(report.label)}[/bold]: {escape(verdict(report))}")
+    console.print(f"[bold]{escape(report.label)}[/bold]: {escape(verdict(report, plan))}")
     closure = report.closure
     if elf.interpreter:
         state = ""
@@ -186,7 +186,7 @@ def render(inspection: Inspection, options: RenderOptions) -> str:
     buffer = io.StringIO()
     console = report_console(buffer, options.color, options.width)
     for report in inspection.binaries:
-        _binary(console, report, options.full)
+        _binary(console, report, inspection.plan, options.full)
     _included(console, inspection)
     for warning in inspection.warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}")

@@ -14,7 +14,7 @@ import posixpath
 import stat
 from dataclasses import dataclass
 
-from scratchprobe.inspect import Inspection
+from scratchprobe.model import Inspection
 from scratchprobe.packages import find_owners
 from scratchprobe.packages.dpkg import parse_control
 from scratchprobe.plan import FileType

@@ -29,6 +29,7 @@ import gzip
 import hashlib
 import io
 import os
+import posixpath
 import shutil
 import stat
 import tarfile
@@ -37,9 +38,8 @@ from dataclasses import dataclass, field
 from typing import IO, Any, cast
 
 from scratchprobe.errors import ScratchprobeError
+from scratchprobe.root import PathLoopError, follow_links
 
-# Linux gives up after 40 links in one lookup (MAXSYMLINKS, fs/namei.c); so do we.
-_MAX_SYMLINKS = 40
 _CHUNK = 1 << 20
 
 WHITEOUT_PREFIX = ".wh."
@@ -104,45 +104,38 @@ def member_path(name: str, layer: str) -> tuple[str, ...]:
 
 def _resolve_dir(root: str, parts: tuple[str, ...], layer: str, create: bool) -> str | None:
     """The host path of the in-root directory `parts`, every symlink followed inside the
-    root. Missing directories are created (mode 0755, as runtimes do for implied parents)
-    when `create`, else None is returned."""
-    pending = list(reversed(parts))
-    current: list[str] = []
-    links = 0
-    while pending:
-        part = pending.pop()
-        if part == ".":
-            continue
-        if part == "..":
-            if current:
-                current.pop()
-            continue
-        host = os.path.join(root, *current, part)
+    root (root.follow_links). Missing directories are created (mode 0755, as runtimes do for
+    implied parents) when `create`, else None is returned."""
+
+    def step(candidate: str, more: bool) -> str | None:
+        host = os.path.join(root, *candidate.split("/")[1:])
         try:
             st = os.lstat(host)
         except FileNotFoundError:
             if not create:
-                return None
+                raise
             os.mkdir(host, 0o755)
-            current.append(part)
-            continue
+            return None
         if stat.S_ISLNK(st.st_mode):
-            links += 1
-            if links > _MAX_SYMLINKS:
-                raise ImageSourceError(f"{layer}: {'/'.join(parts)}: too many symbolic links")
-            target = os.readlink(host)
-            if target.startswith("/"):
-                current = []
-            pending.extend(reversed([p for p in target.split("/") if p]))
-            continue
+            return os.readlink(host)
         if not stat.S_ISDIR(st.st_mode):
             if not create:
-                return None
+                raise NotADirectoryError(errno.ENOTDIR, "not a directory", candidate)
             raise ImageSourceError(
-                f"{layer}: {'/'.join(parts)}: a parent is not a directory ({part})"
+                f"{layer}: {'/'.join(parts)}: a parent is not a directory "
+                f"({posixpath.basename(candidate)})"
             )
-        current.append(part)
-    return os.path.join(root, *current)
+        return None
+
+    try:
+        current = follow_links("/" + "/".join(parts), step)
+    except PathLoopError:
+        raise ImageSourceError(f"{layer}: {'/'.join(parts)}: too many symbolic links") from None
+    except (FileNotFoundError, NotADirectoryError):
+        if create:
+            raise
+        return None
+    return os.path.join(root, *[p for p in current.split("/") if p])
 
 
 def _is_real_dir(host: str) -> bool:

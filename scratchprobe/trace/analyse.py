@@ -31,7 +31,7 @@ from scratchprobe.elf.constants import ElfType
 from scratchprobe.errors import ELFError
 from scratchprobe.loader.closure import ElfCache, Resolver
 from scratchprobe.plan import FileKind, FileType, ImageFile, Plan, library_image_path
-from scratchprobe.root import Root, open_regular
+from scratchprobe.root import PathLoopError, Root, follow_links, normalize, open_regular
 from scratchprobe.rootfs import Entry, Layout
 from scratchprobe.sandbox import EMULATOR_DIR
 from scratchprobe.trace.includes import Include
@@ -138,29 +138,19 @@ class ImageView:
         self.children = children
 
     def canonical(self, path: str) -> str:
-        """`path` with the image's symlinks followed (the missing tail kept as it is)."""
-        parts = [p for p in path.split("/") if p and p != "."]
-        parts.reverse()
-        current = "/"
-        hops = 0
-        while parts:
-            part = parts.pop()
-            if part == "..":
-                current = posixpath.dirname(current)
-                continue
-            candidate = posixpath.join(current, part)
+        """`path` with the image's symlinks followed as the kernel would (root.follow_links),
+        the missing tail kept as it is; a loop of links is left as it is written."""
+
+        def step(candidate: str, more: bool) -> str | None:
             entry = self.entries.get(candidate)
-            if entry is not None and entry.type is FileType.SYMLINK and entry.target and hops < 40:
-                hops += 1
-                target = entry.target
-                if target.startswith("/"):
-                    current = "/"
-                rest = [p for p in target.split("/") if p and p != "."]
-                rest.reverse()
-                parts.extend(rest)
-                continue
-            current = candidate
-        return current
+            if entry is not None and entry.type is FileType.SYMLINK and entry.target:
+                return entry.target
+            return None
+
+        try:
+            return follow_links(path, step)
+        except PathLoopError:
+            return normalize(path)
 
     def has(self, path: str) -> bool:
         return path == "/" or path in self.entries

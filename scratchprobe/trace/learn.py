@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass
 
 from scratchprobe.errors import ScratchprobeError
-from scratchprobe.inspect import InspectOptions
+from scratchprobe.model import InspectOptions
 from scratchprobe.root import Root
 from scratchprobe.trace.analyse import TraceReport, analyse
 from scratchprobe.trace.includes import Include, load_file, write_file

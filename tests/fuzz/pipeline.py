@@ -17,7 +17,8 @@ from scratchprobe.annotate import annotate
 from scratchprobe.check.engine import run_check
 from scratchprobe.check.formats import CheckFormat, FormatOptions, formatter
 from scratchprobe.check.policy import Policy
-from scratchprobe.inspect import Inspection, InspectOptions, inspect
+from scratchprobe.model import Inspection, InspectOptions
+from scratchprobe.pipeline import inspect
 from scratchprobe.render import OutputFormat, RenderOptions, renderer
 
 
@@ -61,7 +62,7 @@ def run_pipeline(
         OutputFormat.CYCLONEDX: annotate(result, sbom=True),
     }
     for fmt in OutputFormat:
-        text = renderer(fmt)(annotated.get(fmt, result), RenderOptions())
+        text = renderer(fmt)(result, RenderOptions(), annotated.get(fmt))
         _written(text, fmt.value)
         if fmt in (OutputFormat.JSON, OutputFormat.CYCLONEDX):
             strict_json(text)

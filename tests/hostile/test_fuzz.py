@@ -19,7 +19,8 @@ import pytest
 
 from scratchprobe.check.engine import run_check
 from scratchprobe.check.policy import Policy
-from scratchprobe.inspect import InspectOptions, inspect
+from scratchprobe.model import InspectOptions
+from scratchprobe.pipeline import inspect
 from scratchprobe.render import OutputFormat, RenderOptions, renderer
 from tests.conftest import HOST_LIBDIR, HOST_LOADER, TESTBINS
 from tests.fuzz.pipeline import PENDING_ESCAPING, base_root, run_pipeline

@@ -24,7 +24,7 @@ from scratchprobe.discover import InputProblem
 from scratchprobe.elf.image import file_image
 from scratchprobe.elf.reader import read_elf
 from scratchprobe.errors import ELFError
-from scratchprobe.inspect import internal_problem
+from scratchprobe.internal import internal_problem
 from tests.conftest import HOST_LIBDIR, HOST_LOADER, TESTBINS
 from tests.hostile_elf import (
     BASE,

@@ -19,7 +19,8 @@ import pytest
 
 from scratchprobe.discover import walk_elf_files
 from scratchprobe.elf.classify import Linkage
-from scratchprobe.inspect import InspectOptions, inspect
+from scratchprobe.model import InspectOptions
+from scratchprobe.pipeline import inspect
 
 DIRECTORIES = ("/usr/bin", "/usr/lib/x86_64-linux-gnu")
 _LINE = re.compile(r"^\s*(?:(\S+) => )?(\S+|not found)(?: \(0x[0-9a-f]+\))?$")

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from scratchprobe.inspect import Inspection, InspectOptions
+from scratchprobe.model import Inspection, InspectOptions
 from scratchprobe.needs.context import NeedsOptions
 from scratchprobe.needs.model import NeedKind
+from scratchprobe.pipeline import inspect_for_image
 from scratchprobe.root import Root
-from scratchprobe.rootfs import Destination, OutputKind, inspect_for_image, write_rootfs
+from scratchprobe.rootfs import Destination, OutputKind, write_rootfs
 from scratchprobe.verify import provide_runtime_files
 from tests.conftest import TESTBINS
 from tests.sandbox_probe import SandboxOptions, run_in_root

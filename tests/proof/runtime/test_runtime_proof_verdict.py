@@ -21,11 +21,12 @@ from pathlib import Path
 import pytest
 
 from scratchprobe.elf.reader import read_elf
-from scratchprobe.inspect import BinaryReport, Inspection, InspectOptions
+from scratchprobe.model import BinaryReport, Inspection, InspectOptions
 from scratchprobe.needs.context import NeedsOptions
 from scratchprobe.needs.model import ContainerRuntime, NeedKind, RuntimeNeed
+from scratchprobe.pipeline import inspect_for_image
 from scratchprobe.root import Root
-from scratchprobe.rootfs import Destination, OutputKind, inspect_for_image, write_rootfs
+from scratchprobe.rootfs import Destination, OutputKind, write_rootfs
 from scratchprobe.toolchain import Toolchain, detect_toolchain
 from scratchprobe.verify import provide_runtime_files
 from tests.conftest import REPO

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from scratchprobe import sandbox
-from scratchprobe.inspect import InspectOptions
+from scratchprobe.model import InspectOptions
 from scratchprobe.needs.model import NeedKind
 from scratchprobe.sandbox import (
     OUTPUT_LIMIT,

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from scratchprobe.inspect import InspectOptions
+from scratchprobe.model import InspectOptions
+from scratchprobe.pipeline import inspect_for_image
 from scratchprobe.root import Root
-from scratchprobe.rootfs import Destination, OutputKind, inspect_for_image, write_rootfs
+from scratchprobe.rootfs import Destination, OutputKind, write_rootfs
 from scratchprobe.sandbox import (
     CannotEmulate,
     Descriptors,

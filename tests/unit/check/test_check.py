@@ -23,7 +23,8 @@ from scratchprobe.check.rules import RULES, Severity
 from scratchprobe.cli import main
 from scratchprobe.elf.reader import read_elf
 from scratchprobe.elf.sections import read_symbols
-from scratchprobe.inspect import InspectOptions, inspect
+from scratchprobe.model import InspectOptions
+from scratchprobe.pipeline import inspect
 
 BUILT = Path(__file__).resolve().parents[3] / "testbins" / "built"
 STATIC = str(BUILT / "c-glibc-static")

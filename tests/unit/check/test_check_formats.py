@@ -21,7 +21,8 @@ from scratchprobe.check.formats.github import command, escape_data, escape_prope
 from scratchprobe.check.policy import Policy
 from scratchprobe.check.rules import RULES
 from scratchprobe.cli import main
-from scratchprobe.inspect import InspectOptions, inspect
+from scratchprobe.model import InspectOptions
+from scratchprobe.pipeline import inspect
 
 # jsonschema ships no type hints and types-jsonschema is not in the `test` extra; imported
 # this way it is an untyped module instead of a mypy error (and still a hard requirement).

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-import scratchprobe.inspect as inspect_module
+import scratchprobe.pipeline as inspect_module
 from scratchprobe.discover import discover
-from scratchprobe.inspect import InspectOptions, _analyse, _analyse_in_parallel, inspect
+from scratchprobe.model import InspectOptions
+from scratchprobe.pipeline import _analyse, _analyse_in_parallel, inspect
 from scratchprobe.render import OutputFormat, RenderOptions, renderer
 from scratchprobe.root import Root
 from tests.conftest import TESTBINS

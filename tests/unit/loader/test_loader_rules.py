@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from scratchprobe.inspect import BinaryReport, InspectOptions, inspect
 from scratchprobe.loader.closure import FoundVia
+from scratchprobe.model import BinaryReport, InspectOptions
+from scratchprobe.pipeline import inspect
 from scratchprobe.root import PathLoopError, Root
 from tests.conftest import TESTBINS, RootBuilder, glibc_base
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from scratchprobe.inspect import InspectOptions, inspect
+from scratchprobe.model import InspectOptions
 from scratchprobe.needs.model import Confidence, NeedKind, RuntimeNeed
+from scratchprobe.pipeline import inspect
 from tests.conftest import run_cli
 
 HELPER_DIR = "/usr/libexec/sp-demo"

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from scratchprobe.inspect import InspectOptions, inspect
+from scratchprobe.model import InspectOptions
 from scratchprobe.needs.context import NeedsOptions
 from scratchprobe.needs.model import Confidence, NeedKind
 from scratchprobe.needs.users import generated_passwd_group, parse_user
+from scratchprobe.pipeline import inspect
 from tests.conftest import TESTBINS, RootBuilder, glibc_base, run_cli
 
 RUNTIME = TESTBINS / "runtime"

@@ -12,7 +12,8 @@ import jsonschema
 import pytest
 
 from scratchprobe.cli import COMMANDS
-from scratchprobe.inspect import InspectOptions, inspect
+from scratchprobe.model import InspectOptions
+from scratchprobe.pipeline import inspect
 from scratchprobe.render import OutputFormat, RenderOptions, renderer
 from tests.conftest import TESTBINS, run_cli
 

@@ -23,7 +23,8 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
 from scratchprobe.annotate import annotate
-from scratchprobe.inspect import InspectOptions, inspect
+from scratchprobe.model import InspectOptions, all_warnings
+from scratchprobe.pipeline import inspect
 from scratchprobe.render import OutputFormat, RenderOptions, renderer
 from tests.conftest import TESTBINS, RootBuilder, glibc_base, run_cli
 
@@ -184,13 +185,12 @@ def test_reproducible_with_source_date_epoch() -> None:
 def test_renderer_without_annotations_computes_nothing() -> None:
     """A caller that skipped the annotate step gets files and the graph, no digests."""
     result = inspect((str(TESTBINS / "c-glibc-dynamic"),), InspectOptions())
-    assert result.annotations is None
     text = renderer(OutputFormat.CYCLONEDX)(result, RenderOptions())
     assert validator().validate_str(text) is None
     document = json.loads(text)
     assert all("hashes" not in c for c in document["components"])
     assert all("scratchprobe:package" not in properties(c) for c in document["components"])
-    annotated = renderer(OutputFormat.CYCLONEDX)(annotate(result), RenderOptions())
+    annotated = renderer(OutputFormat.CYCLONEDX)(result, RenderOptions(), annotate(result))
     assert validator().validate_str(annotated) is None
 
 
@@ -274,9 +274,8 @@ def zoneinfo_root(make_root: RootBuilder) -> Path:
 
 def test_tree_digest_is_sha256sum_of_the_listing(make_root: RootBuilder) -> None:
     root = zoneinfo_root(make_root)
-    result = annotate(inspect(("/app",), InspectOptions(root=str(root))))
-    assert result.annotations is not None
-    zoneinfo = result.annotations.file("/usr/share/zoneinfo")
+    annotations = annotate(inspect(("/app",), InspectOptions(root=str(root))))
+    zoneinfo = annotations.file("/usr/share/zoneinfo")
     assert zoneinfo is not None
     listing = (
         f"{sha256(root / 'usr/share/zoneinfo/Europe/Paris')}  Europe/Paris\n"
@@ -300,14 +299,14 @@ def test_directory_past_the_member_bound_is_reported(
 
     monkeypatch.setattr(scratchprobe.annotate, "MAX_DIRECTORY_MEMBERS", 1)
     root = zoneinfo_root(make_root)
-    result = annotate(inspect(("/app",), InspectOptions(root=str(root))))
-    assert result.annotations is not None
-    zoneinfo = result.annotations.file("/usr/share/zoneinfo")
+    result = inspect(("/app",), InspectOptions(root=str(root)))
+    annotations = annotate(result)
+    zoneinfo = annotations.file("/usr/share/zoneinfo")
     assert zoneinfo is not None
     assert zoneinfo.tree_sha256 is None
     assert zoneinfo.problem == "/usr/share/zoneinfo not fully read (more than 1 files)"
     assert "/usr/share/zoneinfo: /usr/share/zoneinfo not fully read (more than 1 files)" in (
-        result.warnings
+        all_warnings(result, annotations)
     )
-    text = renderer(OutputFormat.CYCLONEDX)(result, RenderOptions())
+    text = renderer(OutputFormat.CYCLONEDX)(result, RenderOptions(), annotations)
     assert validator().validate_str(text) is None

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from scratchprobe.inspect import InspectOptions
+from scratchprobe.model import InspectOptions
+from scratchprobe.pipeline import inspect_for_image
 from scratchprobe.plan import FileKind, FileType, ImageFile, Plan
 from scratchprobe.render import OutputFormat, RenderOptions, renderer
 from scratchprobe.root import Root
@@ -21,7 +22,6 @@ from scratchprobe.rootfs import (
     DestinationRefused,
     OutputKind,
     RootfsError,
-    inspect_for_image,
     layout,
     source_date_epoch,
     write_rootfs,
@@ -276,9 +276,9 @@ def test_failed_run_leaves_the_previous_output(
     before_tar = archive.read_bytes()
     before_listing = sorted(p.name for p in tmp_path.iterdir())
 
-    import scratchprobe.rootfs as rootfs_module
+    import scratchprobe.rootfs.entries as rootfs_module
 
-    real_open = rootfs_module._open_source
+    real_open = rootfs_module.open_source
     opened: list[str] = []
 
     def failing_open(entry: rootfs_module.Entry) -> object:
@@ -287,7 +287,7 @@ def test_failed_run_leaves_the_previous_output(
             raise OSError(5, "Input/output error (injected)")
         return real_open(entry)
 
-    monkeypatch.setattr(rootfs_module, "_open_source", failing_open)
+    monkeypatch.setattr(rootfs_module, "open_source", failing_open)
     bigger = Plan(
         (
             *_synthetic_plan().files,

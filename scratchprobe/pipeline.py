@@ -7,158 +7,31 @@ from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
 
 from scratchprobe.discover import Candidate, InputProblem, describe_os_error, discover_all
-from scratchprobe.elf.classify import (
-    Libc,
-    Linkage,
-    ObjectKind,
-    classify,
-    libc_from_names,
-    static_libc,
-)
+from scratchprobe.elf.classify import Linkage, classify, libc_from_names, static_libc
 from scratchprobe.elf.constants import ElfType
 from scratchprobe.elf.image import SCAN_BUDGET, skipped_bytes
-from scratchprobe.elf.reader import ElfFile
-from scratchprobe.errors import ELFError
+from scratchprobe.errors import ELFError, UsageError
+from scratchprobe.internal import internal_problem
 from scratchprobe.loader.closure import Closure, ElfCache, Resolver
-from scratchprobe.needs.context import Context, NeedsOptions
+from scratchprobe.model import BinaryReport, Inspection, InspectOptions
+from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import EvidenceCache
-from scratchprobe.needs.model import NeedKind, RuntimeNeed
 from scratchprobe.plan import (
     Plan,
     PlannedBinary,
-    binary_file_paths,
     build_plan,
     checked_directories,
     directory_refusal,
+    image_path_problem,
     with_included,
 )
 from scratchprobe.root import Root
-
-if TYPE_CHECKING:
-    # Type only: scratchprobe.annotate imports this module, and a run that does not
-    # annotate never loads it.
-    from scratchprobe.annotate import FileAnnotations
-    from scratchprobe.trace.includes import Include
-
-
-@dataclass(frozen=True)
-class InspectOptions:
-    root: str = "/"
-    library_path: tuple[str, ...] = ()
-    runtime_needs: bool = True
-    """Detect runtime files (CA bundle, zoneinfo, ...); off gives the loader closure only."""
-    strict: bool = False
-    """Also include needs of `possible` confidence."""
-    with_kinds: frozenset[NeedKind] = frozenset()
-    without_kinds: frozenset[NeedKind] = frozenset()
-    needs: NeedsOptions = field(default_factory=NeedsOptions)
-    includes: tuple[Include, ...] = ()
-    """--include / --include-from entries, added to the plan after the analysis."""
-
-
-@dataclass(frozen=True)
-class BinaryReport:
-    """Everything found about one input binary."""
-
-    label: str
-    path: str
-    """Image path of the binary."""
-    source: str
-    from_context: bool
-    elf: ElfFile
-    linkage: Linkage
-    object_kind: ObjectKind
-    libc: Libc | None
-    closure: Closure | None
-    """None for static files, which the loader never sees."""
-    file_paths: tuple[str, ...]
-    """Image paths of every file this binary needs, itself first."""
-    total_size: int
-    needs: tuple[RuntimeNeed, ...] = ()
-    """Every runtime need found, included in the plan or not (see `included`)."""
-    included: tuple[bool, ...] = ()
-    """Per need: whether its files are in the plan."""
-    toolchain: str | None = None
-    """The toolchain recognised, in words ("Go 1.21.13, CGO_ENABLED=0")."""
-
-    @property
-    def unresolved(self) -> bool:
-        c = self.closure
-        return c is not None and bool(c.missing or c.missing_versions or c.interpreter_missing)
-
-    @property
-    def missing_items(self) -> tuple[str, ...]:
-        """What the image's loader will not find, shortest form (`libc.so.6`,
-        `GLIBC_2.38 of libc.so.6`, `interpreter /lib/ld-musl-x86_64.so.1`): the verdict's."""
-        c = self.closure
-        if c is None:
-            return ()
-        items = [f"interpreter {self.elf.interpreter}"] if c.interpreter_missing else []
-        items += [m.name for m in c.missing]
-        items += [f"{v.version} of {v.library}" for v in c.missing_versions]
-        return tuple(dict.fromkeys(items))
-
-    @property
-    def unresolved_problems(self) -> tuple[str, ...]:
-        """One sentence per unresolved library, version or interpreter (exit status 1), for
-        stderr and the comments of the copy and dockerfile outputs."""
-        c = self.closure
-        if c is None:
-            return ()
-        lines: list[str] = []
-        if c.interpreter_missing:
-            lines.append(f"interpreter {self.elf.interpreter} is not in the root")
-        for miss in c.missing:
-            tried = ", ".join(miss.searched) or "no directory"
-            lines.append(f"{miss.name} not found (needed by {miss.needed_by}; searched {tried})")
-        for version in c.missing_versions:
-            lines.append(
-                f"version {version.version} of {version.library} not found (needed by "
-                f"{version.needed_by})"
-            )
-        return tuple(dict.fromkeys(lines))
-
-
-@dataclass(frozen=True)
-class Inspection:
-    root: str
-    binaries: tuple[BinaryReport, ...]
-    problems: tuple[InputProblem, ...]
-    plan: Plan
-    warnings: tuple[str, ...]
-    env: tuple[tuple[str, str], ...] = ()
-    """ENV lines the image should carry (TZ, SSL_CERT_FILE, ...)."""
-    runtime_provided: tuple[str, ...] = ()
-    """Files the container runtime mounts (not in the plan)."""
-    user: str | None = None
-    annotations: FileAnnotations | None = None
-    """Digests, owning packages and embedded modules (scratchprobe.annotate): computed only
-    for the outputs that show them (json, cyclonedx); None otherwise."""
-    notes: tuple[str, ...] = ()
-    """What walking directory arguments skipped or followed, one line per directory."""
-
-    @property
-    def unresolved(self) -> tuple[str, ...]:
-        """`LABEL: what is missing`, one per unresolved library, version or interpreter: the
-        errors behind exit status 1, which every format reports on stderr."""
-        return tuple(f"{b.label}: {p}" for b in self.binaries for p in b.unresolved_problems)
-
-    @property
-    def exit_code(self) -> int:
-        """2 for unusable input, 1 when some library stays unresolved, else 0 (README.md,
-        "Exit codes")."""
-        if self.problems:
-            return 2
-        if any(b.unresolved for b in self.binaries):
-            return 1
-        return 0
-
 
 # Below this many binaries a second process costs more (fork, pickling) than it saves.
 PARALLEL_THRESHOLD = 64
@@ -191,48 +64,22 @@ def inspect(
         analysed = _analyse_in_parallel(unique, options, workers, progress)
     else:
         analysed = _analyse(unique, options, progress)
-    reports = [r for r in analysed.reports if r is not None]
+    reports = tuple(r for r in analysed.reports if r is not None)
     problems += analysed.problems
-    root_warnings = analysed.root_warnings
-    planned = tuple(
-        PlannedBinary(
-            r.path,
-            r.source,
-            r.from_context,
-            r.elf.size,
-            r.closure,
-            tuple(n for n, keep in zip(r.needs, r.included, strict=True) if keep),
-        )
-        for r in reports
-    )
-    plan = checked_directories(build_plan(planned, _need_source_sizes(root, planned)), root)
-    if options.includes:
-        from scratchprobe.trace.includes import resolve as resolve_includes
-
-        included, include_problems = resolve_includes(options.includes, root)
-        plan = with_included(plan, included)
-        problems += [InputProblem(p.spec, p.message) for p in include_problems]
-    sizes = {f.path: f.size for f in plan.files}
-    final = tuple(
-        replace(
-            r,
-            file_paths=binary_file_paths(p),
-            total_size=sum(sizes.get(path, 0) for path in binary_file_paths(p)),
-        )
-        for r, p in zip(reports, planned, strict=True)
-    )
-    warnings = list(plan.warnings) + list(root_warnings)
+    plan, include_problems = _plan(reports, root, options)
+    problems += include_problems
+    warnings = list(plan.warnings) + list(analysed.root_warnings)
     env: dict[str, str] = {}
     provided: list[str] = []
-    for p in planned:
-        for need in p.needs:
-            warnings += [f"{p.path}: {problem}" for problem in need.problems]
+    for report in reports:
+        for need in report.planned_needs:
+            warnings += [f"{report.path}: {problem}" for problem in need.problems]
             for key, value in need.env:
                 env.setdefault(key, value)
             provided += need.runtime_provided
     return Inspection(
         root=root.directory,
-        binaries=final,
+        binaries=reports,
         problems=tuple(problems),
         plan=plan,
         warnings=tuple(dict.fromkeys(warnings)),
@@ -240,6 +87,75 @@ def inspect(
         runtime_provided=tuple(dict.fromkeys(provided)),
         user=options.needs.user,
         notes=discovery.notes,
+    )
+
+
+def _plan(
+    reports: tuple[BinaryReport, ...], root: Root, options: InspectOptions
+) -> tuple[Plan, list[InputProblem]]:
+    """The plan of `reports`, with the --include entries, and the includes' problems."""
+    planned = tuple(
+        PlannedBinary(r.path, r.source, r.from_context, r.elf.size, r.closure, r.planned_needs)
+        for r in reports
+    )
+    plan = checked_directories(build_plan(planned, _need_source_sizes(root, planned)), root)
+    if not options.includes:
+        return plan, []
+    from scratchprobe.trace.includes import resolve as resolve_includes
+
+    included, include_problems = resolve_includes(options.includes, root)
+    return with_included(plan, included), [
+        InputProblem(p.spec, p.message) for p in include_problems
+    ]
+
+
+def inspect_for_image(
+    paths: tuple[str, ...], options: InspectOptions, install: str | None = None
+) -> Inspection:
+    """`inspect`, and with `install` the one binary moved to that image path.
+
+    Moving a binary is not a rename of one plan entry: `$ORIGIN` in its RPATH/RUNPATH (and in
+    those of libraries it loads through them) expands to the binary's directory *in the
+    image*, so the closure is resolved again for the new location and the plan is made
+    again from it. What the loader would find there is exactly what the root holds at those
+    paths, since every library is copied to its in-root path. The runtime needs found for
+    the binary are kept as they are.
+    """
+    inspection = inspect(paths, options)
+    if install is None:
+        return inspection
+    refusal = image_path_problem(install)
+    if refusal is not None:
+        raise UsageError(f"--install {install!r}: {refusal}")
+    if inspection.problems:
+        # The caller reports them; nothing is moved.
+        return inspection
+    if len(inspection.binaries) != 1:
+        raise UsageError(
+            f"--install places one binary, but the arguments name {len(inspection.binaries)}"
+        )
+    report = inspection.binaries[0]
+    if report.path == install:
+        return inspection
+    root = Root(inspection.root)
+    closure = None
+    warnings = []
+    if report.closure is not None:
+        closure = Resolver(root, options.library_path).resolve(install, report.elf)
+        for tag, value in (("RPATH", report.elf.rpath), ("RUNPATH", report.elf.runpath)):
+            if value and "ORIGIN" in value:
+                warnings.append(
+                    f"{report.label}: its {tag} {value} uses $ORIGIN, which at {install} "
+                    f"means {posixpath.dirname(install)}: libraries are searched there, "
+                    "not beside the builder's copy"
+                )
+    moved = replace(report, path=install, closure=closure)
+    plan, _ = _plan((moved,), root, options)
+    return replace(
+        inspection,
+        binaries=(moved,),
+        plan=plan,
+        warnings=tuple(dict.fromkeys(inspection.warnings + tuple(warnings) + plan.warnings)),
     )
 
 
@@ -291,22 +207,6 @@ def _analyse(
         if progress is not None:
             progress(len(reports), len(candidates))
     return _Analysed(tuple(reports), tuple(problems), tuple(resolver.root_warnings + warnings))
-
-
-DEBUG_INTERNAL_ENV = "SCRATCHPROBE_DEBUG_INTERNAL"
-"""Set to 1, an unexpected exception is raised with its traceback instead of reported (the
-test suite sets it, so any input that reaches the last-resort handler fails a test)."""
-
-
-def internal_problem(label: str, exc: Exception) -> InputProblem:
-    """The last resort for one input: a bug met on it (RecursionError, MemoryError, ...)
-    becomes one `internal error` line for that input, and every other input is still
-    reported. Every cause found so far is fixed where it arises; this only keeps an unknown
-    one from losing the whole batch's report."""
-    if os.environ.get(DEBUG_INTERNAL_ENV) == "1":
-        raise exc
-    text = " ".join(str(exc).split())[:200] or "no message"
-    return InputProblem(label, f"internal error: {type(exc).__name__}: {text}")
 
 
 def _analyse_chunk(args: tuple[list[Candidate], InspectOptions]) -> _Analysed:
@@ -430,9 +330,6 @@ def _inspect_one(
         libc = closure.libc or libc_from_names(elf.interpreter, elf.needed)
     else:
         libc = static_libc(elf)
-    planned = PlannedBinary(
-        candidate.image_path, candidate.source, candidate.from_context, elf.size, closure
-    )
     return BinaryReport(
         label=candidate.label,
         path=candidate.image_path,
@@ -443,6 +340,4 @@ def _inspect_one(
         object_kind=object_kind,
         libc=libc,
         closure=closure,
-        file_paths=binary_file_paths(planned),
-        total_size=0,
     )
