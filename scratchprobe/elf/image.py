@@ -35,27 +35,33 @@ SCAN_BUDGET = 256 << 20
 """Bytes of one file that literal searches may load (the largest real read-only data we
 know, a 100 MB Go program's, is well under it)."""
 
-# Images a run keeps open between readers: the binary and its libraries of one analysis,
-# while the bytes they hold stay under two budgets.
-_KEEP_IMAGES = 8
+# Images a run keeps open between readers: the binary and the libraries of a large closure
+# (ffmpeg's is ~200 files, a descriptor each), well under the usual limit of 1024 open
+# files; the bytes they hold stay under the second budget (older images drop their bytes
+# first, keeping the descriptor).
+_KEEP_IMAGES = 256
 _KEEP_BYTES = 2 * SCAN_BUDGET
 
 
 class FileImage:
     """Bounded reads and literal searches over one file, by file offset."""
 
-    def __init__(self, path: str, loads: tuple[Segment, ...], budget: int = SCAN_BUDGET) -> None:
+    def __init__(
+        self,
+        path: str,
+        loads: tuple[Segment, ...],
+        budget: int = SCAN_BUDGET,
+        lazy: bool = False,
+    ) -> None:
+        """OSError when the file cannot be opened; with `lazy` it is opened at the first
+        read instead (an image nobody reads costs no open), and then ELFError."""
         self.path = path
-        self.fd = open_regular(path)
-        st = os.fstat(self.fd)
-        self.identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        self.size = st.st_size
-        # File ranges the loader maps, clamped to the bytes the file really has.
-        self.loads = tuple(
-            (s.offset, min(s.offset + s.filesz, self.size))
-            for s in loads
-            if s.filesz and 0 <= s.offset < self.size
-        )
+        self._segments = loads
+        self._fd: int | None = None
+        self._size = 0
+        self._loads: tuple[tuple[int, int], ...] = ()
+        if not lazy:
+            self._open()
         self.budget = budget
         self.loaded = 0
         self.users = 0
@@ -74,8 +80,52 @@ class FileImage:
                 reach = end
         return total
 
+    def _open(self) -> int:
+        if self._fd is None:
+            fd = open_regular(self.path)
+            self._size = os.fstat(fd).st_size
+            # File ranges the loader maps, clamped to the bytes the file really has.
+            self._loads = tuple(
+                (s.offset, min(s.offset + s.filesz, self._size))
+                for s in self._segments
+                if s.filesz and 0 <= s.offset < self._size
+            )
+            self._fd = fd
+        return self._fd
+
+    def _opened(self) -> int:
+        """The descriptor, opened now if it was not yet (ELFError when it cannot be)."""
+        if self._fd is not None:
+            return self._fd
+        try:
+            return self._open()
+        except OSError as exc:
+            raise ELFError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+
+    @property
+    def size(self) -> int:
+        self._opened()
+        return self._size
+
+    @property
+    def loads(self) -> tuple[tuple[int, int], ...]:
+        self._opened()
+        return self._loads
+
+    @property
+    def is_open(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        """Drop the bytes loaded so far (they are read again when asked for)."""
+        self._spans.clear()
+        self.loaded = 0
+
     def close(self) -> None:
-        os.close(self.fd)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self._spans.clear()
 
     def __len__(self) -> int:
         return self.size
@@ -84,7 +134,7 @@ class FileImage:
 
     def _pread(self, offset: int, length: int) -> bytes:
         try:
-            data = os.pread(self.fd, length, offset)
+            data = os.pread(self._opened(), length, offset)
         except OSError as exc:
             raise ELFError(f"cannot read {self.path}: {exc.strerror or exc}") from None
         if len(data) != length:
@@ -183,9 +233,9 @@ class ElfImage(FileImage):
     """The image of one parsed ELF file: bounded reads by offset or by address, its
     sections, its read-only data, literal search and notes."""
 
-    def __init__(self, elf: ElfFile, budget: int = SCAN_BUDGET) -> None:
+    def __init__(self, elf: ElfFile, budget: int = SCAN_BUDGET, lazy: bool = False) -> None:
         super().__init__(
-            elf.path, tuple(s for s in elf.segments if s.type == SegmentType.LOAD), budget
+            elf.path, tuple(s for s in elf.segments if s.type == SegmentType.LOAD), budget, lazy
         )
         self.elf = elf
 
@@ -283,10 +333,11 @@ def mapped_ranges(elf: ElfFile) -> list[tuple[int, int]]:
     ]
 
 
-def open_image(elf: ElfFile) -> ElfImage:
-    """A new image of `elf`'s file; ELFError when it cannot be opened."""
+def open_image(elf: ElfFile, lazy: bool = False) -> ElfImage:
+    """A new image of `elf`'s file; ELFError when it cannot be opened (with `lazy`, at its
+    first read)."""
     try:
-        return ElfImage(elf)
+        return ElfImage(elf, lazy=lazy)
     except OSError as exc:
         raise ELFError(f"cannot read {elf.path}: {exc.strerror or exc}") from None
 
@@ -308,8 +359,10 @@ def opened(source: ElfImage | ElfFile) -> Iterator[ElfImage]:
 class Images:
     """The open images of one run, by path: every reader of a file gets the same image.
 
-    At most `keep` images stay open while no reader uses them, and the bytes they hold stay
-    under `keep_bytes`; the least recently used are closed first, and `close` closes all."""
+    A file is opened at its first read (a library no detector reads is never opened). At
+    most `keep` images stay open while no reader uses them, the least recently used closed
+    first; the bytes they hold stay under `keep_bytes`, the least recently used dropping
+    theirs first; `close` closes all."""
 
     def __init__(self, keep: int = _KEEP_IMAGES, keep_bytes: int = _KEEP_BYTES) -> None:
         self._open: OrderedDict[str, ElfImage] = OrderedDict()
@@ -318,7 +371,8 @@ class Images:
 
     @contextmanager
     def use(self, elf: ElfFile) -> Iterator[ElfImage]:
-        """The image of `elf` (opened on first use); ELFError when it cannot be opened."""
+        """The image of `elf` (its file opened at the first read); ELFError when it cannot be
+        opened."""
         image = self._open.get(elf.path)
         if image is not None and image.elf is not elf:
             # Parsed again (another ElfCache): the file may have changed, open it anew.
@@ -326,7 +380,7 @@ class Images:
                 self._open.pop(elf.path).close()
             image = None
         if image is None:
-            image = open_image(elf)
+            image = open_image(elf, lazy=True)
             if elf.path not in self._open:
                 self._open[elf.path] = image
         owned = self._open.get(elf.path) is image
@@ -347,14 +401,20 @@ class Images:
         return image.skipped if image is not None else 0
 
     def _evict(self) -> None:
-        """Close the least recently used images that no reader is using, over the bounds."""
+        """Over the bounds, close (or drop the bytes of) the least recently used images
+        that no reader is using."""
+        loaded = sum(i.loaded for i in self._open.values())
         for path, image in list(self._open.items())[:-1]:
-            loaded = sum(i.loaded for i in self._open.values())
             if len(self._open) <= self._keep and loaded <= self._keep_bytes:
                 return
-            if image.users == 0:
+            if image.users:
+                continue
+            loaded -= image.loaded
+            if len(self._open) > self._keep:
                 del self._open[path]
                 image.close()
+            else:
+                image.release()
 
     def close(self) -> None:
         for image in self._open.values():
