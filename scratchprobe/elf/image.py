@@ -66,6 +66,9 @@ class FileImage:
         self.loaded = 0
         self.users = 0
         """Readers inside `Images.use` with it now (an image in use is never closed)."""
+        self.accounted = 0
+        """The part of `loaded` its `Images` has counted (updated when the last reader
+        leaves, so the run's total is kept without summing every image)."""
         self._spans: list[tuple[int, int, bytes]] = []
         self._unscanned: set[tuple[int, int]] = set()
 
@@ -368,6 +371,8 @@ class Images:
         self._open: OrderedDict[str, ElfImage] = OrderedDict()
         self._keep = keep
         self._keep_bytes = keep_bytes
+        self._loaded = 0
+        """Bytes the open images held when their last reader left."""
 
     @contextmanager
     def use(self, elf: ElfFile) -> Iterator[ElfImage]:
@@ -377,6 +382,7 @@ class Images:
         if image is not None and image.elf is not elf:
             # Parsed again (another ElfCache): the file may have changed, open it anew.
             if image.users == 0:
+                self._loaded -= image.accounted
                 self._open.pop(elf.path).close()
             image = None
         if image is None:
@@ -394,6 +400,9 @@ class Images:
             image.users -= 1
             if not owned:
                 image.close()
+            elif image.users == 0:
+                self._loaded += image.loaded - image.accounted
+                image.accounted = image.loaded
 
     def skipped(self, elf: ElfFile) -> int:
         """Bytes of `elf`'s mapped data its scans left out so far (0 when all were read)."""
@@ -403,13 +412,15 @@ class Images:
     def _evict(self) -> None:
         """Over the bounds, close (or drop the bytes of) the least recently used images
         that no reader is using."""
-        loaded = sum(i.loaded for i in self._open.values())
+        if len(self._open) <= self._keep and self._loaded <= self._keep_bytes:
+            return
         for path, image in list(self._open.items())[:-1]:
-            if len(self._open) <= self._keep and loaded <= self._keep_bytes:
+            if len(self._open) <= self._keep and self._loaded <= self._keep_bytes:
                 return
             if image.users:
                 continue
-            loaded -= image.loaded
+            self._loaded -= image.accounted
+            image.accounted = 0
             if len(self._open) > self._keep:
                 del self._open[path]
                 image.close()
@@ -420,3 +431,4 @@ class Images:
         for image in self._open.values():
             image.close()
         self._open.clear()
+        self._loaded = 0
