@@ -288,6 +288,10 @@ def _analyse_all(
             if report is not None and options.runtime_needs:
                 try:
                     report, skipped = _with_needs(report, options, context)
+                    facts = report.toolchain_facts
+                    # Corrupt Go or Rust metadata: the rest was analysed, never silently.
+                    if facts is not None:
+                        warnings += [f"{candidate.label}: {w}" for w in facts.warnings]
                     if skipped:
                         warnings.append(
                             f"{candidate.label}: {skipped} bytes of its mapped data not searched "

@@ -21,7 +21,7 @@ from scratchprobe.inspect import InspectOptions, inspect
 from scratchprobe.needs.model import NeedKind
 from scratchprobe.needs.rust import RustView
 from scratchprobe.root import open_regular
-from scratchprobe.toolchain.go import NET_CGO, USER_PURE
+from scratchprobe.toolchain.go import GO_BUILDINFO_MAGIC, NET_CGO, USER_PURE
 from scratchprobe.toolchain.rust import CrateEvidence, CrateKind, RustCrate, RustFacts
 from tests.conftest import TESTBINS
 
@@ -157,3 +157,25 @@ def test_rust_detectors_read_runtime_crates() -> None:
     assert view.crates == frozenset({"app", "webpki-roots"})
     assert view.zone_crates == frozenset()
     assert view.embedded_roots
+
+
+def test_unreadable_metadata_is_a_warning(tmp_path: Path) -> None:
+    """A corrupt build info or audit data leaves the rest of the facts, and the inspection
+    says what could not be read (the facts' warnings are its warnings)."""
+    data = bytearray((RUNTIME / "go-user").read_bytes())
+    at = data.index(GO_BUILDINFO_MAGIC)
+    data[at + 32 : at + 42] = b"\xff" * 10  # the version's length: a uvarint that never ends
+    broken = tmp_path / "go-user-broken"
+    broken.write_bytes(bytes(data))
+    crasher = Path(__file__).parent / "data" / "crashers" / "deep-dep-v0.elf"
+    result = inspect((str(broken), str(crasher)), InspectOptions())
+    go_report, rust_report = result.binaries
+    assert go_report.toolchain_facts is not None
+    assert go_report.toolchain_facts.go is not None
+    assert go_report.toolchain_facts.go.buildinfo is None
+    assert go_report.toolchain_facts.go.pure_go_user  # the function table still read
+    said = [w for w in result.warnings if w.startswith(f"{broken}: ")]
+    assert said == [f"{broken}: {w}" for w in go_report.toolchain_facts.warnings]
+    assert "Go build info unreadable" in said[0]
+    assert any(w.startswith(f"{crasher}: cargo-auditable data unreadable") for w in result.warnings)
+    assert rust_report.toolchain_facts is not None

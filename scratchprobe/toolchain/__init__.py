@@ -57,6 +57,13 @@ class ToolchainFacts:
     """glibc or musl when the file names or contains one (None for pure Go, or unknown)."""
 
     @property
+    def warnings(self) -> tuple[str, ...]:
+        """Problems met reading the Go or Rust metadata (a corrupt build info, pcln table or
+        audit data): the facts hold what could be read."""
+        go = self.go.warnings if self.go is not None else ()
+        return go + (self.rust.warnings if self.rust is not None else ())
+
+    @property
     def description(self) -> str:
         """One line for reports: `Go 1.21.13, CGO_ENABLED=0, tags netgo`, `Rust 1.95.0`,
         `C++ (libstdc++)`, `C (glibc)`."""
