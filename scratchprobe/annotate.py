@@ -47,8 +47,8 @@ from scratchprobe.packages import Package, find_owners
 from scratchprobe.packages.interface import OsRelease, package_url
 from scratchprobe.plan import BinaryFiles, FileType, ImageFile
 from scratchprobe.root import Root, open_regular
-from scratchprobe.toolchain.go import GoBuildInfo, read_go_buildinfo
-from scratchprobe.toolchain.rust import CrateKind, RustCrate, read_audit_data
+from scratchprobe.toolchain.go import GoBuildInfo
+from scratchprobe.toolchain.rust import CrateKind, RustCrate
 
 # A directory the plan copies whole is expected to hold at most a few thousand files
 # (zoneinfo: ~1,300); past this bound it is reported as not fully read, without a tree
@@ -344,19 +344,23 @@ def _modules(report: BinaryReport, warnings: list[str]) -> tuple[EmbeddedModule,
 
 
 def _embedded(report: BinaryReport, warnings: list[str]) -> tuple[EmbeddedModule, ...]:
-    try:
-        buildinfo = read_go_buildinfo(report.elf)
-    except ELFError as exc:
-        warnings.append(f"{report.path}: Go modules not listed, {exc}")
+    """The modules of the report's toolchain facts (read once, by inspect); a run without
+    runtime analysis has none, and they are read here, once."""
+    facts = report.toolchain_facts
+    if facts is None:
+        from scratchprobe.toolchain import detect_toolchain
+
+        facts = detect_toolchain(report.elf, report.libc)
+    go, rust = facts.go, facts.rust
+    if go is not None and go.buildinfo_error is not None:
+        warnings.append(f"{report.path}: Go modules not listed, {go.buildinfo_error}")
         return ()
-    if buildinfo is not None:
-        return _go_modules(buildinfo)
-    try:
-        audit = read_audit_data(report.elf)
-    except ELFError as exc:
-        warnings.append(f"{report.path}: Rust crates not listed, {exc}")
+    if go is not None and go.buildinfo is not None:
+        return _go_modules(go.buildinfo)
+    if rust is not None and rust.audit_error is not None:
+        warnings.append(f"{report.path}: Rust crates not listed, {rust.audit_error}")
         return ()
-    return _rust_crates(audit[1]) if audit is not None else ()
+    return _rust_crates(rust.crates) if rust is not None and rust.auditable else ()
 
 
 def _go_purl(path: str, version: str | None) -> str:

@@ -24,6 +24,7 @@ from scratchprobe.plan import FileType, Plan
 if TYPE_CHECKING:
     # Types only: a run whose format shows no owners never loads the package readers.
     from scratchprobe.packages.interface import OsRelease, Package, PackageManager
+    from scratchprobe.toolchain import ToolchainFacts
     from scratchprobe.trace.includes import Include
 
 
@@ -61,8 +62,14 @@ class BinaryReport:
     """Every runtime need found, included in the plan or not (see `included`)."""
     included: tuple[bool, ...] = ()
     """Per need: whether its files are in the plan."""
-    toolchain: str | None = None
-    """The toolchain recognised, in words ("Go 1.21.13, CGO_ENABLED=0")."""
+    toolchain_facts: ToolchainFacts | None = None
+    """The toolchain recognised, with its Go or Rust facts (None without runtime analysis)."""
+
+    @property
+    def toolchain(self) -> str | None:
+        """The toolchain recognised, in words ("Go 1.21.13, CGO_ENABLED=0")."""
+        facts = self.toolchain_facts
+        return facts.description if facts is not None else None
 
     @property
     def planned_needs(self) -> tuple[RuntimeNeed, ...]:

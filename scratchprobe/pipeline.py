@@ -15,13 +15,12 @@ from dataclasses import dataclass, replace
 from scratchprobe.discover import Candidate, InputProblem, describe_os_error, discover_all
 from scratchprobe.elf.classify import Linkage, classify, libc_from_names, static_libc
 from scratchprobe.elf.constants import ElfType
-from scratchprobe.elf.image import SCAN_BUDGET, skipped_bytes
+from scratchprobe.elf.image import SCAN_BUDGET
 from scratchprobe.errors import ELFError, UsageError
 from scratchprobe.internal import internal_problem
 from scratchprobe.loader.closure import Closure, ElfCache, Resolver
 from scratchprobe.model import BinaryReport, Inspection, InspectOptions
 from scratchprobe.needs.context import Context
-from scratchprobe.needs.evidence import EvidenceCache
 from scratchprobe.plan import (
     Plan,
     PlannedBinary,
@@ -63,7 +62,7 @@ def inspect(
     if workers > 1 and len(unique) >= PARALLEL_THRESHOLD:
         analysed = _analyse_in_parallel(unique, options, workers, progress)
     else:
-        analysed = _analyse(unique, options, progress)
+        analysed = _analyse(unique, options, progress, root)
     reports = tuple(r for r in analysed.reports if r is not None)
     problems += analysed.problems
     plan, include_problems = _plan(reports, root, options)
@@ -169,24 +168,40 @@ class _Analysed:
 
 
 def _analyse(
-    candidates: list[Candidate], options: InspectOptions, progress: Progress | None = None
+    candidates: list[Candidate],
+    options: InspectOptions,
+    progress: Progress | None = None,
+    root: Root | None = None,
 ) -> _Analysed:
-    """Closure and runtime needs of each candidate, sharing the parsed libraries."""
-    root = Root(options.root)
+    """Closure and runtime needs of each candidate, sharing the parsed libraries and the
+    run's context (one per process: a worker of a parallel batch builds its own)."""
+    root = root if root is not None else Root(options.root)
     cache = ElfCache()
     resolver = Resolver(root, options.library_path, cache)
-    context = Context(root, resolver, options.needs)
-    evidence = EvidenceCache()
+    with Context(root, resolver, options.needs) as context:
+        return _analyse_all(candidates, options, progress, context)
+
+
+def _analyse_all(
+    candidates: list[Candidate],
+    options: InspectOptions,
+    progress: Progress | None,
+    context: Context,
+) -> _Analysed:
+    cache, resolver = context.resolver.elf_cache, context.resolver
     reports: list[BinaryReport | None] = []
     problems: list[InputProblem] = []
     warnings: list[str] = []
     for candidate in candidates:
         try:
-            report = _inspect_one(candidate, cache, resolver, problems)
+            report = _inspect_one(candidate, cache, resolver, problems, context)
             if report is not None and options.runtime_needs:
                 try:
-                    report = _with_needs(report, options, context, evidence)
-                    skipped = skipped_bytes(report.elf)
+                    report, skipped = _with_needs(report, options, context)
+                    facts = report.toolchain_facts
+                    # Corrupt Go or Rust metadata: the rest was analysed, never silently.
+                    if facts is not None:
+                        warnings += [f"{candidate.label}: {w}" for w in facts.warnings]
                     if skipped:
                         warnings.append(
                             f"{candidate.label}: {skipped} bytes of its mapped data not searched "
@@ -260,22 +275,32 @@ def _analyse_in_parallel(
 
 
 def _with_needs(
-    report: BinaryReport, options: InspectOptions, context: Context, cache: EvidenceCache
-) -> BinaryReport:
+    report: BinaryReport, options: InspectOptions, context: Context
+) -> tuple[BinaryReport, int]:
+    """The report with its toolchain facts and runtime needs, and the bytes of its mapped
+    data the scans left out (0 when all were read). Every reader gets the run's image."""
     # Imported here: a --no-runtime run never loads the detectors.
     from scratchprobe.needs.detect import detect_needs, included
     from scratchprobe.needs.evidence import gather
     from scratchprobe.toolchain import detect_toolchain
 
-    toolchain = detect_toolchain(report.elf, report.libc)
-    subject = gather(
-        report.path, report.elf, report.linkage, report.libc, report.closure, cache, toolchain
-    )
-    needs = detect_needs(subject, context, options.with_kinds)
+    with context.images.use(report.elf) as image:
+        toolchain = detect_toolchain(image, report.libc)
+        subject = gather(
+            report.path,
+            image,
+            report.linkage,
+            report.libc,
+            report.closure,
+            context.evidence,
+            toolchain,
+        )
+        needs = detect_needs(subject, context, options.with_kinds)
+        skipped = image.skipped
     keep = tuple(
         included(n, options.strict, options.with_kinds, options.without_kinds) for n in needs
     )
-    return replace(report, needs=needs, included=keep, toolchain=toolchain.description)
+    return replace(report, needs=needs, included=keep, toolchain_facts=toolchain), skipped
 
 
 def _need_source_sizes(root: Root, planned: tuple[PlannedBinary, ...]) -> dict[str, int]:
@@ -306,7 +331,11 @@ def _need_source_sizes(root: Root, planned: tuple[PlannedBinary, ...]) -> dict[s
 
 
 def _inspect_one(
-    candidate: Candidate, cache: ElfCache, resolver: Resolver, problems: list[InputProblem]
+    candidate: Candidate,
+    cache: ElfCache,
+    resolver: Resolver,
+    problems: list[InputProblem],
+    context: Context,
 ) -> BinaryReport | None:
     try:
         elf = cache.get(candidate.host_path)
@@ -329,7 +358,11 @@ def _inspect_one(
         closure = resolver.resolve(candidate.image_path, elf)
         libc = closure.libc or libc_from_names(elf.interpreter, elf.needed)
     else:
-        libc = static_libc(elf)
+        try:
+            with context.images.use(elf) as image:
+                libc = static_libc(image)
+        except ELFError:
+            libc = None  # unreadable now: no evidence of a libc
     return BinaryReport(
         label=candidate.label,
         path=candidate.image_path,

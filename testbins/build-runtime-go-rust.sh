@@ -169,8 +169,15 @@ if have "$GO119" && [[ "$("$GO119" env GOVERSION)" == go1.19* ]]; then
     log "go 1.19: $("$GO119" version)"
     go_build "$GO119" go119-https-get go-https-get 0 "" false false \
         "$X509" "$TZDATA $CGOINIT $CGODNS"
+    if have "$CC"; then
+        # osusergo with cgo: os/user in pure Go, net's cgo resolver (so libc) still linked.
+        go_build "$GO119" go119-user-osusergo-cgo go-user-lookup 1 osusergo false true \
+            "$PUREUSER $CGODNS $LOOKUP" "$CGOUSER $TZDATA"
+    else
+        skip "C compiler ($CC) not found: go119-user-osusergo-cgo"
+    fi
 else
-    skip "Go 1.19 ($GO119) not found: go119-https-get"
+    skip "Go 1.19 ($GO119) not found: go119-https-get, go119-user-osusergo-cgo"
 fi
 
 if [[ -n "$GO121" ]] && have "$GO121" && [[ "$("$GO121" env GOVERSION)" == go1.21* ]]; then

@@ -6,8 +6,10 @@ import posixpath
 from enum import Enum
 
 from scratchprobe.elf.constants import ElfType
+from scratchprobe.elf.image import ElfImage, opened
 from scratchprobe.elf.reader import ElfFile
 from scratchprobe.elf.strings import literals_in
+from scratchprobe.errors import ELFError
 
 
 class Linkage(Enum):
@@ -78,18 +80,24 @@ def libc_from_names(interpreter: str | None, needed: tuple[str, ...]) -> Libc | 
     return None
 
 
-def static_libc(elf: ElfFile) -> Libc | None:
+def static_libc(source: ElfImage | ElfFile) -> Libc | None:
     """The libc linked into a static file, from evidence inside it, or None when none is found.
 
     glibc's static start code carries the .note.ABI-tag note and strings such as
     GLIBC_TUNABLES; musl leaves only a few strings and only when the functions that use them
     are linked, so a tiny static musl program may carry no evidence at all. Go links no libc.
+    `source` is the run's image of the file (or an ElfFile, opened only when searched).
     """
+    elf = source.elf if isinstance(source, ElfImage) else source
     if is_go(elf):
         return None
     if ".note.ABI-tag" in elf.section_names:
         return Libc.GLIBC
-    found = _scan_strings(elf, _GLIBC_MARKERS + _MUSL_MARKERS + (_GO_MAGIC,))
+    try:
+        with opened(source) as image:
+            found = _scan_strings(image, _GLIBC_MARKERS + _MUSL_MARKERS + (_GO_MAGIC,))
+    except ELFError:
+        found = set()
     if _GO_MAGIC in found:
         return None
     if found & set(_GLIBC_MARKERS):
@@ -99,6 +107,6 @@ def static_libc(elf: ElfFile) -> Libc | None:
     return None
 
 
-def _scan_strings(elf: ElfFile, needles: tuple[bytes, ...]) -> set[bytes]:
+def _scan_strings(image: ElfImage, needles: tuple[bytes, ...]) -> set[bytes]:
     """Which needles occur in the read-only data (the whole file when sections are stripped)."""
-    return literals_in(elf, (".rodata", ".rodata1", ".data.rel.ro", ".go.buildinfo"), needles)
+    return literals_in(image, (".rodata", ".rodata1", ".data.rel.ro", ".go.buildinfo"), needles)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 
 from scratchprobe.elf.constants import ElfClass
-from scratchprobe.elf.image import FileImage, file_image
+from scratchprobe.elf.image import ElfImage, FileImage, opened
 from scratchprobe.elf.reader import ElfFile, vaddr_to_offset
 from scratchprobe.errors import ELFError
 
@@ -24,12 +24,14 @@ _MAX_SYMBOLS = 1 << 20
 _MAX_STRTAB = 64 << 20  # as the reader's bound on DT_STRSZ
 
 
-def imported_symbols(elf: ElfFile) -> frozenset[str]:
-    """Names of undefined dynamic symbols: what the object takes from its libraries."""
+def imported_symbols(source: ElfImage | ElfFile) -> frozenset[str]:
+    """Names of undefined dynamic symbols: what the object takes from its libraries.
+    `source` is the run's image of the file (or an ElfFile, read on its own)."""
+    elf = source.elf if isinstance(source, ElfImage) else source
     if not elf.has_dynamic:
         return frozenset()
     try:
-        with file_image(elf) as data:
+        with opened(source) as data:
             return _imports(elf, data)
     except ELFError as exc:
         if "outside the file" not in str(exc):

@@ -1,4 +1,4 @@
-"""One read-only image of an ELF file, shared by every scanner of that file.
+"""One read-only image of an ELF file per run, shared by every reader of that file.
 
 Why not mmap: a mapped file that shrinks while it is scanned (another process truncates or
 rewrites it) kills the process with SIGBUS (mmap(2), "Errors"), which Python cannot catch.
@@ -10,18 +10,24 @@ bytes the loader maps (System V gABI, "Program Loading"), clamped to the real fi
 segment read once and shared by every search. A section-less or sparse file whose segments
 claim more than SCAN_BUDGET bytes is scanned up to the budget, and `skipped` says what was
 left out, instead of reading gigabytes of holes.
+
+`ElfImage` adds what every reader of an ELF file asks besides bytes: the reader's address
+mapping (`elf/reader.py` vaddr_to_offset), section contents, the read-only data ranges,
+literal search and notes. `Images` holds the images of one run (a `needs.context.Context`
+owns it): a file is opened once per run, not once per reader, and nothing stays open after.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import overload
 
 from scratchprobe.elf.constants import SegmentType
-from scratchprobe.elf.reader import ElfFile, Segment
+from scratchprobe.elf.reader import ElfFile, Segment, vaddr_to_offset
 from scratchprobe.errors import ELFError
 from scratchprobe.root import open_regular
 
@@ -29,31 +35,40 @@ SCAN_BUDGET = 256 << 20
 """Bytes of one file that literal searches may load (the largest real read-only data we
 know, a 100 MB Go program's, is well under it)."""
 
-# Images kept open between scanners: the binary and its libraries of one analysis, while
-# the bytes they hold stay under two budgets.
-_KEEP_IMAGES = 8
+# Images a run keeps open between readers: the binary and the libraries of a large closure
+# (ffmpeg's is ~200 files, a descriptor each), well under the usual limit of 1024 open
+# files; the bytes they hold stay under the second budget (older images drop their bytes
+# first, keeping the descriptor).
+_KEEP_IMAGES = 256
 _KEEP_BYTES = 2 * SCAN_BUDGET
 
 
 class FileImage:
     """Bounded reads and literal searches over one file, by file offset."""
 
-    def __init__(self, path: str, loads: tuple[Segment, ...], budget: int = SCAN_BUDGET) -> None:
+    def __init__(
+        self,
+        path: str,
+        loads: tuple[Segment, ...],
+        budget: int = SCAN_BUDGET,
+        lazy: bool = False,
+    ) -> None:
+        """OSError when the file cannot be opened; with `lazy` it is opened at the first
+        read instead (an image nobody reads costs no open), and then ELFError."""
         self.path = path
-        self.fd = open_regular(path)
-        st = os.fstat(self.fd)
-        self.identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        self.size = st.st_size
-        # File ranges the loader maps, clamped to the bytes the file really has.
-        self.loads = tuple(
-            (s.offset, min(s.offset + s.filesz, self.size))
-            for s in loads
-            if s.filesz and 0 <= s.offset < self.size
-        )
+        self._segments = loads
+        self._fd: int | None = None
+        self._size = 0
+        self._loads: tuple[tuple[int, int], ...] = ()
+        if not lazy:
+            self._open()
         self.budget = budget
         self.loaded = 0
         self.users = 0
-        """Scanners inside `file_image` with it now (an image in use is never closed)."""
+        """Readers inside `Images.use` with it now (an image in use is never closed)."""
+        self.accounted = 0
+        """The part of `loaded` its `Images` has counted (updated when the last reader
+        leaves, so the run's total is kept without summing every image)."""
         self._spans: list[tuple[int, int, bytes]] = []
         self._unscanned: set[tuple[int, int]] = set()
 
@@ -68,8 +83,52 @@ class FileImage:
                 reach = end
         return total
 
+    def _open(self) -> int:
+        if self._fd is None:
+            fd = open_regular(self.path)
+            self._size = os.fstat(fd).st_size
+            # File ranges the loader maps, clamped to the bytes the file really has.
+            self._loads = tuple(
+                (s.offset, min(s.offset + s.filesz, self._size))
+                for s in self._segments
+                if s.filesz and 0 <= s.offset < self._size
+            )
+            self._fd = fd
+        return self._fd
+
+    def _opened(self) -> int:
+        """The descriptor, opened now if it was not yet (ELFError when it cannot be)."""
+        if self._fd is not None:
+            return self._fd
+        try:
+            return self._open()
+        except OSError as exc:
+            raise ELFError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+
+    @property
+    def size(self) -> int:
+        self._opened()
+        return self._size
+
+    @property
+    def loads(self) -> tuple[tuple[int, int], ...]:
+        self._opened()
+        return self._loads
+
+    @property
+    def is_open(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        """Drop the bytes loaded so far (they are read again when asked for)."""
+        self._spans.clear()
+        self.loaded = 0
+
     def close(self) -> None:
-        os.close(self.fd)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self._spans.clear()
 
     def __len__(self) -> int:
         return self.size
@@ -78,7 +137,7 @@ class FileImage:
 
     def _pread(self, offset: int, length: int) -> bytes:
         try:
-            data = os.pread(self.fd, length, offset)
+            data = os.pread(self._opened(), length, offset)
         except OSError as exc:
             raise ELFError(f"cannot read {self.path}: {exc.strerror or exc}") from None
         if len(data) != length:
@@ -167,9 +226,109 @@ class FileImage:
         return span
 
 
+# sh_type SHT_NOBITS (gABI "Section Header"): a section that occupies no file bytes.
+_SHT_NOBITS = 8
+# p_flags (gABI "Program Header"): PF_X 0x1, PF_W 0x2.
+_PF_X_OR_W = 0x3
+
+
+class ElfImage(FileImage):
+    """The image of one parsed ELF file: bounded reads by offset or by address, its
+    sections, its read-only data, literal search and notes."""
+
+    def __init__(self, elf: ElfFile, budget: int = SCAN_BUDGET, lazy: bool = False) -> None:
+        super().__init__(
+            elf.path, tuple(s for s in elf.segments if s.type == SegmentType.LOAD), budget, lazy
+        )
+        self.elf = elf
+
+    def offset_of(self, vaddr: int, length: int) -> int | None:
+        """File offset of [vaddr, vaddr+length) through PT_LOAD (the reader's mapping), or
+        None when no segment's file bytes hold it all."""
+        return vaddr_to_offset(self.elf.segments, vaddr, length)
+
+    def section(self, name: str, limit: int = 64 << 20) -> bytes | None:
+        """Raw bytes of the named section (None when absent, empty or NOBITS); ELFError
+        when it lies outside the file or is larger than `limit`."""
+        section = self.elf.section(name)
+        if section is None or section.type == _SHT_NOBITS or section.size == 0:
+            return None
+        if section.offset + section.size > self.size or section.size > limit:
+            raise ELFError(f"section {name} lies outside the file")
+        return self.read(section.offset, section.size, f"section {name}")
+
+    def section_ranges(self, names: tuple[str, ...]) -> list[tuple[int, int]]:
+        """(start, end) of the named sections present in the file; NOBITS ones hold no bytes."""
+        return [
+            (s.offset, s.offset + s.size)
+            for s in self.elf.sections
+            if s.name in names and s.type != _SHT_NOBITS and s.offset + s.size <= self.elf.size
+        ]
+
+    def mapped_ranges(self) -> list[tuple[int, int]]:
+        """The file ranges PT_LOAD maps, clamped to the file: what a scan of a file without
+        section headers covers (never the whole file: a sparse file's holes past them)."""
+        return mapped_ranges(self.elf)
+
+    def readonly_ranges(self, limit: int = SCAN_BUDGET) -> list[tuple[int, int]]:
+        """PT_LOAD ranges neither writable nor executable, where string literals live,
+        each at most `limit` bytes."""
+        return [
+            (s.offset, min(s.offset + s.filesz, s.offset + limit))
+            for s in self.elf.segments
+            if s.type == SegmentType.LOAD and not s.flags & _PF_X_OR_W and s.filesz
+        ]
+
+    def find_literals(
+        self, ranges: list[tuple[int, int]], literals: tuple[bytes, ...]
+    ) -> set[bytes]:
+        """Which literals occur inside `ranges`. Literals are grouped by their first five
+        bytes ("/etc/", "__nss"), so the data is searched once per group, not per literal."""
+        groups: dict[bytes, list[bytes]] = {}
+        for literal in literals:
+            groups.setdefault(literal[:5], []).append(literal)
+        found: set[bytes] = set()
+        for prefix, members in groups.items():
+            for start, end in ranges:
+                at = self.find(prefix, start, end)
+                while at >= 0 and len(found) < len(literals):
+                    for member in members:
+                        if at + len(member) <= end and self[at : at + len(member)] == member:
+                            found.add(member)
+                    at = self.find(prefix, at + 1, end)
+        return found
+
+    def notes(self, name: str, limit: int = 1 << 20) -> list[tuple[bytes, int, bytes]]:
+        """(owner, type, descriptor) of each note of the named SHT_NOTE section, in order
+        (gABI "Note Section": namesz, descsz, type, then name and desc, 4-byte aligned); the
+        first `limit` bytes are read, and a note running past them ends the list."""
+        section = self.elf.section(name)
+        if section is None or section.type == _SHT_NOBITS:
+            return []
+        data = self[section.offset : section.offset + min(section.size, limit)]
+        e = self.elf.arch.byte_order.struct_prefix
+        out: list[tuple[bytes, int, bytes]] = []
+        at = 0
+        while at + 12 <= len(data):
+            namesz, descsz, ntype = struct.unpack_from(e + "III", data, at)
+            name_at = at + 12
+            desc_at = name_at + ((namesz + 3) & ~3)
+            end = desc_at + ((descsz + 3) & ~3)
+            if end > len(data):
+                break
+            out.append(
+                (
+                    data[name_at : name_at + namesz].rstrip(b"\0"),
+                    ntype,
+                    data[desc_at : desc_at + descsz],
+                )
+            )
+            at = end
+        return out
+
+
 def mapped_ranges(elf: ElfFile) -> list[tuple[int, int]]:
-    """The file ranges PT_LOAD maps, clamped to the file: what a scan of a file without
-    section headers covers (never the whole file: a sparse file's holes past them)."""
+    """The file ranges PT_LOAD maps, clamped to the file."""
     return [
         (s.offset, min(s.offset + s.filesz, elf.size))
         for s in elf.segments
@@ -177,52 +336,99 @@ def mapped_ranges(elf: ElfFile) -> list[tuple[int, int]]:
     ]
 
 
-_OPEN: OrderedDict[str, FileImage] = OrderedDict()
+def open_image(elf: ElfFile, lazy: bool = False) -> ElfImage:
+    """A new image of `elf`'s file; ELFError when it cannot be opened (with `lazy`, at its
+    first read)."""
+    try:
+        return ElfImage(elf, lazy=lazy)
+    except OSError as exc:
+        raise ELFError(f"cannot read {elf.path}: {exc.strerror or exc}") from None
 
 
 @contextmanager
-def file_image(elf: ElfFile) -> Iterator[FileImage]:
-    """The shared image of `elf`'s file (opened once, kept for the next scanner of it).
-    ELFError when it cannot be opened; a file replaced since is opened again."""
-    image = _OPEN.get(elf.path)
-    if image is not None:
-        try:
-            st = os.stat(elf.path)
-            same = image.identity == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        except OSError:
-            same = False
-        if not same:
-            _OPEN.pop(elf.path).close()
-            image = None
-    if image is None:
-        try:
-            image = FileImage(
-                elf.path, tuple(s for s in elf.segments if s.type == SegmentType.LOAD)
-            )
-        except OSError as exc:
-            raise ELFError(f"cannot read {elf.path}: {exc.strerror or exc}") from None
-        _OPEN[elf.path] = image
-    _OPEN.move_to_end(elf.path)
-    _evict()
-    image.users += 1
+def opened(source: ElfImage | ElfFile) -> Iterator[ElfImage]:
+    """`source` itself when it is an image (a run's, kept open by its owner), else a new
+    image of the file, closed on exit: for callers outside a run (one-off readers, tests)."""
+    if isinstance(source, ElfImage):
+        yield source
+        return
+    image = open_image(source)
     try:
         yield image
     finally:
-        image.users -= 1
+        image.close()
 
 
-def _evict() -> None:
-    """Close the least recently used images that no scanner is using, over the bounds."""
-    for path, image in list(_OPEN.items())[:-1]:
-        over = len(_OPEN) > _KEEP_IMAGES or sum(i.loaded for i in _OPEN.values()) > _KEEP_BYTES
-        if not over:
+class Images:
+    """The open images of one run, by path: every reader of a file gets the same image.
+
+    A file is opened at its first read (a library no detector reads is never opened). At
+    most `keep` images stay open while no reader uses them, the least recently used closed
+    first; the bytes they hold stay under `keep_bytes`, the least recently used dropping
+    theirs first; `close` closes all."""
+
+    def __init__(self, keep: int = _KEEP_IMAGES, keep_bytes: int = _KEEP_BYTES) -> None:
+        self._open: OrderedDict[str, ElfImage] = OrderedDict()
+        self._keep = keep
+        self._keep_bytes = keep_bytes
+        self._loaded = 0
+        """Bytes the open images held when their last reader left."""
+
+    @contextmanager
+    def use(self, elf: ElfFile) -> Iterator[ElfImage]:
+        """The image of `elf` (its file opened at the first read); ELFError when it cannot be
+        opened."""
+        image = self._open.get(elf.path)
+        if image is not None and image.elf is not elf:
+            # Parsed again (another ElfCache): the file may have changed, open it anew.
+            if image.users == 0:
+                self._loaded -= image.accounted
+                self._open.pop(elf.path).close()
+            image = None
+        if image is None:
+            image = open_image(elf, lazy=True)
+            if elf.path not in self._open:
+                self._open[elf.path] = image
+        owned = self._open.get(elf.path) is image
+        if owned:
+            self._open.move_to_end(elf.path)
+            self._evict()
+        image.users += 1
+        try:
+            yield image
+        finally:
+            image.users -= 1
+            if not owned:
+                image.close()
+            elif image.users == 0:
+                self._loaded += image.loaded - image.accounted
+                image.accounted = image.loaded
+
+    def skipped(self, elf: ElfFile) -> int:
+        """Bytes of `elf`'s mapped data its scans left out so far (0 when all were read)."""
+        image = self._open.get(elf.path)
+        return image.skipped if image is not None else 0
+
+    def _evict(self) -> None:
+        """Over the bounds, close (or drop the bytes of) the least recently used images
+        that no reader is using."""
+        if len(self._open) <= self._keep and self._loaded <= self._keep_bytes:
             return
-        if image.users == 0:
-            del _OPEN[path]
+        for path, image in list(self._open.items())[:-1]:
+            if len(self._open) <= self._keep and self._loaded <= self._keep_bytes:
+                return
+            if image.users:
+                continue
+            self._loaded -= image.accounted
+            image.accounted = 0
+            if len(self._open) > self._keep:
+                del self._open[path]
+                image.close()
+            else:
+                image.release()
+
+    def close(self) -> None:
+        for image in self._open.values():
             image.close()
-
-
-def skipped_bytes(elf: ElfFile) -> int:
-    """Bytes of `elf`'s mapped data its scans left out so far (0 when all were read)."""
-    image = _OPEN.get(elf.path)
-    return image.skipped if image is not None else 0
+        self._open.clear()
+        self._loaded = 0

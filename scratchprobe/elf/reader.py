@@ -3,8 +3,9 @@
 Why not pyelftools here: resolving a closure needs only the ELF header, the program headers,
 the dynamic segment, its string table and the version tables. Reading those with `struct` costs
 about 0.01 s for 600 files where pyelftools' segment iterators cost 0.9 s (docs/architecture.md,
-"Parsers"), and a batch over /usr/bin reads every library once. Deeper reads (symbols,
-section contents) go through `scratchprobe.elf.sections`, also a `struct` reader.
+"Parsers"), and a batch over /usr/bin reads every library once. Deeper reads (symbols, section
+contents) go through `scratchprobe.elf.sections` and the other readers of the file's image
+(`scratchprobe.elf.image`).
 
 Every offset and count is checked against the file before it is used: the input is untrusted.
 """
@@ -77,6 +78,10 @@ class Section:
     addr: int
     offset: int
     size: int
+    link: int = 0
+    """sh_link: for a symbol table, the index of its string table (gABI "Section Header")."""
+    entsize: int = 0
+    """sh_entsize: the size of one entry of a table section (0 for other sections)."""
 
 
 @dataclass(frozen=True)
@@ -173,15 +178,6 @@ class _Source:
         if len(data) != length:
             raise ELFError(f"{what} is truncated")
         return data
-
-
-def is_elf(path: str) -> bool:
-    """Cheap magic check used when walking directories (no error for non-ELF files)."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(4) == ELF_MAGIC
-    except OSError:
-        return False
 
 
 def read_elf(path: str) -> ElfFile:
@@ -390,13 +386,13 @@ def _read_sections(
         if sh_type != 8 and off + size <= src.size and size <= _MAX_STRTAB:
             names = src.read(off, size, "section name table")
     out = []
-    for name_index, sh_type, _flags, addr, offset, size, *_rest in raw:
+    for name_index, sh_type, _flags, addr, offset, size, link, _info, _align, entsize in raw:
         name = ""
         if name_index < len(names):
             end = names.find(b"\0", name_index)
             if end >= 0:
                 name = names[name_index:end].decode("ascii", "replace")
-        out.append(Section(name, sh_type, addr, offset, size))
+        out.append(Section(name, sh_type, addr, offset, size, link, entsize))
     return tuple(out)
 
 

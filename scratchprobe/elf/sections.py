@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass
 
 from scratchprobe.elf.constants import ElfClass
-from scratchprobe.elf.image import FileImage
+from scratchprobe.elf.image import ElfImage, FileImage, opened
 from scratchprobe.elf.reader import ElfFile
 from scratchprobe.errors import ELFError
 
@@ -29,7 +29,6 @@ _SHT_DYNSYM = 11
 _SHT_SUNW_LDYNSYM = 0x6FFFFFF3
 _SYMBOL_TABLES = frozenset({_SHT_SYMTAB, _SHT_DYNSYM, _SHT_SUNW_LDYNSYM})
 _SHN_UNDEF = 0
-_MAX_SECTIONS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -52,8 +51,9 @@ class _Table:
     strtab_size: int
 
 
-def read_symbols(elf: ElfFile) -> Symbols:
-    """Symbols of `elf` from every symbol table section; ELFError when a table is malformed.
+def read_symbols(source: ElfImage | ElfFile) -> Symbols:
+    """Symbols of the file from every symbol table section; ELFError when a table is
+    malformed. `source` is the run's image of the file (or an ElfFile, read on its own).
 
     A name is the bytes from `st_name` in the linked string table up to the first NUL,
     decoded as UTF-8 (undecodable bytes replaced), with a version suffix
@@ -62,21 +62,16 @@ def read_symbols(elf: ElfFile) -> Symbols:
     try:
         # Read by pread through a bounded image (elf/image.py), never mapped: a mapped file
         # that shrinks while it is read kills the process with SIGBUS.
-        data = FileImage(elf.path, ())
-    except OSError as exc:
-        raise ELFError(f"cannot read the symbol tables: {exc.strerror or exc}") from None
-    try:
-        if len(data) == 0:
-            raise ELFError("cannot read the symbol tables: the file is empty")
-        return _symbols(elf, data)
+        with opened(source) as data:
+            if len(data) == 0:
+                raise ELFError("cannot read the symbol tables: the file is empty")
+            return _symbols(data.elf, data)
     except OSError as exc:
         raise ELFError(f"cannot read the symbol tables: {exc.strerror or exc}") from None
     except (struct.error, ValueError) as exc:
         if isinstance(exc, ELFError):
             raise
         raise ELFError(f"cannot read the symbol tables: {exc}") from None
-    finally:
-        data.close()
 
 
 def _unpack(layout: struct.Struct, data: FileImage, offset: int) -> tuple[int, ...]:
@@ -93,7 +88,7 @@ def _symbols(elf: ElfFile, data: FileImage) -> Symbols:
     # Elf64_Sym: st_name(I) st_info(B) st_other(B) st_shndx(H) st_value(Q) st_size(Q);
     # Elf32_Sym: st_name(I) st_value(I) st_size(I) st_info(B) st_other(B) st_shndx(H).
     entry = struct.Struct(e + ("I2xH16x" if is64 else "I10xH"))
-    for table in _tables(elf, data, e, is64):
+    for table in _tables(elf, data):
         dynamic = table.name == ".dynsym"
         count = table.size // table.entsize
         if table.entsize == entry.size:
@@ -139,52 +134,31 @@ def _names(data: FileImage, table: _Table, offsets: set[int]) -> set[str]:
     return found
 
 
-def _tables(elf: ElfFile, data: FileImage, e: str, is64: bool) -> list[_Table]:
-    """The symbol table sections in header order, each with its linked string table.
-
-    The section headers are read again here for `sh_link` and `sh_entsize`, which the
-    closure reader does not keep; their names come from that reader (same table, same
-    order)."""
-    header = struct.Struct(e + ("40xQ10xHHH" if is64 else "32xI10xHHH"))
-    if len(data) < header.size:
-        raise ELFError("cannot read the symbol tables: truncated ELF header")
-    shoff, shentsize, shnum, _shstrndx = _unpack(header, data, 0)
-    if shoff == 0:
-        return []
-    # sh_name sh_type sh_flags sh_addr sh_offset sh_size sh_link sh_info sh_addralign
-    # sh_entsize; extended numbering (gABI): a count of 0 means section 0's sh_size.
-    fields = struct.Struct(e + ("IIQQQQIIQQ" if is64 else "IIIIIIIIII"))
-    if shentsize < fields.size or shoff + fields.size > len(data):
-        raise ELFError("cannot read the symbol tables: bad section header table")
-    if shnum == 0:
-        shnum = _unpack(fields, data, shoff)[5]
-    if shnum > _MAX_SECTIONS or shoff + shnum * shentsize > len(data):
-        raise ELFError("cannot read the symbol tables: section headers past the end")
-    raw = [_unpack(fields, data, shoff + i * shentsize) for i in range(shnum)]
-    if len(elf.sections) != shnum:
-        raise ELFError("cannot read the symbol tables: section headers changed")
+def _tables(elf: ElfFile, data: FileImage) -> list[_Table]:
+    """The symbol table sections in header order, each with its linked string table
+    (`sh_link`), from the reader's section headers."""
     tables = []
-    for index, (_n, sh_type, _f, _a, offset, size, link, _i, _al, entsize) in enumerate(raw):
-        if sh_type not in _SYMBOL_TABLES:
+    sections = elf.sections
+    for section in sections:
+        if section.type not in _SYMBOL_TABLES:
             continue
-        name = elf.sections[index].name
-        if entsize == 0 or size % entsize != 0:
+        name = section.name
+        if section.entsize == 0 or section.size % section.entsize != 0:
             raise ELFError(f"cannot read the symbol tables: {name} has a bad entry size")
-        if offset + size > len(data):
+        if section.offset + section.size > len(data):
             raise ELFError(f"cannot read the symbol tables: {name} lies outside the file")
-        if link >= shnum or raw[link][1] != _SHT_STRTAB:
+        link = section.link
+        if link >= len(sections) or sections[link].type != _SHT_STRTAB:
             raise ELFError(f"cannot read the symbol tables: {name} links no string table")
-        tables.append(_Table(name, offset, size, entsize, raw[link][4], raw[link][5]))
+        strtab = sections[link]
+        tables.append(
+            _Table(name, section.offset, section.size, section.entsize, strtab.offset, strtab.size)
+        )
     return tables
 
 
-def read_section(elf: ElfFile, name: str, limit: int = 64 << 20) -> bytes | None:
-    """Raw bytes of the named section (None when absent, empty or NOBITS)."""
-    section = elf.section(name)
-    if section is None or section.type == 8 or section.size == 0:
-        return None
-    if section.offset + section.size > elf.size or section.size > limit:
-        raise ELFError(f"section {name} lies outside the file")
-    with open(elf.path, "rb") as handle:
-        handle.seek(section.offset)
-        return handle.read(section.size)
+def read_section(source: ElfImage | ElfFile, name: str, limit: int = 64 << 20) -> bytes | None:
+    """Raw bytes of the named section (None when absent, empty or NOBITS): the image's
+    `section`, for callers that hold only an ElfFile."""
+    with opened(source) as image:
+        return image.section(name, limit)

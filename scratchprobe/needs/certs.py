@@ -29,9 +29,9 @@ from scratchprobe.needs.evidence import (
     STRING_SECTIONS,
     Subject,
 )
-from scratchprobe.needs.golang import SYSTEM_ROOTS, go_view
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
 from scratchprobe.needs.rust import rust_view
+from scratchprobe.toolchain.go import SYSTEM_ROOTS
 
 GO_DEFAULT = "/etc/ssl/certs/ca-certificates.crt"
 
@@ -70,9 +70,9 @@ def ca_need(
 
 def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
     bundle = ctx.ca_bundle()
-    go = go_view(subject)
+    go = subject.go
     if go is not None and go.uses_system_roots:
-        if go.fallback_roots:
+        if go.has_x509roots_fallback:
             return []
         return [
             ca_need(
@@ -167,7 +167,9 @@ def _path_probe(subject: Subject, bundle: str | None) -> list[RuntimeNeed]:
     if not any(s in subject.binary.strings for s in PROBE_SENTINELS):
         return []
     literals = tuple(x.encode() for x in PROBE_DIRS + PROBE_FILES)
-    strings = {x.decode() for x in literals_in(subject.elf, STRING_SECTIONS, literals)}
+    image = subject.image
+    found_literals = literals_in(image, STRING_SECTIONS, literals) if image else set()
+    strings = {x.decode() for x in found_literals}
     dirs = [d for d in PROBE_DIRS if d in strings]
     found = [f for f in PROBE_FILES if f in strings]
     # "ca-bundle.pem" is found inside "tls-ca-bundle.pem": only the names seen on their own.

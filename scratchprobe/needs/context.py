@@ -5,9 +5,10 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 
+from scratchprobe.elf.image import Images
 from scratchprobe.elf.reader import ElfFile
 from scratchprobe.loader.closure import Closure, Resolver
-from scratchprobe.needs.evidence import CA_BUNDLE_PATHS, Subject
+from scratchprobe.needs.evidence import CA_BUNDLE_PATHS, EvidenceCache, Subject
 from scratchprobe.needs.model import ContainerRuntime
 from scratchprobe.root import Root
 
@@ -38,12 +39,35 @@ class LocatedLibrary:
 
 
 class Context:
-    """The root, seen by detectors. Every lookup stays inside it (scratchprobe.root)."""
+    """One run, as the detectors see it: the root (every lookup stays inside it,
+    scratchprobe.root), the resolver with its parsed files, the user's choices, the open
+    file images, the evidence read so far, and what was read from the root once for every
+    binary (gconv configuration, module helpers, compiled-in directories).
+
+    Created once per run (per worker in a parallel batch) and closed at its end."""
 
     def __init__(self, root: Root, resolver: Resolver, options: NeedsOptions) -> None:
         self.root = root
         self.resolver = resolver
         self.options = options
+        self.images = Images()
+        self.evidence = EvidenceCache(self.images)
+        self.gconv_configs: dict[str, tuple[dict[str, str], dict[str, str], list[str]]] = {}
+        """gconv directory -> (alias -> charset, charset -> module, config files)."""
+        self.module_helpers: dict[str, tuple[str, ...]] = {}
+        """gconv module -> the helper libraries beside it it needs."""
+        self.compiled_dirs: dict[tuple[str, bytes], str | None] = {}
+        """(libc path, marker) -> the directory compiled in beside the marker."""
+
+    def close(self) -> None:
+        """Close the run's open images."""
+        self.images.close()
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def exists(self, path: str) -> bool:
         return self.root.exists(path)
@@ -105,12 +129,39 @@ class Context:
         return None
 
 
-def libc_host_path(subject: Subject, ctx: Context) -> str | None:
-    """The host path of the glibc the program runs with (its closure's libc.so.6, or the
-    static program itself), where libc's compiled-in paths (LOCALEDIR, GCONV_DIR) are read."""
-    libc: str | None = subject.elf.path if not subject.dynamic else None
+def libc_elf(subject: Subject) -> ElfFile | None:
+    """The glibc the program runs with (its closure's libc.so.6, or the static program
+    itself), where libc's compiled-in paths (LOCALEDIR, GCONV_DIR) are read."""
+    libc: ElfFile | None = subject.elf if not subject.dynamic else None
     if subject.closure is not None:
         for obj in subject.closure.libraries:
             if obj.name == "libc.so.6":
-                libc = ctx.root.host_path(obj.real_path)
+                libc = obj.elf
     return libc
+
+
+def compiled_dir(subject: Subject, ctx: Context, marker: bytes) -> str | None:
+    """The path compiled into the program's libc just before `marker` (a NUL-terminated
+    file name such as b"/locale-archive\0"), read once per libc and run; None when the libc
+    has none or cannot be read."""
+    libc = libc_elf(subject)
+    if libc is None:
+        return None
+    key = (libc.path, marker)
+    if key not in ctx.compiled_dirs:
+        ctx.compiled_dirs[key] = _read_compiled_dir(ctx, libc, marker)
+    return ctx.compiled_dirs[key]
+
+
+def _read_compiled_dir(ctx: Context, libc: ElfFile, marker: bytes) -> str | None:
+    try:
+        # The run's pread-based image (elf/image.py): a libc that shrinks while it is read
+        # is an error, not a SIGBUS.
+        with ctx.images.use(libc) as view:
+            at = view.find(marker)
+            if at < 0:
+                return None
+            start = view.rfind(b"\0", max(0, at - 256), at) + 1
+            return view[start:at].decode("utf-8", "replace")
+    except (OSError, ValueError):
+        return None

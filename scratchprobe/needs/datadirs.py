@@ -21,13 +21,12 @@ from __future__ import annotations
 import posixpath
 import re
 
-from scratchprobe.elf.image import FileImage, file_image
-from scratchprobe.elf.strings import section_ranges
+from scratchprobe.elf.image import FileImage
 from scratchprobe.errors import ELFError
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import SELF_EXE, STRING_SECTIONS, Subject
-from scratchprobe.needs.golang import EXECUTABLE, go_view
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
+from scratchprobe.toolchain.go import EXECUTABLE
 
 _LIBPYTHON = re.compile(r"^libpython(\d+\.\d+)[a-z]*\.so")
 _PREFIXES = ("/usr", "/usr/local", "")
@@ -87,13 +86,15 @@ def _own_data(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
 def _names_exactly(subject: Subject, literal: bytes) -> bool:
     """The literal as a whole string or a path prefix ("/usr/share/gdb" or ".../gdb/..."),
     searched in the file's shared, bounded image (elf/image.py), not a whole-file read."""
+    view = subject.image
+    if view is None:
+        return False
     try:
-        with file_image(subject.elf) as view:
-            at = view.find(literal)
-            while at >= 0:
-                if view[at + len(literal) : at + len(literal) + 1] in (b"\0", b"/"):
-                    return True
-                at = view.find(literal, at + 1)
+        at = view.find(literal)
+        while at >= 0:
+            if view[at + len(literal) : at + len(literal) + 1] in (b"\0", b"/"):
+                return True
+            at = view.find(literal, at + 1)
     except (OSError, ELFError):
         return False
     return False
@@ -123,9 +124,9 @@ _REST = re.compile(rb"[A-Za-z0-9_.+/-]{1,200}")
 
 
 def _self_location(subject: Subject) -> str | None:
-    go = go_view(subject)
+    go = subject.go
     if go is not None:
-        found = go.has(EXECUTABLE)
+        found = go.found(EXECUTABLE)
         return f"calls {found[0]} (reads /proc/self/exe)" if found else None
     return f'string "{SELF_EXE}" in the program' if SELF_EXE in subject.binary.strings else None
 
@@ -202,7 +203,7 @@ def _exe_relative(
     system_dirs = set(subject.closure.system_dirs) if subject.closure is not None else set()
     if not system_dirs:
         system_dirs = set(ctx.resolver.system_dirs(None, subject.elf.arch)[0])
-    go = go_view(subject) is not None
+    go = subject.go is not None
     stem = posixpath.basename(subject.path)
     # Installed in a system prefix (/usr/bin/cmake): its neighbours are everybody's.
     system = prefix in _SYSTEM_PREFIXES or here in _SYSTEM_PREFIXES
@@ -215,50 +216,50 @@ def _exe_relative(
     places.append((here, ""))
     needs: list[RuntimeNeed] = []
     try:
-        # The file's shared pread-based image (elf/image.py): no mmap, so no SIGBUS.
-        with file_image(subject.elf) as view:
-            ranges = section_ranges(subject.elf, STRING_SECTIONS) or [(0, len(view))]
-            literals = _Literals(view, ranges)
-            for base, tree in places:
-                parent = posixpath.join(base, tree) if tree else base
-                if parent in system_dirs or not ctx.is_dir(parent):
+        # The run's pread-based image of the file (elf/image.py): no mmap, so no SIGBUS.
+        view = subject.image
+        if view is None:
+            return needs
+        ranges = view.section_ranges(STRING_SECTIONS) or [(0, len(view))]
+        literals = _Literals(view, ranges)
+        for base, tree in places:
+            parent = posixpath.join(base, tree) if tree else base
+            if parent in system_dirs or not ctx.is_dir(parent):
+                continue
+            named: list[tuple[str, str]] = []
+            for name in sorted(ctx.root.listdir(parent))[:_MAX_ENTRIES]:
+                directory = posixpath.join(parent, name)
+                # In a system prefix a directory is the program's own only when its name
+                # says so: a version (cmake-3.25) or the program's name (perf-core).
+                owned = _VERSIONED.search(name) is not None or name.startswith(stem)
+                if (
+                    name in _SHARED_DIRS
+                    or (system and not owned)
+                    or directory in claimed
+                    or directory in system_dirs
+                    or directory == here
+                    or not ctx.is_dir(directory)
+                ):
                     continue
-                named: list[tuple[str, str]] = []
-                for name in sorted(ctx.root.listdir(parent))[:_MAX_ENTRIES]:
-                    directory = posixpath.join(parent, name)
-                    # In a system prefix a directory is the program's own only when its name
-                    # says so: a version (cmake-3.25) or the program's name (perf-core).
-                    owned = _VERSIONED.search(name) is not None or name.startswith(stem)
-                    if (
-                        name in _SHARED_DIRS
-                        or (system and not owned)
-                        or directory in claimed
-                        or directory in system_dirs
-                        or directory == here
-                        or not ctx.is_dir(directory)
-                    ):
-                        continue
-                    # Go's strings are not NUL-terminated and its package paths look like
-                    # relative ones ("mime/multipart"): only whole "share/NAME" names count.
-                    # A system prefix's programs name their own directory whole (share/cmake-
-                    # 3.25): landmarks are for the layouts of relocatable distributions.
-                    reason = _why(
-                        literals, ctx, tree, name, directory, landmarks=not go and not system
-                    )
-                    if reason is not None:
-                        named.append((directory, reason))
-                if not named:
-                    continue
-                if len(named) >= 2 and tree and not system:
-                    # Several entries of one tree beside the program: the tree is the
-                    # layout's data root (Zig's lib/), taken whole.
-                    claimed.add(parent)
-                    reasons = tuple(r for _d, r in named[:3])
-                    needs.append(_relative_need(subject, parent, located, reasons))
-                    continue
-                for directory, reason in named:
-                    claimed.add(directory)
-                    needs.append(_relative_need(subject, directory, located, (reason,)))
+                # Go's strings are not NUL-terminated and its package paths look like
+                # relative ones ("mime/multipart"): only whole "share/NAME" names count.
+                # A system prefix's programs name their own directory whole (share/cmake-
+                # 3.25): landmarks are for the layouts of relocatable distributions.
+                reason = _why(literals, ctx, tree, name, directory, landmarks=not go and not system)
+                if reason is not None:
+                    named.append((directory, reason))
+            if not named:
+                continue
+            if len(named) >= 2 and tree and not system:
+                # Several entries of one tree beside the program: the tree is the
+                # layout's data root (Zig's lib/), taken whole.
+                claimed.add(parent)
+                reasons = tuple(r for _d, r in named[:3])
+                needs.append(_relative_need(subject, parent, located, reasons))
+                continue
+            for directory, reason in named:
+                claimed.add(directory)
+                needs.append(_relative_need(subject, directory, located, (reason,)))
     except (OSError, ValueError, ELFError):
         return needs
     if note and not needs and not system:
@@ -317,11 +318,10 @@ def _go_root(subject: Subject, ctx: Context, claimed: set[str]) -> list[RuntimeN
     """A Go program built with -trimpath has no root baked in (runtime.GOROOT is empty
     without $GOROOT, Go 1.21 runtime/extern.go); a toolchain then finds its root from its
     own path: the directory above bin/ when it holds pkg/tool."""
-    go = go_view(subject)
-    facts = subject.toolchain.go if subject.toolchain is not None else None
-    if go is None or facts is None or facts.buildinfo is None or not go.has(EXECUTABLE):
+    go = subject.go
+    if go is None or go.buildinfo is None or not go.found(EXECUTABLE):
         return []
-    if facts.buildinfo.setting("-trimpath") != "true":
+    if go.buildinfo.setting("-trimpath") != "true":
         return []
     here = posixpath.dirname(subject.path)
     root = posixpath.dirname(here)

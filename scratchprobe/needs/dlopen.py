@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 import posixpath
-import struct
 
 from scratchprobe import boundedjson
+from scratchprobe.elf.image import ElfImage, opened
 from scratchprobe.elf.reader import ElfFile
+from scratchprobe.errors import ELFError
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import Subject
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
@@ -61,42 +62,31 @@ def _mozilla_nss(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
     return needs
 
 
-def dlopen_notes(elf: ElfFile) -> list[dict[str, object]]:
+def dlopen_notes(source: ElfImage | ElfFile) -> list[dict[str, object]]:
     """Entries of systemd's .note.dlopen (FDO ELF dlopen metadata specification)."""
-    section = elf.section(".note.dlopen")
-    notes = [section] if section is not None else []
+    elf = source.elf if isinstance(source, ElfImage) else source
+    if elf.section(".note.dlopen") is None:
+        return []
     out: list[dict[str, object]] = []
-    e = elf.arch.byte_order.struct_prefix
-    for note in notes:
-        try:
-            with open(elf.path, "rb") as handle:
-                handle.seek(note.offset)
-                data = handle.read(min(note.size, 1 << 20))
-        except OSError:
-            continue
-        at = 0
-        while at + 12 <= len(data):
-            namesz, descsz, ntype = struct.unpack_from(e + "III", data, at)
-            name_at = at + 12
-            desc_at = name_at + ((namesz + 3) & ~3)
-            end = desc_at + ((descsz + 3) & ~3)
-            if end > len(data):
-                break
-            owner = data[name_at : name_at + namesz].rstrip(b"\0")
-            if owner == b"FDO" and ntype == _FDO_DLOPEN_TYPE:
-                try:
-                    entries = boundedjson.loads(data[desc_at : desc_at + descsz].rstrip(b"\0"))
-                except ValueError:
-                    entries = []
-                if isinstance(entries, list):
-                    out += [x for x in entries if isinstance(x, dict)]
-            at = end
+    try:
+        with opened(source) as image:
+            notes = image.notes(".note.dlopen")
+    except ELFError:
+        return []
+    for owner, ntype, desc in notes:
+        if owner == b"FDO" and ntype == _FDO_DLOPEN_TYPE:
+            try:
+                entries = boundedjson.loads(desc.rstrip(b"\0"))
+            except ValueError:
+                entries = []
+            if isinstance(entries, list):
+                out += [x for x in entries if isinstance(x, dict)]
     return out
 
 
 def _notes_and_calls(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
     needs = []
-    for entry in dlopen_notes(subject.elf):
+    for entry in dlopen_notes(subject.image or subject.elf):
         sonames = entry.get("soname")
         if not isinstance(sonames, list) or not sonames:
             continue

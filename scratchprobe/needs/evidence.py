@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING
 
 from scratchprobe.elf.classify import Libc, Linkage
 from scratchprobe.elf.dynsym import imported_symbols
-from scratchprobe.elf.image import file_image, mapped_ranges
+from scratchprobe.elf.image import ElfImage, Images
 from scratchprobe.elf.reader import ElfFile, parse_glibc_version
-from scratchprobe.elf.strings import find_literals, section_ranges
 from scratchprobe.errors import ELFError
 from scratchprobe.loader.closure import Closure, LoadedObject
 from scratchprobe.needs.openssl import COMPILED_DIR_MARKER, COMPILED_DIRS, default_cert_file
@@ -26,6 +25,8 @@ from scratchprobe.needs.openssl import SONAMES as OPENSSL_SONAMES
 if TYPE_CHECKING:
     # Typing only: importing the toolchain readers costs ~15 ms a run that skips needs.
     from scratchprobe.toolchain import ToolchainFacts
+    from scratchprobe.toolchain.go import GoFacts
+    from scratchprobe.toolchain.rust import RustFacts
 
 CA_BUNDLE_PATHS = (
     "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Alpine, Gentoo
@@ -127,6 +128,18 @@ class Subject:
     """Version of the glibc the closure loads (from libc.so.6's version definitions)."""
     toolchain: ToolchainFacts | None = None
     """The toolchain recognised (Go and Rust facts for their detectors)."""
+    image: ElfImage | None = None
+    """The run's image of the binary, for the detectors that read its data."""
+
+    @property
+    def go(self) -> GoFacts | None:
+        """The Go facts, when the binary is a Go program."""
+        return self.toolchain.go if self.toolchain is not None else None
+
+    @property
+    def rust(self) -> RustFacts | None:
+        """The Rust facts, when the binary is a Rust program."""
+        return self.toolchain.rust if self.toolchain is not None else None
 
     @property
     def dynamic(self) -> bool:
@@ -160,8 +173,10 @@ class Subject:
 
 @dataclass
 class EvidenceCache:
-    """Per-run cache: every library's evidence is read once for all binaries."""
+    """Per-run cache: every library's evidence is read once for all binaries, from the
+    run's images (`images`)."""
 
+    images: Images = field(default_factory=Images)
     _objects: dict[tuple[str, bool], ObjectEvidence] = field(default_factory=dict)
 
     def of(
@@ -175,23 +190,29 @@ class EvidenceCache:
         key = (elf.path, library)
         cached = self._objects.get(key)
         if cached is None:
-            cached = _read_object(elf, path, soname, library, go)
+            try:
+                with self.images.use(elf) as image:
+                    cached = _read_object(image, path, soname, library, go)
+            except ELFError:
+                # The file cannot be opened any more: it shows nothing.
+                cached = ObjectEvidence(path, soname, frozenset(), frozenset())
             self._objects[key] = cached
         return cached
 
 
 def _read_object(
-    elf: ElfFile, path: str, soname: str | None, library: bool, go: bool
+    image: ElfImage, path: str, soname: str | None, library: bool, go: bool
 ) -> ObjectEvidence:
     """A library is asked less than the program: the detectors read a library only for
     compiled-in CA bundle paths, OpenSSL's directories, and (for the direct users of
     OpenSSL) the provider-loading calls; reading no more keeps a 30-library closure cheap."""
+    elf = image.elf
     is_libc = bool(soname and _LIBC_FAMILY.match(soname))
     wants_imports = not library or any(n.startswith(OPENSSL_SONAMES) for n in elf.needed)
     imports: frozenset[str] = frozenset()
     if wants_imports and not is_libc:
         try:
-            imports = imported_symbols(elf)
+            imports = imported_symbols(image)
         except ELFError:
             imports = frozenset()
     if is_libc:
@@ -201,39 +222,38 @@ def _read_object(
         () if go else CA_BUNDLE_PATHS if library else PROGRAM_STRINGS + STATIC_STRINGS * static
     )
     openssl = not go and (not library or bool(soname and soname.startswith("libcrypto.so")))
-    strings, dirs = _scan(elf, literals, openssl)
+    strings, dirs = _scan(image, literals, openssl)
     return ObjectEvidence(path, soname, imports, strings, dirs)
 
 
 def _scan(
-    elf: ElfFile, literals: tuple[str, ...], openssl_dirs: bool
+    view: ElfImage, literals: tuple[str, ...], openssl_dirs: bool
 ) -> tuple[frozenset[str], tuple[tuple[str, str], ...]]:
-    ranges = section_ranges(elf, STRING_SECTIONS)
+    ranges = view.section_ranges(STRING_SECTIONS)
     found: set[str] = set()
     dirs: list[tuple[str, str]] = []
-    if elf.size == 0:
+    if view.elf.size == 0:
         return frozenset(), ()
     try:
-        with file_image(elf) as view:
-            if not ranges:
-                ranges = mapped_ranges(elf)
-            hits = find_literals(view, ranges, tuple(lit.encode() for lit in literals))
-            found = {hit.decode() for hit in hits}
-            marker = COMPILED_DIR_MARKER
-            for start, end in ranges if openssl_dirs else ():
-                at = view.find(marker, start, end)
-                while 0 <= at < end:
-                    window = view[max(at - 12, start) : min(at + 210, end)]
-                    match = COMPILED_DIRS.search(window)
-                    if match:
-                        pair = (match.group(1).decode(), match.group(2).decode("utf-8", "replace"))
-                        if pair not in dirs:
-                            dirs.append(pair)
-                    at = view.find(marker, at + 1, end)
-            if openssl_dirs:
-                cert_file = default_cert_file(view, ranges)
-                if cert_file is not None:
-                    dirs.append(("CERTFILE", cert_file))
+        if not ranges:
+            ranges = view.mapped_ranges()
+        hits = view.find_literals(ranges, tuple(lit.encode() for lit in literals))
+        found = {hit.decode() for hit in hits}
+        marker = COMPILED_DIR_MARKER
+        for start, end in ranges if openssl_dirs else ():
+            at = view.find(marker, start, end)
+            while 0 <= at < end:
+                window = view[max(at - 12, start) : min(at + 210, end)]
+                match = COMPILED_DIRS.search(window)
+                if match:
+                    pair = (match.group(1).decode(), match.group(2).decode("utf-8", "replace"))
+                    if pair not in dirs:
+                        dirs.append(pair)
+                at = view.find(marker, at + 1, end)
+        if openssl_dirs:
+            cert_file = default_cert_file(view, ranges)
+            if cert_file is not None:
+                dirs.append(("CERTFILE", cert_file))
     except (OSError, ValueError):
         return frozenset(found), tuple(dirs)
     return frozenset(found), tuple(dirs)
@@ -241,13 +261,15 @@ def _scan(
 
 def gather(
     path: str,
-    elf: ElfFile,
+    image: ElfImage,
     linkage: Linkage,
     libc: Libc | None,
     closure: Closure | None,
     cache: EvidenceCache,
     toolchain: ToolchainFacts | None = None,
 ) -> Subject:
+    """The evidence of the binary whose image is `image` (the run's, from `cache.images`)."""
+    elf = image.elf
     # A Go program's own strings are never read: its detectors use the function table, and
     # scanning tens of MB of Go read-only data would cost more than everything else.
     binary = cache.of(elf, path, elf.soname, go=toolchain is not None and toolchain.go is not None)
@@ -266,7 +288,7 @@ def gather(
         from scratchprobe.elf.sections import read_symbols
 
         try:
-            linked = read_symbols(elf).defined
+            linked = read_symbols(image).defined
         except ELFError:
             linked = frozenset()
     return Subject(
@@ -280,4 +302,5 @@ def gather(
         linked=linked,
         root_glibc=root_glibc,
         toolchain=toolchain,
+        image=image,
     )

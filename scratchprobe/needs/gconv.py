@@ -14,10 +14,9 @@ import posixpath
 import re
 
 from scratchprobe.elf.classify import Libc
-from scratchprobe.elf.image import FileImage
-from scratchprobe.elf.reader import ElfFile, read_elf
+from scratchprobe.elf.image import ElfImage
 from scratchprobe.errors import ELFError
-from scratchprobe.needs.context import Context, libc_host_path
+from scratchprobe.needs.context import Context, compiled_dir
 from scratchprobe.needs.dlopen import library_file
 from scratchprobe.needs.evidence import Subject
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
@@ -40,36 +39,18 @@ _CHARSET_STRING = re.compile(rb"\0([A-Za-z0-9][A-Za-z0-9_.:/()+-]{4,62})(?=\0)")
 def _compiled_gconv_dir(subject: Subject, ctx: Context) -> str | None:
     """glibc's GCONV_DIR, compiled into libc next to the cache's name (iconv/gconv_cache.c):
     the only place it looks for modules, whatever the library search path says."""
-    libc = libc_host_path(subject, ctx)
-    if libc is None:
-        return None
-    try:
-        # pread-based (elf/image.py): a libc that shrinks while it is read is an error,
-        # not a SIGBUS.
-        view = FileImage(libc, ())
-        try:
-            at = view.find(b"/gconv-modules.cache\0")
-            if at < 0:
-                return None
-            start = view.rfind(b"\0", max(0, at - 256), at) + 1
-            path = view[start:at].decode("utf-8", "replace")
-        finally:
-            view.close()
-    except (OSError, ValueError):
-        return None
-    return path if path.startswith("/") else None
+    path = compiled_dir(subject, ctx, b"/gconv-modules.cache\0")
+    return path if path is not None and path.startswith("/") else None
 
 
 _GconvConfig = tuple[dict[str, str], dict[str, str], list[str]]
-_GCONV_CONFIGS: dict[tuple[str, str], _GconvConfig] = {}
 
 
 def _gconv_config(ctx: Context, gconv: str) -> _GconvConfig:
     """(alias -> charset, charset -> module file name, config files), read once per run."""
-    key = (ctx.root.directory, gconv)
-    if key not in _GCONV_CONFIGS:
-        _GCONV_CONFIGS[key] = _read_gconv_config(ctx, gconv)
-    return _GCONV_CONFIGS[key]
+    if gconv not in ctx.gconv_configs:
+        ctx.gconv_configs[gconv] = _read_gconv_config(ctx, gconv)
+    return ctx.gconv_configs[gconv]
 
 
 def _read_gconv_config(ctx: Context, gconv: str) -> _GconvConfig:
@@ -98,22 +79,22 @@ def _read_gconv_config(ctx: Context, gconv: str) -> _GconvConfig:
     return aliases, modules, found
 
 
-def _charsets_in(elf: ElfFile, names: list[str]) -> list[str]:
+def _charsets_in(image: ElfImage, names: list[str]) -> list[str]:
     """Charset names the program's read-only data holds (case-insensitive, whole strings)."""
+    elf = image.elf
     ranges = [
         (s.offset, s.size)
         for s in elf.sections
         if s.name in (".rodata", ".rodata1") and s.type != 8
     ] or [(0, elf.size)]
+    blob = b""
     try:
-        with open(elf.path, "rb") as handle:
-            blob = b""
-            for offset, size in ranges:
-                if size > _MAX_CHARSET_SCAN:
-                    return []
-                handle.seek(offset)
-                blob += b"\0" + handle.read(size) + b"\0"
-    except OSError:
+        for offset, size in ranges:
+            if size > _MAX_CHARSET_SCAN:
+                return []
+            # Clamped to the file, as a read at the end of a file returns what is there.
+            blob += b"\0" + image[offset : offset + size] + b"\0"
+    except ELFError:
         return []
     # Every C string of the data, whole and up to a "//" suffix ("ISO-8859-1//TRANSLIT"):
     # one pass over the bytes instead of one search per charset name.
@@ -168,7 +149,7 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
         ]
     aliases, modules, configs = _gconv_config(ctx, gconv)
     candidates = sorted(n for n in set(aliases) | set(modules) if len(n) >= 5)
-    named = _charsets_in(subject.elf, candidates) if candidates else []
+    named = _charsets_in(subject.image, candidates) if candidates and subject.image else []
     wanted = sorted({aliases.get(n, n) for n in named} - _BUILTIN_CHARSETS)
     if not subject.dynamic and not wanted:
         # Every static glibc carries the gconv strings (stdio's wide-character code links
@@ -279,25 +260,21 @@ def _module_files(
     return files
 
 
-_HELPERS: dict[tuple[str, str], tuple[str, ...]] = {}
-
-
 def _module_helpers(ctx: Context, module: str) -> tuple[str, ...]:
     """DT_NEEDED entries of a gconv module that sit in the gconv directory itself (read
     once per run: every iconv program of a batch asks for the same modules)."""
-    key = (ctx.root.directory, module)
-    if key not in _HELPERS:
+    if module not in ctx.module_helpers:
         try:
-            needed = read_elf(ctx.root.resolve(module).host_path).needed
+            needed = ctx.resolver.elf_cache.get(ctx.root.resolve(module).host_path).needed
         except (OSError, ELFError):
             needed = ()
         directory = posixpath.dirname(module)
-        _HELPERS[key] = tuple(
+        ctx.module_helpers[module] = tuple(
             posixpath.join(directory, name)
             for name in needed
             if "/" not in name and ctx.exists(posixpath.join(directory, name))
         )
-    return _HELPERS[key]
+    return ctx.module_helpers[module]
 
 
 def _static_gconv_files(subject: Subject, ctx: Context) -> list[NeededFile]:

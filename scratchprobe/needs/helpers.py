@@ -34,9 +34,7 @@ import re
 import stat
 
 from scratchprobe.elf.constants import ElfType
-from scratchprobe.elf.image import FileImage
-from scratchprobe.elf.reader import read_elf
-from scratchprobe.elf.strings import section_ranges
+from scratchprobe.elf.image import ElfImage
 from scratchprobe.errors import ELFError
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import Subject
@@ -57,15 +55,10 @@ _SHOWN = 8
 """Helpers named in the summary; the rest are counted."""
 
 
-def _strings_with_prefixes(path: str, ranges: list[tuple[int, int]]) -> set[str]:
+def _strings_with_prefixes(view: ElfImage, ranges: list[tuple[int, int]]) -> set[str]:
     """Whole NUL-terminated strings of the file's data that start with a lib or libexec
     directory (a C string literal, never a piece cut out of a longer one)."""
     found: set[str] = set()
-    try:
-        # pread-based and bounded (elf/image.py): no mmap, so no SIGBUS on a shrinking file.
-        view = FileImage(path, ())
-    except OSError:
-        return set()
     try:
         for start, end in ranges or [(0, len(view))]:
             for prefix in _PREFIXES:
@@ -80,16 +73,10 @@ def _strings_with_prefixes(path: str, ranges: list[tuple[int, int]]) -> set[str]
                     at = view.find(prefix, at + 1, end)
     except (ELFError, ValueError):
         return set()
-    finally:
-        view.close()
     return found
 
 
-def _has_exec_path_setting(path: str, ranges: list[tuple[int, int]]) -> bool:
-    try:
-        view = FileImage(path, ())
-    except OSError:
-        return False
+def _has_exec_path_setting(view: ElfImage, ranges: list[tuple[int, int]]) -> bool:
     try:
         return any(
             view.find(marker, start, end) >= 0
@@ -98,11 +85,9 @@ def _has_exec_path_setting(path: str, ranges: list[tuple[int, int]]) -> bool:
         )
     except (ELFError, ValueError):
         return False
-    finally:
-        view.close()
 
 
-def _is_program(host_path: str) -> bool:
+def _is_program(ctx: Context, host_path: str) -> bool:
     """An ELF executable (ET_EXEC, or ET_DYN with an interpreter: a PIE, not a library) or a
     `#!` script."""
     try:
@@ -115,7 +100,8 @@ def _is_program(host_path: str) -> bool:
     if magic != b"\x7fELF":
         return False
     try:
-        elf = read_elf(host_path)
+        # The run's parsed files: a helper directory that is also an input is read once.
+        elf = ctx.resolver.elf_cache.get(host_path)
     except (ELFError, OSError, ValueError):
         return False
     return elf.elf_type is ElfType.EXEC or (
@@ -143,7 +129,7 @@ def _helpers_in(ctx: Context, directory: str) -> tuple[str, ...]:
         if (
             resolved.mode & 0o111
             and stat.S_ISREG(resolved.mode)
-            and _is_program(resolved.host_path)
+            and _is_program(ctx, resolved.host_path)
         ):
             programs.append(name)
     # A helper directory holds programs; one with a few executable files among data
@@ -171,15 +157,17 @@ def _candidates(strings: set[str], excluded: set[str]) -> list[str]:
 
 
 def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
-    if subject.toolchain is not None and subject.toolchain.go is not None:
+    if subject.go is not None:
         # Go strings are not NUL-terminated: no whole literal can be told from a cut one.
         return []
     calls = subject.uses(*EXEC_FUNCTIONS)
     if not calls:
         return []
-    elf = subject.elf
-    ranges = section_ranges(elf, _SECTIONS)
-    strings = _strings_with_prefixes(elf.path, ranges)
+    view = subject.image
+    if view is None:
+        return []
+    ranges = view.section_ranges(_SECTIONS)
+    strings = _strings_with_prefixes(view, ranges)
     if not strings:
         return []
     closure = subject.closure
@@ -198,7 +186,7 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
         if not helpers:
             continue
         if exec_path is None:
-            exec_path = _has_exec_path_setting(elf.path, ranges)
+            exec_path = _has_exec_path_setting(view, ranges)
         libexec = "libexec" in directory.split("/")
         evidence = [f'string "{directory}" in the program', "calls " + ", ".join(calls)]
         if exec_path:

@@ -23,9 +23,7 @@ import posixpath
 import re
 
 from scratchprobe.elf.classify import Libc
-from scratchprobe.elf.image import FileImage
-from scratchprobe.errors import ELFError
-from scratchprobe.needs.context import Context, libc_host_path
+from scratchprobe.needs.context import Context, compiled_dir
 from scratchprobe.needs.evidence import Subject
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
 
@@ -63,37 +61,12 @@ def locale_dirs(name: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys((normal, name)))
 
 
-_LOCALEDIRS: dict[str, str] = {}
-
-
 def _compiled_localedir(subject: Subject, ctx: Context) -> str:
     """LOCALEDIR, compiled into libc as the archive's directory (read once per libc)."""
-    libc = libc_host_path(subject, ctx)
-    if libc is None:
+    path = compiled_dir(subject, ctx, b"/locale-archive\0")
+    if path is None or not path.startswith("/") or ".." in path.split("/"):
         return DEFAULT_LOCALEDIR
-    if libc not in _LOCALEDIRS:
-        _LOCALEDIRS[libc] = _read_localedir(libc)
-    return _LOCALEDIRS[libc]
-
-
-def _read_localedir(libc: str) -> str:
-    try:
-        # Read through a bounded, pread-based image: a mapped file that shrinks while it is
-        # read would kill the process with SIGBUS (elf/image.py).
-        view = FileImage(libc, ())
-    except OSError:
-        return DEFAULT_LOCALEDIR
-    try:
-        at = view.find(b"/locale-archive\0")
-        if at < 0:
-            return DEFAULT_LOCALEDIR
-        start = view.rfind(b"\0", max(0, at - 256), at) + 1
-        path = view[start:at].decode("utf-8", "replace")
-    except (ELFError, ValueError):
-        return DEFAULT_LOCALEDIR
-    finally:
-        view.close()
-    return path if path.startswith("/") and ".." not in path.split("/") else DEFAULT_LOCALEDIR
+    return path
 
 
 def locale_files(

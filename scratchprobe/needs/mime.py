@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import Subject
-from scratchprobe.needs.golang import MIME, go_view
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
+from scratchprobe.toolchain.go import MIME
 
 
 def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
-    go = go_view(subject)
-    if go is None or not go.has(MIME):
+    go = subject.go
+    if go is None or not go.found(MIME):
         return []
     files = tuple(
         NeededFile(p, "file", source=p)

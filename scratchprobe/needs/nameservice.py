@@ -19,7 +19,6 @@ from scratchprobe.elf.classify import Libc
 from scratchprobe.needs import nss
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import Subject
-from scratchprobe.needs.golang import NET_CGO, NET_LOOKUP, go_view
 from scratchprobe.needs.model import (
     Confidence,
     ContainerRuntime,
@@ -27,6 +26,7 @@ from scratchprobe.needs.model import (
     NeedKind,
     RuntimeNeed,
 )
+from scratchprobe.toolchain.go import NET_CGO, NET_LOOKUP
 
 NSSWITCH = (
     "# Written by scratchprobe: only the services built into glibc >= 2.34.\n"
@@ -87,12 +87,12 @@ def _copy(ctx: Context, path: str) -> tuple[tuple[NeededFile, ...], tuple[str, .
 
 def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
     needs: list[RuntimeNeed] = []
-    go = go_view(subject)
+    go = subject.go
     evidence: list[str] = []
     hosts = subject.uses(*_HOSTS)
     if hosts:
         evidence.append("calls " + ", ".join(hosts))
-    elif go is not None and go.has(NET_LOOKUP + NET_CGO):
+    elif go is not None and go.found(NET_LOOKUP + NET_CGO):
         evidence += go.evidence("net name lookups", NET_LOOKUP + NET_CGO)
     elif go is None and subject.static_glibc and subject.static_strings(nss.static_lookup("hosts")):
         evidence.append("static glibc with host lookups linked in (__nss_hosts_lookup2)")

@@ -26,7 +26,7 @@ from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNe
 
 if TYPE_CHECKING:
     # Typing only: evidence.py imports this module for the patterns below.
-    from scratchprobe.elf.image import FileImage
+    from scratchprobe.elf.image import ElfImage
     from scratchprobe.needs.context import Context
     from scratchprobe.needs.evidence import Subject
 
@@ -43,7 +43,7 @@ LOADERS = ("OSSL_PROVIDER_load", "OSSL_PROVIDER_try_load", "ENGINE_by_id",
 """Calls that load the configuration, a provider or an engine."""
 
 
-def default_cert_file(view: FileImage, ranges: list[tuple[int, int]]) -> str | None:
+def default_cert_file(view: ElfImage, ranges: list[tuple[int, int]]) -> str | None:
     """OpenSSL's X509_get_default_cert_file(), compiled in beside the name of the variable
     that overrides it (SSL_CERT_FILE). It is there whenever libcrypto's verify-path code is
     linked, also in a static program, where the OPENSSLDIR version string often is not."""

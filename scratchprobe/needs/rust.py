@@ -48,9 +48,9 @@ class RustView:
 
 
 def rust_view(subject: Subject) -> RustView | None:
-    toolchain = subject.toolchain
-    if toolchain is None or toolchain.rust is None:
+    """The crates linked into the program (RustFacts' run-time crates: a build-time-only
+    dependency, or a dependency of the standard library, decides nothing at run time)."""
+    facts = subject.rust
+    if facts is None:
         return None
-    facts = toolchain.rust
-    crates = frozenset(c.name for c in facts.crates + facts.path_crates)
-    return RustView(version=facts.rustc_version, crates=crates)
+    return RustView(version=facts.rustc_version, crates=facts.runtime_crate_names)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import Subject
-from scratchprobe.needs.golang import TEMP, go_view
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
+from scratchprobe.toolchain.go import TEMP
 
 _TEMP_CALLS = (
     "mkstemp", "mkstemp64", "mkstemps", "mkostemp", "mkostemps", "mkdtemp", "tmpfile",
@@ -16,11 +16,11 @@ TMP = NeededFile("/tmp", "directory", mode="1777", note="empty, sticky and world
 
 def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
     evidence: list[str] = []
-    go = go_view(subject)
+    go = subject.go
     calls = subject.uses(*_TEMP_CALLS)
     if calls:
         evidence.append("calls " + ", ".join(calls))
-    elif go is not None and go.has(TEMP):
+    elif go is not None and go.found(TEMP):
         evidence += go.evidence("temporary files", TEMP)
     elif subject.dynamic and "TMPDIR" in subject.binary.strings:
         # In a static file TMPDIR is libc's own (tmpfile, tempnam): no evidence of use.

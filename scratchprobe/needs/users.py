@@ -18,9 +18,9 @@ from __future__ import annotations
 from scratchprobe.needs import nss
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import Subject
-from scratchprobe.needs.golang import USER_PURE, go_view
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
 from scratchprobe.root import NotRegularFileError
+from scratchprobe.toolchain.go import USER_PURE
 
 _CERTAIN = nss.USER_LOOKUPS
 _HIDDEN = ("glob", "glob64", "wordexp")
@@ -103,11 +103,11 @@ def user_files(ctx: Context) -> tuple[tuple[NeededFile, ...], tuple[str, ...]]:
 def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
     evidence: list[str] = []
     confidence = Confidence.LIKELY
-    go = go_view(subject)
+    go = subject.go
     certain = subject.uses(*_CERTAIN)
     if certain:
         evidence.append("calls " + ", ".join(certain))
-    elif go is not None and go.pure_user:
+    elif go is not None and go.pure_go_user:
         evidence += go.evidence("os/user in pure Go reads /etc/passwd and /etc/group", USER_PURE)
     elif subject.uses(*_HIDDEN):
         evidence.append("calls " + ", ".join(subject.uses(*_HIDDEN)) + " (~user expansion)")

@@ -14,9 +14,9 @@ import re
 from scratchprobe.elf.classify import Libc
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import Subject
-from scratchprobe.needs.golang import LOAD_LOCATION, go_view
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
 from scratchprobe.needs.rust import rust_view
+from scratchprobe.toolchain.go import LOAD_LOCATION
 
 ZONEINFO = "/usr/share/zoneinfo"
 _ZONE_NAME = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+.-]+)*$")
@@ -63,7 +63,7 @@ def zone_files(
 def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
     evidence: list[str] = []
     confidence = Confidence.LIKELY
-    go = go_view(subject)
+    go = subject.go
     rust = rust_view(subject)
     if go is not None:
         if go.embeds_tzdata:

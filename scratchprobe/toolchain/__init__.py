@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 from scratchprobe.elf.classify import Libc, libc_from_names, static_libc
-from scratchprobe.elf.constants import SegmentType
-from scratchprobe.elf.image import file_image
+from scratchprobe.elf.image import ElfImage, opened
 from scratchprobe.elf.reader import ElfFile
-from scratchprobe.elf.sections import read_section
 from scratchprobe.toolchain.go import GoFacts, go_facts
 from scratchprobe.toolchain.rust import RustFacts, rust_facts
 
@@ -57,9 +55,28 @@ class ToolchainFacts:
     """Set when kind is CXX."""
     libc: Libc | None
     """glibc or musl when the file names or contains one (None for pure Go, or unknown)."""
-    description: str
-    """One line for reports: `Go 1.21.13, CGO_ENABLED=0, tags netgo`, `Rust 1.95.0`,
-    `C++ (libstdc++)`, `C (glibc)`."""
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Problems met reading the Go or Rust metadata (a corrupt build info, pcln table or
+        audit data): the facts hold what could be read."""
+        go = self.go.warnings if self.go is not None else ()
+        return go + (self.rust.warnings if self.rust is not None else ())
+
+    @property
+    def description(self) -> str:
+        """One line for reports: `Go 1.21.13, CGO_ENABLED=0, tags netgo`, `Rust 1.95.0`,
+        `C++ (libstdc++)`, `C (glibc)`."""
+        if self.go is not None:
+            return describe_go(self.go)
+        if self.rust is not None:
+            return describe_rust(self.rust)
+        if self.cxx_runtime is not None:
+            cxx = self.cxx_runtime
+            return "C++" if cxx is CxxRuntime.UNKNOWN else f"C++ ({cxx.value})"
+        if self.kind is Toolchain.C:
+            return f"C ({self.libc.value})" if self.libc is not None else "C"
+        return "unknown toolchain"
 
 
 # DT_NEEDED sonames of the C++ runtimes.
@@ -76,33 +93,38 @@ _CXX_SCAN_SECTIONS = (".dynstr", ".rodata")
 _MAX_SCAN = 256 << 20
 
 
-def detect_toolchain(elf: ElfFile, known_libc: Libc | None = None) -> ToolchainFacts:
+def detect_toolchain(source: ElfImage | ElfFile, known_libc: Libc | None = None) -> ToolchainFacts:
     """Go, then Rust, then C++, then C; UNKNOWN for a file with no libc and no other sign.
+    `source` is the run's image of the file (or an ElfFile, read on its own).
 
     Raises ELFError only when the file cannot be read; malformed Go or Rust metadata is
     reported in the facts' warnings instead.
     """
+    with opened(source) as image:
+        return _detect(image, known_libc)
+
+
+def _detect(image: ElfImage, known_libc: Libc | None) -> ToolchainFacts:
+    elf = image.elf
     # `known_libc`: what the caller already found (inspect classifies every file first), so a
     # static file's data is not scanned for libc markers a second time.
     libc = known_libc or libc_from_names(elf.interpreter, elf.needed)
-    go = go_facts(elf)
+    go = go_facts(image)
     if go is not None:
-        return ToolchainFacts(Toolchain.GO, go, None, None, libc, describe_go(go))
-    rust = rust_facts(elf)
+        return ToolchainFacts(Toolchain.GO, go, None, None, libc)
+    rust = rust_facts(image)
     if rust is not None:
         if libc is None and not elf.needed:
-            libc = static_libc(elf)
-        return ToolchainFacts(Toolchain.RUST, None, rust, None, libc, describe_rust(rust))
+            libc = static_libc(image)
+        return ToolchainFacts(Toolchain.RUST, None, rust, None, libc)
     if libc is None and not elf.needed:
-        libc = static_libc(elf)
-    cxx = _cxx_runtime(elf)
+        libc = static_libc(image)
+    cxx = _cxx_runtime(image)
     if cxx is not None:
-        text = "C++" if cxx is CxxRuntime.UNKNOWN else f"C++ ({cxx.value})"
-        return ToolchainFacts(Toolchain.CXX, None, None, cxx, libc, text)
-    if libc is not None or elf.needed or _c_compiler(elf):
-        text = f"C ({libc.value})" if libc is not None else "C"
-        return ToolchainFacts(Toolchain.C, None, None, None, libc, text)
-    return ToolchainFacts(Toolchain.UNKNOWN, None, None, None, None, "unknown toolchain")
+        return ToolchainFacts(Toolchain.CXX, None, None, cxx, libc)
+    if libc is not None or elf.needed or _c_compiler(image):
+        return ToolchainFacts(Toolchain.C, None, None, None, libc)
+    return ToolchainFacts(Toolchain.UNKNOWN, None, None, None, None)
 
 
 def describe_go(go: GoFacts) -> str:
@@ -134,17 +156,17 @@ def describe_rust(rust: RustFacts) -> str:
     return text
 
 
-def _c_compiler(elf: ElfFile) -> bool:
+def _c_compiler(image: ElfImage) -> bool:
     """A C compiler's `.comment` entry: the only sign a tiny static musl program may keep."""
-    comment = read_section(elf, ".comment", limit=1 << 20) or b""
+    comment = image.section(".comment", limit=1 << 20) or b""
     return b"GCC: (" in comment or b"clang version" in comment
 
 
-def _cxx_runtime(elf: ElfFile) -> CxxRuntime | None:
-    for soname in elf.needed:
+def _cxx_runtime(image: ElfImage) -> CxxRuntime | None:
+    for soname in image.elf.needed:
         if soname in _CXX_SONAMES:
             return _CXX_SONAMES[soname]
-    found = _scan(elf, _CXX_MARKERS + _LIBCXX_MARKERS)
+    found = _scan(image, _CXX_MARKERS + _LIBCXX_MARKERS)
     if found & set(_LIBCXX_MARKERS):
         return CxxRuntime.LIBCXX
     if found & set(_CXX_MARKERS):
@@ -154,27 +176,18 @@ def _cxx_runtime(elf: ElfFile) -> CxxRuntime | None:
     return None
 
 
-def _scan(elf: ElfFile, needles: tuple[bytes, ...]) -> set[bytes]:
+def _scan(image: ElfImage, needles: tuple[bytes, ...]) -> set[bytes]:
     """Which needles occur in .dynstr/.rodata (the read-only segments without sections)."""
     found: set[bytes] = set()
-    chunks = [read_section(elf, name, limit=_MAX_SCAN) for name in _CXX_SCAN_SECTIONS]
+    chunks = [image.section(name, limit=_MAX_SCAN) for name in _CXX_SCAN_SECTIONS]
     blobs = [c for c in chunks if c]
-    if not blobs and not elf.sections:
-        return _in_readonly_segments(elf, needles)
+    if not blobs and not image.elf.sections:
+        # Neither writable nor executable segments: where string literals live.
+        ranges = image.readonly_ranges(limit=_MAX_SCAN)
+        if not ranges or image.elf.size == 0:
+            return set()
+        return {n for n in needles if any(image.find(n, a, b) >= 0 for a, b in ranges)}
     for needle in needles:
         if any(needle in blob for blob in blobs):
             found.add(needle)
     return found
-
-
-def _in_readonly_segments(elf: ElfFile, needles: tuple[bytes, ...]) -> set[bytes]:
-    # Neither writable (PF_W 0x2) nor executable (PF_X 0x1): where string literals live.
-    ranges = [
-        (s.offset, min(s.offset + s.filesz, s.offset + _MAX_SCAN))
-        for s in elf.segments
-        if s.type == SegmentType.LOAD and not s.flags & 0x3 and s.filesz
-    ]
-    if not ranges or elf.size == 0:
-        return set()
-    with file_image(elf) as image:
-        return {n for n in needles if any(image.find(n, a, b) >= 0 for a, b in ranges)}

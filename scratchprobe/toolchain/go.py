@@ -22,12 +22,11 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 
 from scratchprobe.elf.constants import SegmentType
-from scratchprobe.elf.image import FileImage, file_image
+from scratchprobe.elf.image import ElfImage, opened
 from scratchprobe.elf.reader import ElfFile, Segment
 from scratchprobe.errors import ELFError
 
@@ -149,47 +148,20 @@ def go_version_tuple(version: str) -> tuple[int, ...] | None:
 # ---------------------------------------------------------------------------- file access
 
 
-class _Image:
-    """Bounded reads from the file's image, by file offset or by virtual address."""
-
-    def __init__(self, elf: ElfFile, view: FileImage) -> None:
-        self.elf = elf
-        self.view = view
-        self.size = len(view)
-        self.loads = tuple(s for s in elf.segments if s.type == SegmentType.LOAD)
-
-    def read(self, offset: int, length: int, what: str) -> bytes:
-        return self.view.read(offset, length, what)
-
-    def find(self, needle: bytes, start: int, end: int) -> int:
-        return self.view.find(needle, max(start, 0), min(end, self.size))
-
-    def segment_at(self, vaddr: int) -> Segment | None:
-        for seg in self.loads:
-            if seg.vaddr <= vaddr < seg.vaddr + seg.filesz:
-                return seg
-        return None
-
-    def offset_of(self, vaddr: int, length: int, what: str) -> int:
-        """File offset of [vaddr, vaddr+length), which must lie in one PT_LOAD's file bytes."""
-        seg = self.segment_at(vaddr)
-        if seg is None or vaddr + length > seg.vaddr + seg.filesz:
-            raise ELFError(f"{what} (address {vaddr:#x}) is not mapped by any PT_LOAD")
-        return seg.offset + (vaddr - seg.vaddr)
-
-    def file_end_of(self, offset: int) -> int:
-        """End of the PT_LOAD file bytes that hold `offset` (the file end when none does)."""
-        for seg in self.loads:
-            if seg.offset <= offset < seg.offset + seg.filesz:
-                return min(seg.offset + seg.filesz, self.size)
-        return self.size
+def _offset_of(image: ElfImage, vaddr: int, length: int, what: str) -> int:
+    """File offset of [vaddr, vaddr+length), which must lie in one PT_LOAD's file bytes."""
+    offset = image.offset_of(vaddr, length)
+    if offset is None:
+        raise ELFError(f"{what} (address {vaddr:#x}) is not mapped by any PT_LOAD")
+    return offset
 
 
-@contextmanager
-def _mapped(elf: ElfFile) -> Iterator[_Image]:
-    """The file's shared read-only image (elf.image); ELFError when it cannot be opened."""
-    with file_image(elf) as view:
-        yield _Image(elf, view)
+def _file_end_of(image: ElfImage, offset: int) -> int:
+    """End of the PT_LOAD file bytes that hold `offset` (the file end when none does)."""
+    for seg in image.elf.segments:
+        if seg.type == SegmentType.LOAD and seg.offset <= offset < seg.offset + seg.filesz:
+            return min(seg.offset + seg.filesz, image.size)
+    return image.size
 
 
 # ---------------------------------------------------------------------------- build info
@@ -217,7 +189,7 @@ def _data_segment(elf: ElfFile) -> Segment | None:
     return None
 
 
-def _find_buildinfo(elf: ElfFile, image: _Image) -> tuple[int, int] | None:
+def _find_buildinfo(elf: ElfFile, image: ElfImage) -> tuple[int, int] | None:
     """(file offset, end of search range) of the 16-byte-aligned build-info header, or None."""
     where = _section_range(elf, ".go.buildinfo")
     if where is not None:
@@ -237,28 +209,22 @@ def _find_buildinfo(elf: ElfFile, image: _Image) -> tuple[int, int] | None:
             return None
         # Alignment is of the address, as in debug/buildinfo.searchMagic.
         if (addr + hit - offset) % _BUILDINFO_ALIGN == 0:
-            return hit, image.file_end_of(hit)
+            return hit, _file_end_of(image, hit)
         position = hit + 1
 
 
-def has_buildinfo_magic(elf: ElfFile) -> bool:
-    """Whether the build-info magic is where the Go linker puts it (cheap Go detection)."""
-    with _mapped(elf) as image:
-        return _find_buildinfo(elf, image) is not None
-
-
-def read_go_buildinfo(elf: ElfFile) -> GoBuildInfo | None:
+def read_go_buildinfo(source: ElfImage | ElfFile) -> GoBuildInfo | None:
     """The build info of a Go binary; None when there is none (not Go, or Go < 1.13).
 
     Raises ELFError when the blob is present but malformed: a header with an impossible
     pointer size, strings that point outside the file, or modinfo lines that
     runtime/debug.ParseBuildInfo would reject.
     """
-    with _mapped(elf) as image:
-        return _read_buildinfo(elf, image)
+    with opened(source) as image:
+        return _read_buildinfo(image.elf, image)
 
 
-def _read_buildinfo(elf: ElfFile, image: _Image) -> GoBuildInfo | None:
+def _read_buildinfo(elf: ElfFile, image: ElfImage) -> GoBuildInfo | None:
     found = _find_buildinfo(elf, image)
     if found is None:
         return None
@@ -296,7 +262,7 @@ def _read_buildinfo(elf: ElfFile, image: _Image) -> GoBuildInfo | None:
 
 
 def _read_varint_string(
-    image: _Image, offset: int, limit: int, max_length: int, what: str
+    image: ElfImage, offset: int, limit: int, max_length: int, what: str
 ) -> tuple[bytes, int]:
     """A uvarint length then that many bytes (cmd/link appendString); returns (bytes, end)."""
     length = 0
@@ -316,9 +282,9 @@ def _read_varint_string(
     return image.read(position, length, what), position + length
 
 
-def _read_go_string(image: _Image, fmt: str, ptr_size: int, vaddr: int, what: str) -> bytes:
+def _read_go_string(image: ElfImage, fmt: str, ptr_size: int, vaddr: int, what: str) -> bytes:
     """Follow a pointer to a Go string header {data *byte; len int} (pre-1.18 build info)."""
-    header_at = image.offset_of(vaddr, 2 * ptr_size, f"{what} string header")
+    header_at = _offset_of(image, vaddr, 2 * ptr_size, f"{what} string header")
     raw = image.read(header_at, 2 * ptr_size, f"{what} string header")
     data_ptr = struct.unpack_from(fmt, raw, 0)[0]
     length = struct.unpack_from(fmt, raw, ptr_size)[0]
@@ -326,7 +292,7 @@ def _read_go_string(image: _Image, fmt: str, ptr_size: int, vaddr: int, what: st
         raise ELFError(f"{what} in the Go build info is implausibly long ({length} bytes)")
     if length == 0:
         return b""
-    data_at = image.offset_of(data_ptr, length, what)
+    data_at = _offset_of(image, data_ptr, length, what)
     return image.read(data_at, length, what)
 
 
@@ -524,7 +490,7 @@ _PCLNTAB_SECTIONS = (".gopclntab", ".data.rel.ro.gopclntab")
 """Some PIE builds name the section after RELRO (cmd/internal/objfile/elf.go)."""
 
 
-def _pclntab_at(image: _Image, offset: int, end: int) -> PclntabLocation | None:
+def _pclntab_at(image: ElfImage, offset: int, end: int) -> PclntabLocation | None:
     """Validate a pcHeader at `offset` as debug/gosym.parsePclnTab does; None if it is not one.
 
     Header: 4-byte magic, two zero bytes, PC quantum 1/2/4, pointer size 4/8, then
@@ -582,16 +548,16 @@ def _pclntab_at(image: _Image, offset: int, end: int) -> PclntabLocation | None:
     )
 
 
-def locate_pclntab(elf: ElfFile) -> PclntabLocation | None:
+def locate_pclntab(source: ElfImage | ElfFile) -> PclntabLocation | None:
     """Find the pcln table: its section, else its magic in the read-only segments.
 
     Raises ELFError when a `.gopclntab` section exists but does not hold a valid header.
     """
-    with _mapped(elf) as image:
-        return _locate_pclntab(elf, image)
+    with opened(source) as image:
+        return _locate_pclntab(image.elf, image)
 
 
-def _locate_pclntab(elf: ElfFile, image: _Image) -> PclntabLocation | None:
+def _locate_pclntab(elf: ElfFile, image: ElfImage) -> PclntabLocation | None:
     for name in _PCLNTAB_SECTIONS:
         where = _section_range(elf, name)
         if where is not None:
@@ -621,7 +587,7 @@ def _pclntab_magics() -> list[bytes]:
     return magics
 
 
-def _scan_sections_for_pclntab(elf: ElfFile, image: _Image) -> PclntabLocation | None:
+def _scan_sections_for_pclntab(elf: ElfFile, image: ElfImage) -> PclntabLocation | None:
     ranges: list[tuple[int, int]] = []
     for name in _PCLNTAB_HOSTS:
         where = _section_range(elf, name)
@@ -630,7 +596,7 @@ def _scan_sections_for_pclntab(elf: ElfFile, image: _Image) -> PclntabLocation |
     return _scan_ranges(image, ranges)
 
 
-def _scan_ranges(image: _Image, ranges: list[tuple[int, int]]) -> PclntabLocation | None:
+def _scan_ranges(image: ElfImage, ranges: list[tuple[int, int]]) -> PclntabLocation | None:
     """The first valid pcHeader in `ranges` whose name table starts with a name; the table
     must end inside the range that holds its header (`_pclntab_at` checks the offsets)."""
     magics = _pclntab_magics()
@@ -651,14 +617,15 @@ def _scan_ranges(image: _Image, ranges: list[tuple[int, int]]) -> PclntabLocatio
     return None
 
 
-def _scan_for_pclntab(image: _Image) -> PclntabLocation | None:
+def _scan_for_pclntab(image: ElfImage) -> PclntabLocation | None:
     """Section headers are gone (sstrip, some packers): search the segments for the magic,
     read-only ones first (Go puts the table with .rodata, or in RELRO for some PIEs)."""
-    candidates = sorted(image.loads, key=lambda s: bool(s.flags & PF_X))
+    loads = [s for s in image.elf.segments if s.type == SegmentType.LOAD]
+    candidates = sorted(loads, key=lambda s: bool(s.flags & PF_X))
     return _scan_ranges(image, [(s.offset, s.offset + s.filesz) for s in candidates])
 
 
-def _plausible_names(image: _Image, where: PclntabLocation) -> bool:
+def _plausible_names(image: ElfImage, where: PclntabLocation) -> bool:
     """A random match of the magic is rejected unless the name table starts with a name."""
     if not where.names_exact:
         return True
@@ -667,30 +634,30 @@ def _plausible_names(image: _Image, where: PclntabLocation) -> bool:
     return end > 0 and all(0x20 < c < 0x7F for c in head[:end])
 
 
-def go_functions(elf: ElfFile, names: Iterable[str]) -> frozenset[str]:
+def go_functions(source: ElfImage | ElfFile, names: Iterable[str]) -> frozenset[str]:
     """Which of the fully qualified function `names` are in the binary's pcln table.
 
     Each name is looked up as a NUL-delimited literal in the name table, so a name never
     matches a longer one (`os.TempDir` does not match `os.TempDirX`). For the Go 1.2 - 1.15
     layout the whole table is searched. An empty set when there is no pcln table.
     """
-    with _mapped(elf) as image:
-        where = _locate_pclntab(elf, image)
+    with opened(source) as image:
+        where = _locate_pclntab(image.elf, image)
         if where is None:
             return frozenset()
         return frozenset(name for name in names if _has_name(image, where, name.encode()))
 
 
-def go_function_prefixes(elf: ElfFile, prefixes: Iterable[str]) -> frozenset[str]:
+def go_function_prefixes(source: ElfImage | ElfFile, prefixes: Iterable[str]) -> frozenset[str]:
     """Which `prefixes` begin at least one function name (a package: `pkg/path.`)."""
-    with _mapped(elf) as image:
-        where = _locate_pclntab(elf, image)
+    with opened(source) as image:
+        where = _locate_pclntab(image.elf, image)
         if where is None:
             return frozenset()
         return frozenset(p for p in prefixes if _has_prefix(image, where, p.encode()))
 
 
-def _has_prefix(image: _Image, where: PclntabLocation, prefix: bytes) -> bool:
+def _has_prefix(image: ElfImage, where: PclntabLocation, prefix: bytes) -> bool:
     if not prefix or b"\x00" in prefix:
         return False
     start, end = where.names_start, where.names_end
@@ -699,7 +666,7 @@ def _has_prefix(image: _Image, where: PclntabLocation, prefix: bytes) -> bool:
     return image.find(b"\x00" + prefix, start, end) >= 0
 
 
-def _has_name(image: _Image, where: PclntabLocation, name: bytes) -> bool:
+def _has_name(image: ElfImage, where: PclntabLocation, name: bytes) -> bool:
     if not name or b"\x00" in name:
         return False
     start, end = where.names_start, where.names_end
@@ -711,10 +678,10 @@ def _has_name(image: _Image, where: PclntabLocation, name: bytes) -> bool:
     return image.find(b"\x00" + name + b"\x00", start, end) >= 0
 
 
-def go_function_names(elf: ElfFile) -> tuple[str, ...]:
+def go_function_names(source: ElfImage | ElfFile) -> tuple[str, ...]:
     """Every function name in table order, duplicates kept (for debugging and tests)."""
-    with _mapped(elf) as image:
-        where = _locate_pclntab(elf, image)
+    with opened(source) as image:
+        where = _locate_pclntab(image.elf, image)
         if where is None:
             return ()
         if where.names_exact:
@@ -724,7 +691,7 @@ def go_function_names(elf: ElfFile) -> tuple[str, ...]:
         return tuple(_go12_names(image, where))
 
 
-def _go12_names(image: _Image, where: PclntabLocation) -> Iterator[str]:
+def _go12_names(image: ElfImage, where: PclntabLocation) -> Iterator[str]:
     """Go 1.2 - 1.15: functab is nfunc (pc, funcoff) pairs after the nfunc word; each _func
     starts with the entry PC then int32 nameoff, both relative to the table (gosym go12Funcs).
     """
@@ -754,45 +721,63 @@ def _go12_names(image: _Image, where: PclntabLocation) -> Iterator[str]:
 
 # ---------------------------------------------------------------------------- facts
 
-# Function names whose presence means a standard-library code path is linked. Each was
-# checked in binaries built by go1.19.8 and go1.27.3 (tests/unit/toolchain/test_toolchain_go.py).
-X509_SYSTEM_ROOTS = "crypto/x509.loadSystemRoots"
+# The one marker table: function names whose presence means a standard-library (or
+# x/crypto) code path is linked, in groups by what the path does; every detector asks
+# `GoFacts` about these groups and names the ones found in its evidence, in this order.
+# Each was checked in binaries built by go1.19.8 and go1.27.3
+# (tests/unit/toolchain/test_toolchain_go.py).
+# Sources: golang/go src/crypto/x509/root_linux.go, root_unix.go, src/time/zoneinfo_unix.go,
+# src/time/tzdata/tzdata.go, src/os/user/lookup_unix.go, cgo_lookup_cgo.go, src/net/conf.go,
+# cgo_unix_cgo.go, src/os/tempfile.go, src/mime/type_unix.go, src/os/executable_procfs.go.
+SYSTEM_ROOTS = ("crypto/x509.loadSystemRoots", "crypto/x509.initSystemRoots")
 """crypto/x509 root_unix.go: reads the CA files and directories of root_linux.go."""
-X509_SET_FALLBACK_ROOTS = "crypto/x509.SetFallbackRoots"
-"""Go 1.20+: a program (or x509roots/fallback) installs roots used when none are found."""
+FALLBACK_ROOTS = ("golang.org/x/crypto/x509roots/fallback.init.0", "crypto/x509.SetFallbackRoots")
+"""Go 1.20+: fallback roots are installed (x/crypto/x509roots/fallback, whose init calls
+SetFallbackRoots, or the program itself), used when the system has none."""
 X509ROOTS_FALLBACK_PREFIX = "golang.org/x/crypto/x509roots/fallback."
-"""Any function of the x/crypto fallback-roots package (its init calls SetFallbackRoots)."""
-TZDATA_EMBEDDED = "time/tzdata.loadFromEmbeddedTZData"
+"""Any function of the x/crypto fallback-roots package."""
+LOAD_LOCATION = ("time.LoadLocation", "time.loadLocation")
+"""time.LoadLocation: zones by name; time.loadLocation alone comes with time.Local."""
+TZDATA = ("time/tzdata.init.0", "time/tzdata.loadFromEmbeddedTZData")
 """time/tzdata: the zone database is compiled in (import _ "time/tzdata" or -tags timetzdata)."""
-CGO_RESOLVER = "net._C2func_getaddrinfo"
-"""net cgo_unix_cgo.go: the cgo resolver (getaddrinfo through libc, so NSS) is linked."""
-PURE_GO_USER = "os/user.readColonFile"
-"""os/user lookup_unix.go: the pure-Go reader of /etc/passwd and /etc/group."""
-CGO_USER = ("os/user._Cfunc_mygetpwnam_r", "os/user._Cfunc_mygetpwuid_r")
+USER_PURE = ("os/user.readColonFile", "os/user.lookupUser", "os/user.current")
+"""os/user is linked; readColonFile (lookup_unix.go) only in the pure-Go reader of
+/etc/passwd and /etc/group."""
+USER_CGO = ("os/user._Cfunc_mygetpwnam_r", "os/user._Cfunc_mygetpwuid_r")
 """os/user cgo_lookup_cgo.go: lookups through libc's getpw*_r, so NSS."""
+NET_LOOKUP = (
+    "net.(*Resolver).lookupHost",
+    "net.(*Resolver).lookupIP",
+    "net.(*Resolver).goLookupIPCNAMEOrder",
+    "net.(*Resolver).goLookupHostOrder",
+)
+"""net: name lookups (the pure-Go resolver reads resolv.conf, hosts and nsswitch.conf)."""
+NET_CGO = ("net._C2func_getaddrinfo", "net._Cfunc_getaddrinfo", "net.cgoLookupHost")
+"""net cgo_unix_cgo.go: the cgo resolver (getaddrinfo through libc, so NSS)."""
+TEMP = ("os.TempDir", "os.CreateTemp", "os.MkdirTemp", "io/ioutil.TempFile", "io/ioutil.TempDir")
+MIME = ("mime.initMimeUnix", "mime.loadMimeFile")
+EXECUTABLE = ("os.Executable",)
+"""os.Executable reads /proc/self/exe (os/executable_procfs.go): the program locates itself."""
 CGO_RUNTIME = ("x_cgo_init", "_cgo_topofstack", "_cgo_panic", "runtime.cgocallback")
 """runtime/cgo is linked. x_cgo_init is C (gcc_linux_amd64.c) and is in the table only when
 the Go linker linked it itself (internal linking); after external linking only the Go and
 assembly parts (_cgo_topofstack, _cgo_panic, runtime.cgocallback) are listed."""
-LOAD_LOCATION = ("time.LoadLocation", "time.loadLocation")
-MIME_UNIX = "mime.initMimeUnix"
-TEMP_DIR = "os.TempDir"
-RESOLVER_LOOKUP_HOST = "net.(*Resolver).lookupHost"
-USER_LOOKUP = "os/user.lookupUser"
+CGO_RESOLVER = NET_CGO[0]
+"""The cgo resolver proper (Go 1.21+ also keeps a cgoLookupHost stub in netgo builds)."""
 
 GO_MARKER_FUNCTIONS: tuple[str, ...] = (
-    X509_SYSTEM_ROOTS,
-    X509_SET_FALLBACK_ROOTS,
-    TZDATA_EMBEDDED,
-    CGO_RESOLVER,
-    PURE_GO_USER,
-    *CGO_USER,
-    *CGO_RUNTIME,
+    *SYSTEM_ROOTS,
+    *FALLBACK_ROOTS,
     *LOAD_LOCATION,
-    MIME_UNIX,
-    TEMP_DIR,
-    RESOLVER_LOOKUP_HOST,
-    USER_LOOKUP,
+    *TZDATA,
+    *USER_PURE,
+    *USER_CGO,
+    *NET_LOOKUP,
+    *NET_CGO,
+    *TEMP,
+    *MIME,
+    *EXECUTABLE,
+    *CGO_RUNTIME,
 )
 """The names go_facts looks up; `GoFacts.functions` is the subset found."""
 
@@ -801,7 +786,8 @@ _LIBC_SONAMES = ("libc.so.6", "libc.so", "libc.musl-")
 
 @dataclass(frozen=True)
 class GoFacts:
-    """What a Go binary's build info and function table say about its run-time needs."""
+    """What a Go binary's build info and function table say about its run-time needs: the
+    one set of Go facts every detector reads."""
 
     buildinfo: GoBuildInfo | None
     """None when absent (Go < 1.13) or unreadable (see `warnings`)."""
@@ -813,22 +799,15 @@ class GoFacts:
     """runtime/cgo is really linked: its functions are in the table, or the file asks the
     loader for libc. Decide "uses libc" from this, not from `cgo_enabled`."""
     tags: frozenset[str]
-    embeds_tzdata: bool
-    """time/tzdata is linked (marker function, or the timetzdata tag when the table is
-    unreadable): LoadLocation works without zoneinfo files."""
-    uses_system_roots: bool
-    """crypto/x509 linked with its system-root loader: CA files are read at run time."""
-    has_x509roots_fallback: bool
-    """Fallback roots are installed (x/crypto/x509roots/fallback or SetFallbackRoots)."""
-    cgo_resolver: bool
-    """The cgo DNS resolver is linked (net uses getaddrinfo in some configurations)."""
-    pure_go_user: bool
-    cgo_user: bool
     functions: frozenset[str]
     """The GO_MARKER_FUNCTIONS found in the pcln table."""
     pclntab: PclntabLocation | None
+    fallback_package: bool = False
+    """A function of golang.org/x/crypto/x509roots/fallback is in the table."""
     warnings: tuple[str, ...] = field(default=())
     """Problems met while reading (a corrupt build info, an unreadable table)."""
+    buildinfo_error: str | None = None
+    """Why the build info could not be read (None when it was, or is absent)."""
 
     @property
     def cgo(self) -> bool:
@@ -851,38 +830,95 @@ class GoFacts:
         """Whether marker `name` (one of GO_MARKER_FUNCTIONS) was found."""
         return name in self.functions
 
+    def found(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        """The markers of a group that were found, in the group's order."""
+        return tuple(n for n in names if n in self.functions)
 
-def is_go_binary(elf: ElfFile) -> bool:
+    @property
+    def version(self) -> str | None:
+        """The Go version without its `go` prefix (`1.21.13`), None when unknown."""
+        return self.go_version.removeprefix("go") if self.go_version else None
+
+    @property
+    def uses_system_roots(self) -> bool:
+        """crypto/x509 linked with its system-root loader: CA files are read at run time."""
+        return bool(self.found(SYSTEM_ROOTS))
+
+    @property
+    def has_x509roots_fallback(self) -> bool:
+        """Fallback roots are installed (x/crypto/x509roots/fallback or SetFallbackRoots)."""
+        return self.fallback_package or bool(self.found(FALLBACK_ROOTS))
+
+    @property
+    def embeds_tzdata(self) -> bool:
+        """time/tzdata is linked (a marker, or the timetzdata tag when the table is
+        unreadable): LoadLocation works without zoneinfo files. With a table, the linked
+        function is the truth (a tag alone links nothing)."""
+        return bool(self.found(TZDATA)) or (self.pclntab is None and self.timetzdata)
+
+    @property
+    def loads_locations(self) -> bool:
+        """time.LoadLocation itself: the program asks for zones by name. (time.loadLocation
+        alone comes with every use of time.Local, which reads TZ or /etc/localtime and
+        falls back to UTC.)"""
+        return LOAD_LOCATION[0] in self.functions
+
+    @property
+    def local_time(self) -> bool:
+        return LOAD_LOCATION[1] in self.functions
+
+    @property
+    def pure_go_user(self) -> bool:
+        """os/user in pure Go (reads /etc/passwd itself): no cgo linked, or the osusergo tag."""
+        return bool(self.found(USER_PURE)) and (not self.cgo_linked or self.osusergo)
+
+    def evidence(self, what: str, names: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """A detector's two evidence lines: what was found (with the markers of `names`
+        that are), and the build facts, as the toolchain line states them."""
+        found = self.found(names)
+        settings = [f"Go {self.version}"] if self.version else ["Go"]
+        # The CGO_ENABLED setting as recorded (the toolchain line's); Go < 1.18 recorded
+        # none, and then what is linked stands for it.
+        enabled = self.cgo_linked if self.cgo_enabled is None else self.cgo_enabled
+        settings.append(f"CGO_ENABLED={int(enabled)}")
+        if self.tags:
+            settings.append("tags " + ",".join(sorted(self.tags)))
+        if enabled and not self.cgo_linked:
+            # CGO_ENABLED=1 with netgo/osusergo may link no cgo at all: say so, as the
+            # toolchain line says "cgo linked" when it is.
+            settings.append("no cgo linked")
+        return (f"{what}: " + ", ".join(found) if found else what, "; ".join(settings))
+
+
+def _is_go(elf: ElfFile, image: ElfImage) -> bool:
     """Go's own sections, or the build-info magic where the linker puts it."""
-    with _mapped(elf) as image:
-        return _is_go(elf, image)
-
-
-def _is_go(elf: ElfFile, image: _Image) -> bool:
     if elf.section_names & {".go.buildinfo", ".gopclntab", ".note.go.buildid"}:
         return True
     return _find_buildinfo(elf, image) is not None
 
 
-def go_facts(elf: ElfFile) -> GoFacts | None:
-    """Facts of a Go binary; None for anything else.
+def go_facts(source: ElfImage | ElfFile) -> GoFacts | None:
+    """Facts of a Go binary; None for anything else. `source` is the run's image of the
+    file (or an ElfFile, read on its own).
 
     A corrupt build info or pcln table does not fail the whole file: what could be read is
     returned and the problem is named in `warnings`. ELFError only when the file itself
     cannot be read.
     """
-    with _mapped(elf) as image:
-        if not _is_go(elf, image):
+    with opened(source) as image:
+        if not _is_go(image.elf, image):
             return None
-        return _go_facts(elf, image)
+        return _go_facts(image.elf, image)
 
 
-def _go_facts(elf: ElfFile, image: _Image) -> GoFacts:
+def _go_facts(elf: ElfFile, image: ElfImage) -> GoFacts:
     warnings: list[str] = []
     buildinfo: GoBuildInfo | None = None
+    buildinfo_error: str | None = None
     try:
         buildinfo = _read_buildinfo(elf, image)
     except ELFError as exc:
+        buildinfo_error = str(exc)
         warnings.append(f"Go build info unreadable: {exc}")
     functions: frozenset[str] = frozenset()
     fallback_package = False
@@ -900,23 +936,16 @@ def _go_facts(elf: ElfFile, image: _Image) -> GoFacts:
     except ELFError as exc:
         warnings.append(f"Go pcln table unreadable: {exc}")
 
-    tags = buildinfo.tags if buildinfo is not None else frozenset()
     libc_needed = any(n.startswith(_LIBC_SONAMES) for n in elf.needed)
     return GoFacts(
         buildinfo=buildinfo,
         go_version=buildinfo.go_version if buildinfo is not None else None,
         cgo_enabled=buildinfo.cgo_enabled if buildinfo is not None else None,
         cgo_linked=libc_needed or any(n in functions for n in CGO_RUNTIME),
-        tags=tags,
-        # The tag is the evidence only when the table could not be read: with a table,
-        # the linked function is the truth (a tag alone does not link anything).
-        embeds_tzdata=TZDATA_EMBEDDED in functions or (pclntab is None and "timetzdata" in tags),
-        uses_system_roots=X509_SYSTEM_ROOTS in functions,
-        has_x509roots_fallback=fallback_package or X509_SET_FALLBACK_ROOTS in functions,
-        cgo_resolver=CGO_RESOLVER in functions,
-        pure_go_user=PURE_GO_USER in functions,
-        cgo_user=any(n in functions for n in CGO_USER),
+        tags=buildinfo.tags if buildinfo is not None else frozenset(),
         functions=functions,
         pclntab=pclntab,
+        fallback_package=fallback_package,
         warnings=tuple(warnings),
+        buildinfo_error=buildinfo_error,
     )

@@ -29,10 +29,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from scratchprobe import boundedjson
-from scratchprobe.elf.constants import SegmentType
-from scratchprobe.elf.image import FileImage, file_image
+from scratchprobe.elf.image import ElfImage, FileImage, opened
 from scratchprobe.elf.reader import ElfFile
-from scratchprobe.elf.sections import read_section
 from scratchprobe.errors import ELFError
 
 DEP_V0_SECTION = ".dep-v0"
@@ -58,8 +56,6 @@ _MAX_PATH_HITS = 200_000
 # Read-only data sections where rustc puts string literals (LLD and GNU ld spellings).
 _RODATA_PREFIXES = (".rodata", ".lrodata")
 
-PF_X = 0x1
-PF_W = 0x2
 SHT_NOBITS = 8
 
 
@@ -121,6 +117,8 @@ class RustFacts:
     rustc_source_versions: tuple[str, ...] = ()
     """Versions of `/rustc-<version>[-src]/library/` paths (distribution builds of the
     standard library), most frequent first."""
+    audit_error: str | None = None
+    """Why the audit data could not be read (None when it was, or is absent)."""
 
     @property
     def rustc_commit(self) -> str | None:
@@ -148,9 +146,6 @@ class RustFacts:
                 return crate
         return None
 
-    def has_crate(self, name: str) -> bool:
-        return self.crate(name) is not None
-
     @property
     def runtime_crate_names(self) -> frozenset[str]:
         """Names of crates linked into the program (audit data, else the path fallback)."""
@@ -165,8 +160,9 @@ def _normalise(name: str) -> str:
     return name.replace("-", "_").lower()
 
 
-def _rodata_ranges(elf: ElfFile) -> list[tuple[int, int]]:
+def _rodata_ranges(image: ElfImage) -> list[tuple[int, int]]:
     """File ranges of read-only data: the .rodata sections, else the read-only segments."""
+    elf = image.elf
     ranges = [
         (s.offset, s.offset + s.size)
         for s in elf.sections
@@ -174,17 +170,14 @@ def _rodata_ranges(elf: ElfFile) -> list[tuple[int, int]]:
     ]
     if not ranges:
         # No section headers (sstrip): scan the segments that are neither written nor run.
-        ranges = [
-            (s.offset, s.offset + s.filesz)
-            for s in elf.segments
-            if s.type == SegmentType.LOAD and not s.flags & (PF_W | PF_X) and s.filesz
-        ]
+        ranges = image.readonly_ranges(limit=elf.size)
     return [(start, min(end, elf.size)) for start, end in ranges if start < elf.size]
 
 
-def read_rustc_comment(elf: ElfFile) -> tuple[str, str] | None:
+def read_rustc_comment(source: ElfImage | ElfFile) -> tuple[str, str] | None:
     """(version, whole entry) from `.comment`, or None."""
-    data = read_section(elf, ".comment", limit=1 << 20)
+    with opened(source) as image:
+        data = image.section(".comment", limit=1 << 20)
     if not data:
         return None
     match = _RUSTC_COMMENT.search(data)
@@ -276,15 +269,17 @@ def _rank(evidence: CrateEvidence) -> int:
     return order.index(evidence)
 
 
-def read_audit_data(elf: ElfFile) -> tuple[int, tuple[RustCrate, ...]] | None:
+def read_audit_data(source: ElfImage | ElfFile) -> tuple[int, tuple[RustCrate, ...]] | None:
     """(format, crates) from cargo-auditable's `.dep-v0`, None when the section is absent.
 
     Raises ELFError for a section that is not a zlib stream of the documented JSON.
     """
+    elf = source.elf if isinstance(source, ElfImage) else source
     section = elf.section(DEP_V0_SECTION)
     if section is None:
         return None
-    compressed = read_section(elf, DEP_V0_SECTION, limit=_DEP_V0_MAX_COMPRESSED)
+    with opened(source) as image:
+        compressed = image.section(DEP_V0_SECTION, limit=_DEP_V0_MAX_COMPRESSED)
     if not compressed:
         raise ELFError(f"{DEP_V0_SECTION} is empty")
     try:
@@ -346,27 +341,34 @@ def _parse_audit_document(document: object) -> tuple[int, tuple[RustCrate, ...]]
     return audit_format, tuple(crates)
 
 
-def rust_facts(elf: ElfFile) -> RustFacts | None:
-    """Facts of a Rust binary; None when nothing says Rust.
+def rust_facts(source: ElfImage | ElfFile) -> RustFacts | None:
+    """Facts of a Rust binary; None when nothing says Rust. `source` is the run's image of
+    the file (or an ElfFile, read on its own).
 
     Rust is recognised by the `.comment` entry, `/rustc/<commit>/` paths, a distribution's
     `/rustc-<version>[-src]/library/` paths, or audit data.
     Malformed audit data does not fail the file; it is reported in `warnings`.
     """
+    with opened(source) as view:
+        return _rust_facts(view)
+
+
+def _rust_facts(view: ElfImage) -> RustFacts | None:
     warnings: list[str] = []
-    comment = read_rustc_comment(elf)
+    comment = read_rustc_comment(view)
     audit: tuple[int, tuple[RustCrate, ...]] | None = None
+    audit_error: str | None = None
     try:
-        audit = read_audit_data(elf)
+        audit = read_audit_data(view)
     except ELFError as exc:
+        audit_error = str(exc)
         warnings.append(f"cargo-auditable data unreadable: {exc}")
-    ranges = _rodata_ranges(elf)
-    with file_image(elf) as view:
-        commits = _rustc_commits(view, ranges)
-        sources = () if commits else _rustc_source_versions(view, ranges)
-        if comment is None and not commits and not sources and audit is None and not warnings:
-            return None
-        path_crates = _path_crates(view, ranges)
+    ranges = _rodata_ranges(view)
+    commits = _rustc_commits(view, ranges)
+    sources = () if commits else _rustc_source_versions(view, ranges)
+    if comment is None and not commits and not sources and audit is None and not warnings:
+        return None
+    path_crates = _path_crates(view, ranges)
     return RustFacts(
         rustc_version=comment[0] if comment else None,
         rustc_version_line=comment[1] if comment else None,
@@ -376,4 +378,5 @@ def rust_facts(elf: ElfFile) -> RustFacts | None:
         path_crates=path_crates,
         warnings=tuple(warnings),
         rustc_source_versions=sources,
+        audit_error=audit_error,
     )

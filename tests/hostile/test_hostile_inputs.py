@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from scratchprobe.discover import InputProblem
-from scratchprobe.elf.image import file_image
+from scratchprobe.elf.image import opened
 from scratchprobe.elf.reader import read_elf
 from scratchprobe.errors import ELFError
 from scratchprobe.internal import internal_problem
@@ -404,7 +404,7 @@ def test_a_file_that_shrinks_while_scanned_is_an_error(tmp_path: Path) -> None:
     copy = tmp_path / "shrinking"
     copy.write_bytes((TESTBINS / "c-glibc-static").read_bytes())
     elf = read_elf(str(copy))
-    with file_image(elf) as image:
+    with opened(elf) as image:
         head = image.read(0, 4, "magic")
         os.truncate(copy, 64)
         with pytest.raises(ELFError, match="changed while it was read"):

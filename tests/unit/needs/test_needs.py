@@ -154,24 +154,26 @@ def test_openssl_bundle_path_comes_from_the_roots_libcrypto() -> None:
 
 def test_glibc_before_2_34_needs_nss_modules(make_root: RootBuilder, tmp_path: Path) -> None:
     """A root whose libc.so.6 defines no GLIBC_2.34: files/dns come from modules."""
-    from scratchprobe.needs.evidence import EvidenceCache, gather
+    from scratchprobe.needs.evidence import gather
     from scratchprobe.needs.nssmodules import detect as _nss_modules
 
     root = make_root({**glibc_base(), "/app": RUNTIME / "c-getpwnam"})
     result = inspect(("/app",), InspectOptions(root=str(root)))
     report = result.binaries[0]
-    subject = gather(
-        report.path, report.elf, report.linkage, report.libc, report.closure, EvidenceCache()
-    )
     from dataclasses import replace
 
     from scratchprobe.loader.closure import ElfCache, Resolver
     from scratchprobe.needs.context import Context
     from scratchprobe.root import Root
 
-    old = replace(subject, root_glibc=(2, 31))
-    ctx = Context(Root(str(root)), Resolver(Root(str(root)), (), ElfCache()), NeedsOptions())
-    (need,) = _nss_modules(old, ctx)
+    in_root = Root(str(root))
+    with Context(in_root, Resolver(in_root, (), ElfCache()), NeedsOptions()) as ctx:
+        with ctx.images.use(report.elf) as image:
+            subject = gather(
+                report.path, image, report.linkage, report.libc, report.closure, ctx.evidence
+            )
+        old = replace(subject, root_glibc=(2, 31))
+        (need,) = _nss_modules(old, ctx)
     assert need.kind is NeedKind.NSS_MODULES
     assert any("libnss_files.so.2" in p for p in need.problems)
     assert _nss_modules(subject, ctx) == []

@@ -25,9 +25,11 @@ from scratchprobe.elf.reader import ElfFile, read_elf
 from scratchprobe.errors import ELFError
 from scratchprobe.toolchain import Toolchain, detect_toolchain
 from scratchprobe.toolchain.go import (
+    CGO_RESOLVER,
     CGO_RUNTIME,
     GO_BUILDINFO_MAGIC,
     GO_MARKER_FUNCTIONS,
+    USER_CGO,
     X509ROOTS_FALLBACK_PREFIX,
     GoBuildInfo,
     GoFacts,
@@ -181,14 +183,14 @@ def test_marker_meanings_per_variant() -> None:
     assert facts("go-tz-embedded").embeds_tzdata
     assert not facts("go-tz").embeds_tzdata
     assert facts("go-user").pure_go_user
-    assert not facts("go-user").cgo_user
-    assert facts("go-user-cgo").cgo_user
+    assert not facts("go-user").found(USER_CGO)
+    assert facts("go-user-cgo").found(USER_CGO)
     assert not facts("go-user-cgo").pure_go_user
     assert facts("go-user-osusergo").pure_go_user
-    assert not facts("go-user-osusergo").cgo_user
-    assert facts("go-lookup-cgo").cgo_resolver
-    assert not facts("go-lookup").cgo_resolver
-    assert not facts("go-lookup-netgo").cgo_resolver
+    assert not facts("go-user-osusergo").found(USER_CGO)
+    assert facts("go-lookup-cgo").has_function(CGO_RESOLVER)
+    assert not facts("go-lookup").has_function(CGO_RESOLVER)
+    assert not facts("go-lookup-netgo").has_function(CGO_RESOLVER)
     # CGO_ENABLED=1 with netgo/osusergo links no cgo at all: the setting is not the truth.
     for name in ("go-lookup-netgo", "go-user-osusergo"):
         assert facts(name).cgo_enabled is True

@@ -1,0 +1,3 @@
+module scratchprobe/testbins/runtime/go-user-lookup
+
+go 1.19
