@@ -79,7 +79,7 @@ def annotate(inspection: Inspection, sbom: bool = True) -> FileAnnotations:
     directories (the JSON manifest has neither). Never raises for unreadable files or
     package databases: what cannot be read is left unknown, with a warning."""
     try:
-        root = Root(inspection.root)
+        root = inspection.fs
     except RootError as exc:
         return FileAnnotations((), OsRelease(None, None), (), (str(exc),))
     warnings: list[str] = []

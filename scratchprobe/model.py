@@ -20,6 +20,7 @@ from scratchprobe.loader.closure import Closure
 from scratchprobe.needs.context import NeedsOptions
 from scratchprobe.needs.model import NeedKind, RuntimeNeed
 from scratchprobe.plan import FileType, Plan
+from scratchprobe.root import Root
 
 if TYPE_CHECKING:
     # Types only: a run whose format shows no owners never loads the package readers.
@@ -117,6 +118,7 @@ class BinaryReport:
 @dataclass(frozen=True)
 class Inspection:
     root: str
+    """The root's directory, as printed (the manifest's `root`)."""
     binaries: tuple[BinaryReport, ...]
     problems: tuple[InputProblem, ...]
     plan: Plan
@@ -128,6 +130,14 @@ class Inspection:
     user: str | None = None
     notes: tuple[str, ...] = ()
     """What walking directory arguments skipped or followed, one line per directory."""
+    filesystem: Root | None = field(default=None, compare=False, repr=False)
+    """The run's one `Root` (its resolution caches), for every later stage that reads the
+    root (annotate, rootfs, image, verify); None only for an Inspection built by hand."""
+
+    @property
+    def fs(self) -> Root:
+        """The run's Root, or one for `root` when the Inspection was built by hand."""
+        return self.filesystem if self.filesystem is not None else Root(self.root)
 
     @property
     def unresolved(self) -> tuple[str, ...]:

@@ -86,6 +86,7 @@ def inspect(
         runtime_provided=tuple(dict.fromkeys(provided)),
         user=options.needs.user,
         notes=discovery.notes,
+        filesystem=root,
     )
 
 
@@ -136,7 +137,7 @@ def inspect_for_image(
     report = inspection.binaries[0]
     if report.path == install:
         return inspection
-    root = Root(inspection.root)
+    root = inspection.fs
     closure = None
     warnings = []
     if report.closure is not None:

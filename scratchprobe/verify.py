@@ -203,7 +203,7 @@ def verify(binary: str, options: VerifyOptions) -> Verification:
     emulator = emulator_for(arch)
     kind = find_sandbox(options.sandbox)
     plan = inspection.plan if emulator is None else _with_emulator(inspection.plan, emulator)
-    root = Root(inspection.root)
+    root = inspection.fs
     argv = (report.path, *options.args)
     if emulator is not None:
         argv = (emulator.image_path, *argv)

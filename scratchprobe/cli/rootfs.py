@@ -62,7 +62,6 @@ def command(
     """
     from scratchprobe.pipeline import inspect_for_image
     from scratchprobe.render.names import visible_text
-    from scratchprobe.root import Root
     from scratchprobe.rootfs import (
         Destination,
         OutputKind,
@@ -91,14 +90,12 @@ def command(
             fail(f"{destination.path}: nothing written")
         if stream:
             # Not a file named `-`: the archive goes to stdout, so the summary goes to stderr.
-            tree = stream_rootfs(
-                inspection.plan, Root(inspection.root), sys.stdout.buffer, mtime=mtime
-            )
+            tree = stream_rootfs(inspection.plan, inspection.fs, sys.stdout.buffer, mtime=mtime)
             sys.stdout.buffer.flush()
             result = RootfsResult(destination, tree)
         else:
             result = write_rootfs(
-                inspection.plan, Root(inspection.root), destination, force=force, mtime=mtime
+                inspection.plan, inspection.fs, destination, force=force, mtime=mtime
             )
     # Names in the warnings visibly escaped (docs/output-encoding.md): one line each.
     for message in inspection.warnings + result.layout.warnings:

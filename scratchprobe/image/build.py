@@ -47,7 +47,6 @@ from scratchprobe.image.layout import (
 from scratchprobe.image.platform import Platform, common_platform
 from scratchprobe.model import Inspection
 from scratchprobe.render.formats import ImageFormat
-from scratchprobe.root import Root
 from scratchprobe.rootfs import layout
 
 MEDIA_TYPE_CYCLONEDX = "application/vnd.cyclonedx+json"
@@ -133,7 +132,7 @@ def _platform_image(
     options: ImageOptions,
     warnings: list[str],
 ) -> PlatformImage:
-    tree = layout(inspection.plan, Root(inspection.root))
+    tree = layout(inspection.plan, inspection.fs)
     warnings += tree.warnings
     parts = split(inspection.plan, tree)
     packages: tuple[str, ...] = ()

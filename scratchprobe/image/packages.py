@@ -136,7 +136,7 @@ def package_metadata(inspection: Inspection, tree: Layout) -> PackageMetadata:
                 continue
             packages.setdefault(fact.package.purl, fact.package)
             owned.setdefault(fact.package.purl, []).append(fact.path)
-    root = Root(inspection.root)
+    root = inspection.fs
     files: dict[str, bytes] = {}
     warnings: list[str] = []
     dpkg = [p for p in packages.values() if p.manager is PackageManager.DPKG]
