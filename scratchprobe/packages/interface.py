@@ -9,7 +9,9 @@ once and keeps only the paths that were asked for.
 
 from __future__ import annotations
 
+import os
 import posixpath
+import stat
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -109,15 +111,37 @@ class DirectoryResolver:
         directory, _, name = listed.rpartition("/")
         if not name:
             return None
-        if directory not in self._dirs:
-            try:
-                self._dirs[directory] = self._root.resolve(directory or "/").path
-            except (OSError, ValueError):  # ValueError: a NUL byte in a corrupt list
-                self._dirs[directory] = None
-        resolved = self._dirs[directory]
+        resolved = self._directory(directory)
         if resolved is None:
             return None
         return posixpath.join(resolved, name)
+
+    def _directory(self, directory: str) -> str | None:
+        """`directory` resolved in the root, from its parent's resolution and one lstat of
+        its own last component when that is a real directory (a list's directories are
+        nested: a full resolution of each repeats its parents' lstats); anything else (a
+        symlink, `.`, `..`, a missing or odd entry) goes through Root.resolve."""
+        if directory in self._dirs:
+            return self._dirs[directory]
+        parent, _, name = directory.rpartition("/")
+        resolved: str | None = None
+        # The depth bound keeps a crafted list's deep path from deep recursion.
+        if name and name not in (".", "..") and "\0" not in name and parent.count("/") < 64:
+            base = self._directory(parent) if parent else "/"
+            if base is not None:
+                candidate = posixpath.join(base, name)
+                try:
+                    if stat.S_ISDIR(os.lstat(self._root.host_path(candidate)).st_mode):
+                        resolved = candidate
+                except OSError:
+                    pass
+        if resolved is None:
+            try:
+                resolved = self._root.resolve(directory or "/").path
+            except (OSError, ValueError):  # ValueError: a NUL byte in a corrupt list
+                resolved = None
+        self._dirs[directory] = resolved
+        return resolved
 
 
 def package_url(
