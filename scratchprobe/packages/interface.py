@@ -1,10 +1,12 @@
 """What every package-database reader returns, and the one question it answers.
 
 A reader is built once per run for one root; `owners` is then asked once with every path the
-image needs. The readers take the whole set at once because none of the three databases has
-a path -> package index on disk that is cheap to use (dpkg's is spread over one `.list` file
-per package, apk's and rpm's are inside each package record): each reader walks its records
-once and keeps only the paths that were asked for.
+image needs. None of the three databases has a path -> package index on disk that is cheap
+to use (dpkg's is spread over one `.list` file per package, apk's and rpm's are inside each
+package record), so each reader keeps a file-name index between runs, used only while the
+database files keep the identity it was built from (dpkgindex.py, fileindex.py): a run then
+reads only the listings of the wanted file names; without one, it walks every record once
+and keeps only the paths that were asked for.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -142,6 +145,26 @@ class DirectoryResolver:
                 resolved = None
         self._dirs[directory] = resolved
         return resolved
+
+
+def owners_of_listings(
+    listings: Iterable[tuple[int, int, str]],
+    paths: frozenset[str],
+    resolver: DirectoryResolver,
+    package_of: Callable[[int], Package],
+) -> dict[str, Package]:
+    """The owner of each of `paths` among `listings` (record, position, listed path), met
+    in database order: the first record listing a path owns it. `package_of` builds a
+    record's Package, once per record that owns something."""
+    found: dict[str, Package] = {}
+    packages: dict[int, Package] = {}
+    for record, _position, listed in listings:
+        key = resolver.key(listed)
+        if key is not None and key in paths and key not in found:
+            if record not in packages:
+                packages[record] = package_of(record)
+            found[key] = packages[record]
+    return found
 
 
 def package_url(
