@@ -1021,6 +1021,13 @@ def memory_derived(scn: dict[str, Any], half: int, whole: int) -> list[str]:
 
 
 SCALE_DIRS = ("/usr/bin", "/usr/lib/x86_64-linux-gnu")
+SCALE_DATA = (
+    "/etc/ssl",
+    "/usr/lib/ssl",
+    "/usr/share/ca-certificates",
+    "/usr/share/zoneinfo",
+    "/var/lib/dpkg",
+)
 
 
 def build_scale_root(copies: int) -> tuple[Path | None, list[str], str]:
@@ -1043,11 +1050,18 @@ def build_scale_root(copies: int) -> tuple[Path | None, list[str], str]:
             if os.path.islink(f"/{link}"):
                 os.symlink(os.readlink(f"/{link}"), root / link)
         (root / "etc").mkdir()
-        for name in ("ld.so.conf", "ld.so.cache", "os-release"):
+        for name in ("ld.so.conf", "ld.so.cache", "os-release", "passwd", "group",
+                     "nsswitch.conf"):  # fmt: skip
             if os.path.isfile(f"/etc/{name}"):
                 shutil.copy(f"/etc/{name}", root / "etc" / name)
         if os.path.isdir("/etc/ld.so.conf.d"):
             shutil.copytree("/etc/ld.so.conf.d", root / "etc/ld.so.conf.d")
+        # What the runtime needs and the json owners read: CA bundle, zoneinfo, dpkg.
+        for tree in SCALE_DATA:
+            if os.path.isdir(tree):
+                (root / tree[1:]).parent.mkdir(parents=True, exist_ok=True)
+                subprocess.run(["cp", "-al", tree, str(root / tree[1:])], check=True,
+                               capture_output=True)  # fmt: skip
         for n in range(1, copies + 1):
             (root / f"opt/copy{n}").mkdir(parents=True)
             for source, name in ((root / "usr/bin", "bin"), (root / SCALE_DIRS[1][1:], "lib")):
