@@ -251,15 +251,30 @@ class _Analysed:
     root_warnings: tuple[str, ...]
 
 
+class _Session:
+    """What analyses share: the parsed files, the loader's searches, the evidence read
+    from each library. One per run, or one per worker process for all its chunks."""
+
+    def __init__(self, options: InspectOptions) -> None:
+        self.options = options
+        root = Root(options.root)
+        self.cache = ElfCache()
+        self.resolver = Resolver(root, options.library_path, self.cache)
+        self.context = Context(root, self.resolver, options.needs)
+        self.evidence = EvidenceCache()
+
+
 def _analyse(
-    candidates: list[Candidate], options: InspectOptions, progress: Progress | None = None
+    candidates: list[Candidate],
+    options: InspectOptions,
+    progress: Progress | None = None,
+    session: _Session | None = None,
 ) -> _Analysed:
     """Closure and runtime needs of each candidate, sharing the parsed libraries."""
-    root = Root(options.root)
-    cache = ElfCache()
-    resolver = Resolver(root, options.library_path, cache)
-    context = Context(root, resolver, options.needs)
-    evidence = EvidenceCache()
+    if session is None:
+        session = _Session(options)
+    cache, resolver = session.cache, session.resolver
+    context, evidence = session.context, session.evidence
     reports: list[BinaryReport | None] = []
     problems: list[InputProblem] = []
     warnings: list[str] = []
@@ -308,14 +323,22 @@ def internal_problem(label: str, exc: Exception) -> InputProblem:
     return InputProblem(label, f"internal error: {type(exc).__name__}: {text}")
 
 
+_WORKER_SESSION: list[_Session] = []
+"""In a worker process: the session its chunks share (a worker lives for one run's pool)."""
+
+
 def _analyse_chunk(args: tuple[list[Candidate], InspectOptions]) -> _Analysed:
-    return _analyse(*args)
+    chunk, options = args
+    if not _WORKER_SESSION or _WORKER_SESSION[0].options != options:
+        _WORKER_SESSION[:] = [_Session(options)]
+    return _analyse(chunk, options, session=_WORKER_SESSION[0])
 
 
-# With progress shown, each worker's share is cut in this many pieces so that results
-# arrive while the batch runs; each piece parses its libraries again, so without progress
-# a worker gets its whole share at once.
-_PROGRESS_PIECES = 8
+# Each worker's share is cut in this many pieces: results arrive (and are unpickled, and
+# counted by a progress bar) while the batch runs, and a worker that finishes early takes
+# the next piece. The pieces of one worker share its session, so a library is parsed and
+# scanned once per worker, not once per piece.
+_PIECES = 8
 
 
 def _analyse_in_parallel(
@@ -329,7 +352,7 @@ def _analyse_in_parallel(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    stride = workers * (_PROGRESS_PIECES if progress is not None else 1)
+    stride = workers * _PIECES
     chunks = [candidates[i::stride] for i in range(stride)]
     context = multiprocessing.get_context("fork")
     results: list[_Analysed | None] = [None] * stride
