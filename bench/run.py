@@ -576,8 +576,8 @@ _COPY_PATTERN_CHARS = frozenset("*?[\\")
 
 
 def find_elf_files(directory: str) -> list[str]:
-    """Regular files (not symlinks) with the ELF magic below `directory`, sorted like
-    scratchprobe's own directory walk, without names COPY cannot express."""
+    """Regular ELF programs and shared libraries (not symlinks) below `directory`, sorted
+    like scratchprobe's own directory walk, without names COPY cannot express."""
     out: list[str] = []
     for current, dirs, files in os.walk(directory, followlinks=False):
         dirs.sort()
@@ -589,9 +589,15 @@ def find_elf_files(directory: str) -> list[str]:
                 continue
             try:
                 with open(path, "rb") as handle:
-                    if handle.read(4) != ELF_MAGIC:
-                        continue
+                    head = handle.read(18)
             except OSError:
+                continue
+            # Programs and shared libraries only (e_type ET_EXEC or ET_DYN, in the byte
+            # order of EI_DATA): a relocatable crt1.o or a core file named on the command
+            # line is an input error for every tool, and nothing a batch means to measure.
+            if len(head) < 18 or head[:4] != ELF_MAGIC:
+                continue
+            if int.from_bytes(head[16:18], "big" if head[5] == 2 else "little") not in (2, 3):
                 continue
             out.append(path)
     return out

@@ -334,11 +334,12 @@ def _analyse_chunk(args: tuple[list[Candidate], InspectOptions]) -> _Analysed:
     return _analyse(chunk, options, session=_WORKER_SESSION[0])
 
 
-# Each worker's share is cut in this many pieces: results arrive (and are unpickled, and
-# counted by a progress bar) while the batch runs, and a worker that finishes early takes
-# the next piece. The pieces of one worker share its session, so a library is parsed and
-# scanned once per worker, not once per piece.
-_PIECES = 8
+# With progress shown, each worker's share is cut in this many pieces so that results
+# arrive while the batch runs. The pieces of one worker share its session, so a library is
+# parsed and scanned once per worker, not once per piece; but each piece's result pickles
+# the libraries its reports point to again, and the parent unpickles every copy: without
+# progress a worker gets its whole share at once.
+_PROGRESS_PIECES = 8
 
 
 def _analyse_in_parallel(
@@ -352,7 +353,7 @@ def _analyse_in_parallel(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    stride = workers * _PIECES
+    stride = workers * (_PROGRESS_PIECES if progress is not None else 1)
     chunks = [candidates[i::stride] for i in range(stride)]
     context = multiprocessing.get_context("fork")
     results: list[_Analysed | None] = [None] * stride
