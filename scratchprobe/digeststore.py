@@ -15,14 +15,16 @@ _SETTLED_NS (the same rule as git's "racily clean" index entries, Documentation/
 racy-git.txt): a later change then stamps a later ctime.
 
 The store is one file under $XDG_CACHE_HOME/scratchprobe (dpkgindex.cache_directory, also
-turned off by SCRATCHPROBE_NO_CACHE=1), of at most _KEEP lines `KEY DIGEST SIZE`, KEY being
-the SHA-256 of the identity; it is read bounded, a line that does not parse is skipped, and
-it is written atomically (a temporary file renamed over it) only when a run added digests.
-A cache directory that cannot be read or written only means digests are taken again.
+turned off by SCRATCHPROBE_NO_CACHE=1), of at most _KEEP sorted lines `KEY DIGEST SIZE`,
+KEY being the SHA-256 of the identity; it is read bounded, a line that does not parse is
+never an answer, and it is written atomically (a temporary file renamed over it) only when
+a run added digests. A cache directory that cannot be read or written only means digests
+are taken again.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
 import os
@@ -51,13 +53,15 @@ def identity_key(host_path: str, info: os.stat_result) -> str:
 
 
 class DigestStore:
-    """The stored digests of one run: looked up by identity, new ones saved at the end."""
+    """The stored digests of one run: looked up by identity, new ones saved at the end.
+
+    The file's lines are kept sorted and searched by bisection, never all parsed: a cold
+    run over one binary pays for reading the file, not for decoding 50,000 entries."""
 
     def __init__(self, path: str | None) -> None:
         self._path = path
-        self._known: dict[str, tuple[str, int]] = {}
+        self._lines: list[bytes] = []
         self._added: dict[str, tuple[str, int]] = {}
-        self._used: dict[str, tuple[str, int]] = {}
         if path is None:
             return
         try:
@@ -65,17 +69,22 @@ class DigestStore:
                 data = handle.read(_MAX_BYTES)
         except OSError:
             return
-        for line in data.split(b"\n"):
-            match = _LINE.fullmatch(line)
-            if match is not None:
-                self._known[match.group(1).decode()] = (match.group(2).decode(), int(match[3]))
+        self._lines = data.split(b"\n")
+        if any(a > b for a, b in zip(self._lines[:64], self._lines[1:65], strict=False)):
+            self._lines.sort()  # not written by `save` (which sorts): sorted once here
 
     def get(self, key: str, size: int) -> str | None:
-        found = self._added.get(key) or self._known.get(key)
-        if found is None or found[1] != size:
+        if key in self._added:
+            digest, stored_size = self._added[key]
+            return digest if stored_size == size else None
+        prefix = key.encode("ascii") + b" "
+        at = bisect.bisect_left(self._lines, prefix)
+        if at >= len(self._lines) or not self._lines[at].startswith(prefix):
             return None
-        self._used[key] = found
-        return found[0]
+        match = _LINE.fullmatch(self._lines[at])
+        if match is None or int(match.group(3)) != size:
+            return None
+        return match.group(2).decode("ascii")
 
     def add(self, key: str, info: os.stat_result, digest: str) -> None:
         """Remember `digest`, unless the file changed too recently to be told apart from a
@@ -84,26 +93,21 @@ class DigestStore:
             self._added[key] = (digest, info.st_size)
 
     def save(self) -> None:
-        """Store this run's new digests and the most recent others, up to _KEEP."""
+        """Store this run's new digests with the others, up to _KEEP (the others dropped
+        first past it)."""
         if self._path is None or not self._added:
             return
-        kept = {**self._used, **self._added}
-        for key, value in reversed(self._known.items()):
-            if len(kept) >= _KEEP:
-                break
-            kept.setdefault(key, value)
-        # Oldest first, so that the newest are the ones read last and kept on the next save.
-        lines = b"".join(
-            f"{key} {digest} {size}\n".encode("ascii")
-            for key, (digest, size) in reversed(kept.items())
-        )
+        fresh = [f"{k} {d} {n}".encode("ascii") for k, (d, n) in self._added.items()]
+        replaced = {k.encode("ascii") for k in self._added}
+        old = [line for line in self._lines if line and line[:64] not in replaced]
+        kept = sorted(fresh + old[: max(0, _KEEP - len(fresh))])
         directory = os.path.dirname(self._path)
         with contextlib.suppress(OSError):
             os.makedirs(directory, mode=0o700, exist_ok=True)
             fd, temporary = tempfile.mkstemp(prefix=".digests-", dir=directory)
             try:
                 with open(fd, "wb") as handle:
-                    handle.write(lines)
+                    handle.write(b"\n".join(kept) + b"\n")
                 os.replace(temporary, self._path)
             except BaseException:
                 with contextlib.suppress(OSError):
