@@ -164,6 +164,8 @@ class CaseResult:
     """Per timed run: how many of its processes exited non-zero."""
     exit_codes: set[int] = field(default_factory=set)
     stderr_lines: list[int] = field(default_factory=list)
+    rss_kb: list[int] = field(default_factory=list)
+    """Per timed run: the largest peak resident set of its processes (ru_maxrss, KiB)."""
     crashes: int = 0
     """Timed runs whose stderr holds a Python traceback: the time is not of real work."""
     crash_line: str | None = None
@@ -200,6 +202,8 @@ class Run:
     stderr_lines: int
     crash_line: str | None
     """The last line of the first Python traceback on stderr, if there was one."""
+    rss_kb: int = 0
+    """The largest peak resident set of the run's processes (wait4's ru_maxrss, KiB)."""
 
 
 def _crash_line(stderr: bytes) -> str | None:
@@ -224,6 +228,7 @@ def run_once(case: Case, timeout: float) -> Run:
     """
     codes: set[int] = set()
     nonzero = 0
+    rss = 0
     current: list[subprocess.Popen[bytes]] = []
     expired = threading.Event()
 
@@ -249,7 +254,11 @@ def run_once(case: Case, timeout: float) -> Run:
                     env=case.env,
                 ) as proc:
                     current.append(proc)
-                    code = proc.wait()
+                    # wait4: the same blocking wait, and the child's own rusage (its peak
+                    # RSS; RUSAGE_CHILDREN's ru_maxrss is the largest of all children).
+                    _pid, status, usage = os.wait4(proc.pid, 0)
+                    proc.returncode = code = os.waitstatus_to_exitcode(status)
+                    rss = max(rss, usage.ru_maxrss)
                     current.pop()
                 if expired.is_set():
                     raise MeasurementTimeout(f"killed after {timeout:g} s")
@@ -261,7 +270,7 @@ def run_once(case: Case, timeout: float) -> Run:
             watchdog.cancel()
         err.seek(0)
         stderr = err.read()
-    return Run(wall, cpu, nonzero, codes, stderr.count(b"\n"), _crash_line(stderr))
+    return Run(wall, cpu, nonzero, codes, stderr.count(b"\n"), _crash_line(stderr), rss)
 
 
 def measure(
@@ -309,6 +318,7 @@ def measure(
             res.nonzero.append(run.nonzero)
             res.exit_codes |= run.codes
             res.stderr_lines.append(run.stderr_lines)
+            res.rss_kb.append(run.rss_kb)
             if run.crash_line is not None:
                 res.crashes += 1
                 res.crash_line = res.crash_line or run.crash_line
@@ -568,8 +578,8 @@ _COPY_PATTERN_CHARS = frozenset("*?[\\")
 
 
 def find_elf_files(directory: str) -> list[str]:
-    """Regular files (not symlinks) with the ELF magic below `directory`, sorted like
-    scratchprobe's own directory walk, without names COPY cannot express."""
+    """Regular ELF programs and shared libraries (not symlinks) below `directory`, sorted
+    like scratchprobe's own directory walk, without names COPY cannot express."""
     out: list[str] = []
     for current, dirs, files in os.walk(directory, followlinks=False):
         dirs.sort()
@@ -581,9 +591,15 @@ def find_elf_files(directory: str) -> list[str]:
                 continue
             try:
                 with open(path, "rb") as handle:
-                    if handle.read(4) != ELF_MAGIC:
-                        continue
+                    head = handle.read(18)
             except OSError:
+                continue
+            # Programs and shared libraries only (e_type ET_EXEC or ET_DYN, in the byte
+            # order of EI_DATA): a relocatable crt1.o or a core file named on the command
+            # line is an input error for every tool, and nothing a batch means to measure.
+            if len(head) < 18 or head[:4] != ELF_MAGIC:
+                continue
+            if int.from_bytes(head[16:18], "big" if head[5] == 2 else "little") not in (2, 3):
                 continue
             out.append(path)
     return out
@@ -636,6 +652,17 @@ def unstripped_go(files: Sequence[str], at_least: int) -> str | None:
         if ".symtab" in names and names & {".gopclntab", ".go.buildinfo"}:
             return path
     return None
+
+
+def built_go(floor_mb: int, timeout: float) -> tuple[str | None, str]:
+    """An unstripped Go program over `floor_mb` MB built by bench/gobuild.py (cached)."""
+    sys.path.insert(0, str(BENCH_DIR))
+    try:
+        import gobuild
+    finally:
+        sys.path.remove(str(BENCH_DIR))
+    _progress(f"building a Go program over {floor_mb} MB")
+    return gobuild.build(floor_mb, timeout)
 
 
 def is_elf(path: str) -> bool:
@@ -955,6 +982,138 @@ def batch_cases(
     return cases, notes
 
 
+def half_batch(files: list[str]) -> list[str]:
+    """Every other file of the batch, and its largest file: a peak RSS follows the largest
+    file scanned (its mapped segments are read whole), so both batch sizes must hold it for
+    their difference to be what the added binaries cost."""
+    largest = max(files, key=lambda f: os.stat(f).st_size)
+    return [f for i, f in enumerate(files) if i % 2 == 0 or f == largest]
+
+
+def memory_cases(go_program: str | None, files: list[str]) -> list[Case]:
+    """Peak RSS rows: the largest Go program (json and copy), and the batch at two sizes
+    (half, whole, with the same largest file), whose difference shows what each added
+    binary costs."""
+    cases: list[Case] = []
+    if go_program is not None:
+        size = os.stat(go_program).st_size / 1e6
+        cases += [
+            Case("sp", f"scratchprobe json, Go {size:.0f} MB", "scratchprobe",
+                 [sp_inspect("json", [go_program])], frozenset({0, 1})),
+            Case("sp-copy", f"scratchprobe copy, Go {size:.0f} MB", "scratchprobe",
+                 [sp_inspect("copy", [go_program])], frozenset({0, 1})),
+        ]  # fmt: skip
+    half = half_batch(files)
+    for key, part in (("sp-half", half), ("sp-batch", files)):
+        if fits_argv(sp_inspect("json", part)):
+            cases.append(
+                Case(key, f"scratchprobe json, {len(part)} batch files", "scratchprobe",
+                     [sp_inspect("json", part)], frozenset({0, 1}))
+            )  # fmt: skip
+    return cases
+
+
+def memory_derived(scn: dict[str, Any], half: int, whole: int) -> list[str]:
+    rss = {r["key"]: r.get("max_rss_mb") for r in scn["rows"] if r.get("max_rss_mb")}
+    lines = []
+    if "sp" in rss:
+        verdict = "holds" if rss["sp"] <= 100 else "does NOT hold"
+        lines.append(f"Go program json: peak RSS {rss['sp']:.0f} MB (target <= 100 MB: {verdict})")
+    if "sp-half" in rss and "sp-batch" in rss and whole > half:
+        per_file = (rss["sp-batch"] - rss["sp-half"]) * 1024 / (whole - half)
+        lines.append(
+            f"batch: {rss['sp-half']:.0f} MB for {half} files, {rss['sp-batch']:.0f} MB for"
+            f" {whole} (the same largest file): {per_file:.0f} KiB per added file"
+        )
+    return lines
+
+
+SCALE_DIRS = ("/usr/bin", "/usr/lib/x86_64-linux-gnu")
+SCALE_DATA = (
+    "/etc/ssl",
+    "/usr/lib/ssl",
+    "/usr/share/ca-certificates",
+    "/usr/share/zoneinfo",
+    "/var/lib/dpkg",
+)
+
+
+def build_scale_root(copies: int) -> tuple[Path | None, list[str], str]:
+    """A root holding /usr/bin and /usr/lib/x86_64-linux-gnu hard-linked (`cp -al`: no bytes
+    copied), the loader's configuration and links, and `copies` more hard-linked copies of
+    both under /opt/copyN: the same distinct libraries, `copies + 1` times the binaries.
+    Returns the root, the in-root ELF files to inspect, and a note."""
+    scratch = Path(tempfile.mkdtemp(prefix="scratchprobe-bench-scale-"))
+    root = scratch / "root"
+    try:
+        (root / "usr/lib").mkdir(parents=True)
+        subprocess.run(["cp", "-al", "/usr/bin", str(root / "usr/bin")], check=True,
+                       capture_output=True)  # fmt: skip
+        subprocess.run(["cp", "-al", SCALE_DIRS[1], str(root / "usr/lib")], check=True,
+                       capture_output=True)  # fmt: skip
+        if os.path.isdir("/usr/lib64"):
+            subprocess.run(["cp", "-a", "/usr/lib64", str(root / "usr/lib64")], check=True,
+                           capture_output=True)  # fmt: skip
+        for link in ("lib", "lib64", "bin", "sbin"):
+            if os.path.islink(f"/{link}"):
+                os.symlink(os.readlink(f"/{link}"), root / link)
+        (root / "etc").mkdir()
+        for name in ("ld.so.conf", "ld.so.cache", "os-release", "passwd", "group",
+                     "nsswitch.conf"):  # fmt: skip
+            if os.path.isfile(f"/etc/{name}"):
+                shutil.copy(f"/etc/{name}", root / "etc" / name)
+        if os.path.isdir("/etc/ld.so.conf.d"):
+            shutil.copytree("/etc/ld.so.conf.d", root / "etc/ld.so.conf.d")
+        # What the runtime needs and the json owners read: CA bundle, zoneinfo, dpkg.
+        for tree in SCALE_DATA:
+            if os.path.isdir(tree):
+                (root / tree[1:]).parent.mkdir(parents=True, exist_ok=True)
+                subprocess.run(["cp", "-al", tree, str(root / tree[1:])], check=True,
+                               capture_output=True)  # fmt: skip
+        for n in range(1, copies + 1):
+            (root / f"opt/copy{n}").mkdir(parents=True)
+            for source, name in ((root / "usr/bin", "bin"), (root / SCALE_DIRS[1][1:], "lib")):
+                subprocess.run(["cp", "-al", str(source), str(root / f"opt/copy{n}/{name}")],
+                               check=True, capture_output=True)  # fmt: skip
+    except (OSError, subprocess.CalledProcessError) as exc:
+        shutil.rmtree(scratch, ignore_errors=True)
+        detail = exc.stderr.decode(errors="replace").strip() if hasattr(exc, "stderr") else exc
+        return None, [], f"scale root not built (hard links need one filesystem): {detail}"
+    inputs = [
+        "/" + os.path.relpath(f, root)
+        for top in ["usr/bin", SCALE_DIRS[1][1:]]
+        + [f"opt/copy{n}/{d}" for n in range(1, copies + 1) for d in ("bin", "lib")]
+        for f in find_elf_files(str(root / top))
+    ]
+    return root, inputs, f"scale root {root}: {len(inputs)} ELF files ({copies + 1} copies)"
+
+
+def scale_cases(root: Path, inputs: list[str]) -> list[Case]:
+    argv_inputs = inputs if fits_argv(sp_inspect("json", inputs)) else ["/usr/bin", "/opt"]
+    rooted = ["--root", str(root)]
+    return [
+        Case("sp", f"scratchprobe json --root, {len(inputs)} files", "scratchprobe",
+             [[*sp_inspect("json", argv_inputs), *rooted]], frozenset({0, 1})),
+        Case("sp-copy", f"scratchprobe copy --root, {len(inputs)} files", "scratchprobe",
+             [[*sp_inspect("copy", argv_inputs), *rooted]], frozenset({0, 1})),
+    ]  # fmt: skip
+
+
+def throughput(scn: dict[str, Any], files: int, total_mb: float) -> list[str]:
+    """Seconds per GB of input and files per second of every scratchprobe row, so that the
+    cost's growth with the work shows when batches of different sizes are compared."""
+    lines = []
+    for row in scn["rows"]:
+        if row["tool"] == "scratchprobe" and row.get("median_s") and not row["crashed_runs"]:
+            seconds = row["median_s"]
+            cores = row["cpu_median_s"] / seconds
+            lines.append(
+                f"{row['label']}: {seconds / (total_mb / 1e3):.2f} s per GB of input,"
+                f" {files / seconds:.0f} files/s, cpu/wall {cores:.2f}"
+            )
+    return lines
+
+
 # --------------------------------------------------------------------------------------------
 # Results
 
@@ -996,6 +1155,7 @@ def row_json(res: CaseResult, ref: CaseResult | None) -> dict[str, Any]:
         "exit_codes": sorted(res.exit_codes),
         "nonzero_exits_per_run": max(res.nonzero),
         "stderr_lines_per_run": max(res.stderr_lines),
+        "max_rss_mb": max(res.rss_kb) / 1024 if res.rss_kb else None,
         "unexpected_exit": bool(res.exit_codes - case.ok_codes),
         "crashed_runs": res.crashes,
         "crash": res.crash_line,
@@ -1025,6 +1185,10 @@ def fmt_time(seconds: float) -> str:
     return f"{seconds:.2f} s"
 
 
+def fmt_mb(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}M"
+
+
 def fmt_ratio(value: float | None) -> str:
     if value is None:
         return "-"
@@ -1035,7 +1199,7 @@ def print_scenario(scn: dict[str, Any]) -> None:
     print(f"\n== {scn['title']} ==")
     for note in scn["notes"]:
         print(f"   note: {note}")
-    header = f"{'command':<42}{'median':>10}{'min':>10}{'cpu':>10}{'sp/this':>9}  exits"
+    header = f"{'command':<42}{'median':>10}{'min':>10}{'cpu':>10}{'sp/this':>9}{'RSS':>8}  exits"
     print(header)
     print("-" * len(header))
     for row in scn["rows"]:
@@ -1057,17 +1221,18 @@ def print_scenario(scn: dict[str, Any]) -> None:
         print(
             f"{row['label']:<42}{fmt_time(row['median_s']):>10}{fmt_time(row['min_s']):>10}"
             f"{fmt_time(row['cpu_median_s']):>10}{fmt_ratio(row.get('ratio_sp_over_this')):>9}"
-            f"  {exits}"
+            f"{fmt_mb(row.get('max_rss_mb')):>8}  {exits}"
         )
     for line in scn.get("derived", []):
         print(f"   {line}")
 
 
-def _median_of(scn: dict[str, Any], key: str) -> float | None:
-    """The median of row `key`, or None when it did not run or crashed (no honest time)."""
+def _median_of(scn: dict[str, Any], key: str, field_name: str = "median_s") -> float | None:
+    """The median (or `field_name`) of row `key`, or None when it did not run or crashed (no
+    honest time)."""
     for row in scn["rows"]:
-        if row["key"] == key and "median_s" in row and not row["crashed_runs"]:
-            value: float = row["median_s"]
+        if row["key"] == key and field_name in row and not row["crashed_runs"]:
+            value: float = row[field_name]
             return value
     return None
 
@@ -1102,24 +1267,38 @@ def summary(scenarios: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per scenario: a scratchprobe row's median over each reference tool's median."""
     out = []
     for scn in scenarios:
-        ratios = {}
+        ratios, minimums = {}, {}
         for num_key, den_key, label in RATIO_PAIRS:
             num, den = _median_of(scn, num_key), _median_of(scn, den_key)
             if num is not None and den:
                 ratios[label] = num / den
+            low, base = _median_of(scn, num_key, "min_s"), _median_of(scn, den_key, "min_s")
+            if low is not None and base:
+                minimums[label] = low / base
         if ratios:
-            out.append({"scenario": scn["id"], "title": scn["title"], "ratios": ratios})
+            out.append(
+                {
+                    "scenario": scn["id"],
+                    "title": scn["title"],
+                    "ratios": ratios,
+                    "ratios_of_min": minimums,
+                }
+            )
     return out
 
 
 def print_summary(lines: list[dict[str, Any]]) -> None:
     if not lines:
         return
-    print("\n== Ratios: scratchprobe median / other median (< 1: scratchprobe faster) ==")
+    print(
+        "\n== Ratios: scratchprobe / other, of the medians and of the mins"
+        " (< 1: scratchprobe faster; on a busy machine trust the mins) =="
+    )
     for line in lines:
         print(line["scenario"])
         for label, value in line["ratios"].items():
-            print(f"   {label:<52}{fmt_ratio(value):>10}")
+            low = line.get("ratios_of_min", {}).get(label)
+            print(f"   {label:<52}{fmt_ratio(value):>10}  (min {fmt_ratio(low)})")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1357,6 +1536,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         " the largest)",
     )
     parser.add_argument("--skip-cold", action="store_true", help="leave out scenario 1")
+    parser.add_argument(
+        "--skip-memory", action="store_true", help="leave out the peak-RSS rows (not in --quick)"
+    )
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="also the scale row: a root of /usr/bin and /usr/lib/x86_64-linux-gnu hard-linked"
+        " with --scale-copies more copies (10,000+ ELF files), json and copy, one run each",
+    )
+    parser.add_argument(
+        "--scale-copies",
+        type=int,
+        default=5,
+        help="extra copies of the two directories in the scale root (default 5)",
+    )
     parser.add_argument("--skip-batch", action="store_true", help="leave out scenario 2")
     parser.add_argument(
         "--profile",
@@ -1456,6 +1650,7 @@ def run(args: argparse.Namespace, cached_env: dict[str, str] | None) -> int:
 
     scenarios: list[dict[str, Any]] = []
     extra: dict[str, Any] = {}
+    go_programs: dict[int, str] = {}
     if not args.skip_cold:
         binaries = args.binary or ["/usr/bin/curl"]
         if args.binary is None:
@@ -1468,8 +1663,11 @@ def run(args: argparse.Namespace, cached_env: dict[str, str] | None) -> int:
                 for floor_mb in (40, 100):
                     go = unstripped_go(all_files, floor_mb * 1_000_000)
                     if go is None:
-                        notes.append(f"no unstripped Go program over {floor_mb} MB in the batch")
-                    else:
+                        go, note = built_go(floor_mb, args.timeout)
+                        notes.append(f"no unstripped Go program over {floor_mb} MB in the batch;"
+                                     f" {note}")  # fmt: skip
+                    if go is not None:
+                        go_programs[floor_mb] = go
                         binaries.append(go)
             largest = max(all_files, key=lambda p: os.stat(p).st_size)
             binaries.append(largest)
@@ -1560,15 +1758,7 @@ def run(args: argparse.Namespace, cached_env: dict[str, str] | None) -> int:
                     f" (> 1 means more than one core is used)"
                 )
                 break
-        # Throughput, so that the cost's growth with the work shows: the bytes of the
-        # input files (what a reader may have to map) and the files, per second of wall time.
-        for row in scn["rows"]:
-            if row["tool"] == "scratchprobe" and row.get("median_s") and not row["crashed_runs"]:
-                seconds = row["median_s"]
-                derived.append(
-                    f"{row['label']}: {seconds / (total_mb / 1e3):.2f} s per GB of input,"
-                    f" {len(files) / seconds:.0f} files/s"
-                )
+        derived += throughput(scn, len(files), total_mb)
         scn["derived"] = derived
         scenarios.append(scn)
         print_scenario(scn)
@@ -1586,6 +1776,56 @@ def run(args: argparse.Namespace, cached_env: dict[str, str] | None) -> int:
             print(prof.get("by_tottime") or prof.get("error"))
             print("\n== cProfile of one batch run (top by cumulative time) ==")
             print(prof.get("by_cumtime") or prof.get("error"))
+
+    if not args.quick and not args.skip_memory:
+        go = go_programs.get(100)
+        if go is None and not args.skip_cold:
+            notes.append("memory: no Go program over 100 MB, its rows are left out")
+        elif go is None:
+            go, note = built_go(100, args.timeout)
+            notes.append(note)
+        _progress("memory")
+        results, _ = measure(memory_cases(go, files), 1, 0, args.timeout)
+        scn = scenario_json(
+            "memory",
+            "Memory: peak resident set (wait4 ru_maxrss) of one run each",
+            results,
+            [],
+        )
+        scn["derived"] = memory_derived(scn, len(half_batch(files)), len(files))
+        scenarios.append(scn)
+        print_scenario(scn)
+
+    if args.scale:
+        _progress("scale: building the root")
+        root, inputs, note = build_scale_root(args.scale_copies)
+        scale_notes = [note]
+        if root is not None:
+            try:
+                warm_s, warm_bytes = warm_page_cache([str(root) + f for f in inputs])
+                scale_notes.append(
+                    f"warm-up: every file read once ({warm_bytes / 1e6:.0f} MB in"
+                    f" {fmt_time(warm_s)}); hard links: the page cache holds each file once"
+                )
+                _progress("scale")
+                results, _ = measure(scale_cases(root, inputs), 1, 0, args.timeout)
+                total_mb = sum(os.stat(str(root) + f).st_size for f in inputs) / 1e6
+                scn = scenario_json(
+                    "scale",
+                    f"Scale: {len(inputs)} ELF files in one root ({total_mb:.0f} MB), one"
+                    " process, 1 run",
+                    results,
+                    scale_notes,
+                    files=len(inputs),
+                    total_bytes=int(total_mb * 1e6),
+                )
+                scn["derived"] = throughput(scn, len(inputs), total_mb)
+                scenarios.append(scn)
+                print_scenario(scn)
+            finally:
+                shutil.rmtree(root.parent, ignore_errors=True)
+        else:
+            notes.append(note)
 
     ratios = summary(scenarios)
     print_summary(ratios)

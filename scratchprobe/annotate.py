@@ -31,6 +31,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from scratchprobe.digeststore import DigestStore, identity_key, open_store
 from scratchprobe.errors import ELFError, RootError
 from scratchprobe.internal import internal_problem
 from scratchprobe.loader.closure import Closure
@@ -84,10 +85,12 @@ def annotate(inspection: Inspection, sbom: bool = True) -> FileAnnotations:
         return FileAnnotations((), OsRelease(None, None), (), (str(exc),))
     warnings: list[str] = []
     digests: dict[str, tuple[str | None, int]] = {}
+    store = open_store()
     drafts = [
-        _draft(root, entry, digests, warnings, member_digests=sbom)
+        _draft(root, entry, digests, warnings, member_digests=sbom, store=store)
         for entry in inspection.plan.files
     ]
+    store.save()
     wanted = frozenset(
         d.root_path
         for draft in drafts
@@ -120,11 +123,17 @@ def annotate(inspection: Inspection, sbom: bool = True) -> FileAnnotations:
 MAX_HASHED_SIZE = 1 << 30
 
 
-def _digest(host_path: str, cache: dict[str, tuple[str | None, int]]) -> tuple[str | None, int]:
+def _digest(
+    host_path: str,
+    cache: dict[str, tuple[str | None, int]],
+    store: DigestStore | None = None,
+) -> tuple[str | None, int]:
     """SHA-256 and size of a file, once per host path (two image paths often share one
     source: the CA bundle at /etc/ssl/certs/ca-certificates.crt and /usr/lib/ssl/cert.pem)
     and once per file: hard links (/usr/bin/perl and perl5.36.0, the git-core commands)
     are one inode, found by (device, inode, size, mtime), so their bytes are read once.
+    With a `store`, a digest taken on an earlier run of the same unchanged file is used
+    (scratchprobe/digeststore.py says why it cannot be stale).
     The digest is None for a file over MAX_HASHED_SIZE. OSError for anything but a regular
     file (a FIFO would block the read)."""
     cached = cache.get(host_path)
@@ -136,11 +145,17 @@ def _digest(host_path: str, cache: dict[str, tuple[str | None, int]]) -> tuple[s
             inode = f"\0{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}"
             cached = cache.get(inode)
             if cached is None:
+                key = identity_key(host_path, info) if store is not None else ""
+                stored = store.get(key, info.st_size) if store is not None else None
                 if info.st_size > MAX_HASHED_SIZE:
                     cached = (None, info.st_size)
+                elif stored is not None:
+                    cached = (stored, info.st_size)
                 else:
-                    digest = hashlib.file_digest(handle, "sha256")
-                    cached = (digest.hexdigest(), handle.tell())
+                    digest = hashlib.file_digest(handle, "sha256").hexdigest()
+                    cached = (digest, handle.tell())
+                    if store is not None and handle.tell() == info.st_size:
+                        store.add(key, info, digest)
                 cache[inode] = cached
         cache[host_path] = cached
     return cached
@@ -156,6 +171,7 @@ def _draft(
     cache: dict[str, tuple[str | None, int]],
     warnings: list[str],
     member_digests: bool = True,
+    store: DigestStore | None = None,
 ) -> _Draft:
     draft = _Draft(entry, target=entry.target)
     if entry.type is FileType.FILE and entry.content is not None:
@@ -179,12 +195,12 @@ def _draft(
             mode = resolved.mode
         if entry.type is FileType.DIRECTORY and stat.S_ISDIR(mode):
             draft.members, incomplete = _walk(
-                entry, host, draft.root_path, cache if member_digests else None
+                entry, host, draft.root_path, cache if member_digests else None, store
             )
             if incomplete is not None:
                 draft.problem = f"{entry.source} not fully read ({incomplete})"
         elif entry.type is FileType.FILE and stat.S_ISREG(mode):
-            draft.sha256, draft.size = _digest(host, cache)
+            draft.sha256, draft.size = _digest(host, cache, store)
             if draft.sha256 is None:
                 draft.problem = _not_hashed(entry.source, draft.size)
         else:
@@ -202,6 +218,7 @@ def _walk(
     host_dir: str,
     root_dir: str | None,
     cache: dict[str, tuple[str | None, int]] | None,
+    store: DigestStore | None = None,
 ) -> tuple[list[_Draft], str | None]:
     """Files and symlinks under a directory the image copies whole, and what could not be
     read (None when everything was). Symlinks are members, not followed: COPY of a
@@ -232,7 +249,7 @@ def _walk(
                 elif stat.S_ISREG(mode):
                     draft = _Draft(member, source=root_path or item.path, root_path=root_path)
                     if cache is not None:  # None: only the SBOM shows member digests
-                        draft.sha256, draft.size = _digest(item.path, cache)
+                        draft.sha256, draft.size = _digest(item.path, cache, store)
                         if draft.sha256 is None:
                             return members, _not_hashed(rel, draft.size)
                 else:

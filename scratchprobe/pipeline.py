@@ -173,14 +173,18 @@ def _analyse(
     options: InspectOptions,
     progress: Progress | None = None,
     root: Root | None = None,
+    context: Context | None = None,
 ) -> _Analysed:
     """Closure and runtime needs of each candidate, sharing the parsed libraries and the
-    run's context (one per process: a worker of a parallel batch builds its own)."""
+    run's context (one per process: a worker of a parallel batch keeps its own for all its
+    chunks, see _analyse_chunk)."""
+    if context is not None:
+        return _analyse_all(candidates, options, progress, context)
     root = root if root is not None else Root(options.root)
     cache = ElfCache()
     resolver = Resolver(root, options.library_path, cache)
-    with Context(root, resolver, options.needs) as context:
-        return _analyse_all(candidates, options, progress, context)
+    with Context(root, resolver, options.needs) as run:
+        return _analyse_all(candidates, options, progress, run)
 
 
 def _analyse_all(
@@ -225,13 +229,26 @@ def _analyse_all(
     return _Analysed(tuple(reports), tuple(problems), tuple(resolver.root_warnings + warnings))
 
 
+_WORKER_CONTEXT: list[tuple[InspectOptions, Context]] = []
+"""In a worker process of a parallel batch, and only there: the run context its chunks
+share (parsed files, loader searches, file images, library evidence). The process lives
+for one run's pool, so this is the worker's run state, not a cache across runs."""
+
+
 def _analyse_chunk(args: tuple[list[Candidate], InspectOptions]) -> _Analysed:
-    return _analyse(*args)
+    chunk, options = args
+    if not _WORKER_CONTEXT or _WORKER_CONTEXT[0][0] != options:
+        root = Root(options.root)
+        resolver = Resolver(root, options.library_path, ElfCache())
+        _WORKER_CONTEXT[:] = [(options, Context(root, resolver, options.needs))]
+    return _analyse(chunk, options, context=_WORKER_CONTEXT[0][1])
 
 
 # With progress shown, each worker's share is cut in this many pieces so that results
-# arrive while the batch runs; each piece parses its libraries again, so without progress
-# a worker gets its whole share at once.
+# arrive while the batch runs. The pieces of one worker share its context, so a library is
+# parsed and scanned once per worker, not once per piece; but each piece's result pickles
+# the libraries its reports point to again, and the parent unpickles every copy: without
+# progress a worker gets its whole share at once.
 _PROGRESS_PIECES = 8
 
 

@@ -10,17 +10,20 @@ most recent `F` directory. Other keys (checksums `Z:`, modes `a:`/`M:`, ...) are
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from scratchprobe.packages import fileindex
 from scratchprobe.packages.interface import (
     DirectoryResolver,
     OsRelease,
     Package,
     PackageManager,
+    owners_of_listings,
     package_url,
 )
-from scratchprobe.root import Root
+from scratchprobe.root import Root, open_regular
 
 # apk-tools 2 keeps its database under /lib; apk-tools 3 on a merged-/usr Alpine looks
 # under /usr/lib as well.
@@ -92,28 +95,73 @@ class ApkDatabase:
         self.location = location
         self.warnings: list[str] = []
         self._records: tuple[ApkRecord, ...] = ()
+        self._index: fileindex.FileIndex | None = None
+        """The file-name index of the database, when a valid one is stored (fileindex.py)."""
+        self._source: tuple[str, str | None, str | None] = ("", None, None)
+        """(host path, signature, index path): what a read of the database needs."""
         try:
-            with open(root.resolve(location).host_path, "rb") as handle:
-                text = handle.read(_MAX_BYTES).decode("utf-8", "surrogateescape")
+            host = root.resolve(location).host_path
         except (OSError, ValueError) as exc:
             self.warnings.append(f"apk: {location} is unreadable: {exc}")
             return
+        signature = fileindex.signature((host,))
+        stored = fileindex.index_path("apk", host)
+        self._source = (host, signature, stored)
+        if signature is not None and stored is not None:
+            self._index = fileindex.load(stored, signature)
+            if self._index is not None and self._index_records():
+                return
+            self._index = None
+        self._read(host, signature, stored)
+
+    def _read(self, host: str, signature: str | None, stored: str | None) -> None:
+        """Every record from the database itself; then the index is (re)built from them."""
+        self._index = None
+        self.warnings.clear()  # all of them come from this read
+        try:
+            fd = open_regular(host)
+            with os.fdopen(fd, "rb") as handle:
+                text = handle.read(_MAX_BYTES).decode("utf-8", "surrogateescape")
+        except (OSError, ValueError) as exc:
+            self.warnings.append(f"apk: {self.location} is unreadable: {exc}")
+            return
         self._records = tuple(parse_installed(text))
+        fileindex.write(
+            stored,
+            signature,
+            [_fields(r) for r in self._records],
+            [r.files for r in self._records],
+            self.warnings,
+        )
+
+    def _index_records(self) -> bool:
+        """The records held by the index (their file lists stay in the index)."""
+        assert self._index is not None
+        records = []
+        for fields in self._index.records:
+            if len(fields) != 5 or not all(f is None or isinstance(f, str) for f in fields):
+                return False
+            name, version, arch, license_, origin = fields
+            if not isinstance(name, str) or not isinstance(version, str):
+                return False
+            records.append(ApkRecord(name, version, arch, license_, origin, ()))
+        self._records = tuple(records)
+        self.warnings += self._index.warnings
+        return True
 
     def owners(self, paths: frozenset[str], licenses: bool = True) -> dict[str, Package]:
-        wanted_names = frozenset(p.rpartition("/")[2] for p in paths)
-        resolver = DirectoryResolver(self._root)
-        found: dict[str, Package] = {}
-        for record in self._records:
-            package: Package | None = None
-            for listed in record.files:
-                if listed.rpartition("/")[2] not in wanted_names:
-                    continue
-                key = resolver.key(listed)
-                if key is not None and key in paths and key not in found:
-                    package = package or self._package(record)
-                    found[key] = package
-        return found
+        listings = fileindex.listings_or_scan(
+            self._index,
+            frozenset(p.rpartition("/")[2] for p in paths),
+            lambda: [r.files for r in self._records],
+            lambda: self._read(*self._source),
+        )
+        return owners_of_listings(
+            listings,
+            paths,
+            DirectoryResolver(self._root),
+            lambda i: self._package(self._records[i]),
+        )
 
     def _package(self, record: ApkRecord) -> Package:
         purl = package_url(
@@ -143,3 +191,7 @@ def find_apk(root: Root, os_release: OsRelease) -> ApkDatabase | None:
         except (OSError, ValueError):
             continue
     return None
+
+
+def _fields(record: ApkRecord) -> list[str | None]:
+    return [record.name, record.version, record.arch, record.license, record.origin]

@@ -32,6 +32,7 @@ import os
 import stat
 import tempfile
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 _MAGIC = b"scratchprobe dpkg-index 1\n"
 _MAX_INDEX_BYTES = 256 << 20
@@ -105,20 +106,33 @@ class DpkgIndex:
         return sorted(found)
 
 
-def load(path: str, expected: str, list_count: int) -> DpkgIndex | None:
-    """The index at `path` when it was built from exactly the files of `expected`."""
+def read_stored(path: str, magic: bytes) -> tuple[dict[str, Any], bytes] | None:
+    """The JSON header (an object) and the body of the stored index at `path`, read
+    bounded; None when it is absent or does not start with `magic` and a header."""
     try:
         with open(path, "rb") as handle:
             data = handle.read(_MAX_INDEX_BYTES)
     except OSError:
         return None
-    if not data.startswith(_MAGIC):
+    if not data.startswith(magic):
         return None
-    header_end = data.find(b"\n", len(_MAGIC))
+    header_end = data.find(b"\n", len(magic))
     if header_end < 0:
         return None
     try:
-        header = json.loads(data[len(_MAGIC) : header_end])
+        header = json.loads(data[len(magic) : header_end])
+    except ValueError:
+        return None
+    return (header, data[header_end + 1 :]) if isinstance(header, dict) else None
+
+
+def load(path: str, expected: str, list_count: int) -> DpkgIndex | None:
+    """The index at `path` when it was built from exactly the files of `expected`."""
+    stored = read_stored(path, _MAGIC)
+    if stored is None:
+        return None
+    header, body = stored
+    try:
         if header.get("signature") != expected or len(header["records"]) != list_count:
             return None
         records: list[RecordFields | None] = [
@@ -126,7 +140,6 @@ def load(path: str, expected: str, list_count: int) -> DpkgIndex | None:
         ]
     except (ValueError, KeyError, TypeError, IndexError):
         return None
-    body = data[header_end + 1 :]
     lines = body.split(b"\n") if body else []
     return DpkgIndex(records, lines)
 
@@ -155,27 +168,34 @@ def write(
         name + b"\t" + b",".join(b"%d" % p for p in positions)
         for name, positions in sorted(by_name.items(), key=lambda item: item[0] + b"\t")
     )
+    store(path, _MAGIC + header.encode("ascii") + b"\n" + body)
+
+
+def store(path: str, data: bytes) -> None:
+    """Write an index atomically (a temporary file renamed over the old one), then remove
+    the oldest indexes of its kind (the name up to its first `-`) past _KEEP; a cache
+    directory that cannot be written only means no index."""
     directory = os.path.dirname(path)
     with contextlib.suppress(OSError, ValueError):
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=".dpkg-", dir=directory)
+        fd, temporary = tempfile.mkstemp(prefix=".index-", dir=directory)
         try:
             with open(fd, "wb") as handle:
-                handle.write(_MAGIC + header.encode("ascii") + b"\n" + body)
+                handle.write(data)
             os.replace(temporary, path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
             raise
-        _prune(directory)
+        _prune(directory, os.path.basename(path).partition("-")[0] + "-")
 
 
-def _prune(directory: str) -> None:
+def _prune(directory: str, prefix: str) -> None:
     with os.scandir(directory) as entries:
         indexes = [
             (entry.stat().st_mtime_ns, entry.path)
             for entry in entries
-            if entry.name.startswith("dpkg-") and entry.name.endswith(".idx")
+            if entry.name.startswith(prefix) and entry.name.endswith(".idx")
         ]
     for _mtime, path in sorted(indexes, reverse=True)[_KEEP:]:
         with contextlib.suppress(OSError):

@@ -1,15 +1,20 @@
 """What every package-database reader returns, and the one question it answers.
 
 A reader is built once per run for one root; `owners` is then asked once with every path the
-image needs. The readers take the whole set at once because none of the three databases has
-a path -> package index on disk that is cheap to use (dpkg's is spread over one `.list` file
-per package, apk's and rpm's are inside each package record): each reader walks its records
-once and keeps only the paths that were asked for.
+image needs. None of the three databases has a path -> package index on disk that is cheap
+to use (dpkg's is spread over one `.list` file per package, apk's and rpm's are inside each
+package record), so each reader keeps a file-name index between runs, used only while the
+database files keep the identity it was built from (dpkgindex.py, fileindex.py): a run then
+reads only the listings of the wanted file names; without one, it walks every record once
+and keeps only the paths that were asked for.
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
+import stat
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -109,15 +114,57 @@ class DirectoryResolver:
         directory, _, name = listed.rpartition("/")
         if not name:
             return None
-        if directory not in self._dirs:
-            try:
-                self._dirs[directory] = self._root.resolve(directory or "/").path
-            except (OSError, ValueError):  # ValueError: a NUL byte in a corrupt list
-                self._dirs[directory] = None
-        resolved = self._dirs[directory]
+        resolved = self._directory(directory)
         if resolved is None:
             return None
         return posixpath.join(resolved, name)
+
+    def _directory(self, directory: str) -> str | None:
+        """`directory` resolved in the root, from its parent's resolution and one lstat of
+        its own last component when that is a real directory (a list's directories are
+        nested: a full resolution of each repeats its parents' lstats); anything else (a
+        symlink, `.`, `..`, a missing or odd entry) goes through Root.resolve."""
+        if directory in self._dirs:
+            return self._dirs[directory]
+        parent, _, name = directory.rpartition("/")
+        resolved: str | None = None
+        # The depth bound keeps a crafted list's deep path from deep recursion.
+        if name and name not in (".", "..") and "\0" not in name and parent.count("/") < 64:
+            base = self._directory(parent) if parent else "/"
+            if base is not None:
+                candidate = posixpath.join(base, name)
+                try:
+                    if stat.S_ISDIR(os.lstat(self._root.host_path(candidate)).st_mode):
+                        resolved = candidate
+                except OSError:
+                    pass
+        if resolved is None:
+            try:
+                resolved = self._root.resolve(directory or "/").path
+            except (OSError, ValueError):  # ValueError: a NUL byte in a corrupt list
+                resolved = None
+        self._dirs[directory] = resolved
+        return resolved
+
+
+def owners_of_listings(
+    listings: Iterable[tuple[int, int, str]],
+    paths: frozenset[str],
+    resolver: DirectoryResolver,
+    package_of: Callable[[int], Package],
+) -> dict[str, Package]:
+    """The owner of each of `paths` among `listings` (record, position, listed path), met
+    in database order: the first record listing a path owns it. `package_of` builds a
+    record's Package, once per record that owns something."""
+    found: dict[str, Package] = {}
+    packages: dict[int, Package] = {}
+    for record, _position, listed in listings:
+        key = resolver.key(listed)
+        if key is not None and key in paths and key not in found:
+            if record not in packages:
+                packages[record] = package_of(record)
+            found[key] = packages[record]
+    return found
 
 
 def package_url(

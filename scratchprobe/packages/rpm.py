@@ -37,11 +37,13 @@ from dataclasses import dataclass
 from enum import IntEnum
 from urllib.parse import quote
 
+from scratchprobe.packages import fileindex
 from scratchprobe.packages.interface import (
     DirectoryResolver,
     OsRelease,
     Package,
     PackageManager,
+    owners_of_listings,
     package_url,
 )
 from scratchprobe.root import Root
@@ -226,15 +228,39 @@ class RpmDatabase:
         self.location = location
         self.warnings: list[str] = []
         self._headers: tuple[RpmHeader, ...] = ()
-        import sqlite3  # for sqlite3.Error below
-
+        self._index: fileindex.FileIndex | None = None
+        """The file-name index of the database, when a valid one is stored (fileindex.py)."""
+        self._source: tuple[str, str | None, str | None] = ("", None, None)
+        """(host path, signature, index path): what a read of the database needs."""
         try:
             resolved = root.resolve(location)
             if not resolved.is_file:
                 raise ValueError("not a regular file")
-            rows = _read_blobs(resolved.host_path)
-        except (OSError, ValueError, sqlite3.Error) as exc:
+        except (OSError, ValueError) as exc:
             self.warnings.append(f"rpm: {location} is unreadable: {exc}")
+            return
+        # sqlite reads the write-ahead log's pages as part of the database: both are the
+        # identity the index was built from.
+        signature = fileindex.signature((resolved.host_path, resolved.host_path + "-wal"))
+        stored = fileindex.index_path("rpm", resolved.host_path)
+        self._source = (resolved.host_path, signature, stored)
+        if signature is not None and stored is not None:
+            self._index = fileindex.load(stored, signature)
+            if self._index is not None and self._index_headers():
+                return
+            self._index = None
+        self._read(resolved.host_path, signature, stored)
+
+    def _read(self, host: str, signature: str | None, stored: str | None) -> None:
+        """Every header from the database itself; then the index is (re)built from them."""
+        import sqlite3  # for sqlite3.Error below: only a root with an rpmdb pays for it
+
+        self._index = None
+        self.warnings.clear()  # all of them come from this read
+        try:
+            rows = _read_blobs(host)
+        except (OSError, ValueError, sqlite3.Error) as exc:
+            self.warnings.append(f"rpm: {self.location} is unreadable: {exc}")
             return
         headers = []
         broken = 0
@@ -246,23 +272,49 @@ class RpmDatabase:
             except RpmHeaderError:
                 broken += 1
         if broken:
-            self.warnings.append(f"rpm: {broken} unreadable package headers in {location}")
+            self.warnings.append(f"rpm: {broken} unreadable package headers in {self.location}")
         self._headers = tuple(headers)
+        fileindex.write(
+            stored,
+            signature,
+            [_fields(h) for h in self._headers],
+            [h.files for h in self._headers],
+            self.warnings,
+        )
+
+    def _index_headers(self) -> bool:
+        """The headers held by the index (their file lists stay in the index)."""
+        assert self._index is not None
+        headers = []
+        for fields in self._index.records:
+            if len(fields) != 6:
+                return False
+            name, version, release, epoch, arch, license_ = fields
+            texts = (release, arch, license_)
+            if not isinstance(name, str) or not isinstance(version, str):
+                return False
+            if not all(t is None or isinstance(t, str) for t in texts):
+                return False
+            if epoch is not None and (not isinstance(epoch, int) or isinstance(epoch, bool)):
+                return False
+            headers.append(RpmHeader(name, version, release, epoch, arch, license_, ()))
+        self._headers = tuple(headers)
+        self.warnings += self._index.warnings
+        return True
 
     def owners(self, paths: frozenset[str], licenses: bool = True) -> dict[str, Package]:
-        wanted_names = frozenset(p.rpartition("/")[2] for p in paths)
-        resolver = DirectoryResolver(self._root)
-        found: dict[str, Package] = {}
-        for header in self._headers:
-            package: Package | None = None
-            for listed in header.files:
-                if listed.rpartition("/")[2] not in wanted_names:
-                    continue
-                key = resolver.key(listed)
-                if key is not None and key in paths and key not in found:
-                    package = package or self._package(header)
-                    found[key] = package
-        return found
+        listings = fileindex.listings_or_scan(
+            self._index,
+            frozenset(p.rpartition("/")[2] for p in paths),
+            lambda: [r.files for r in self._headers],
+            lambda: self._read(*self._source),
+        )
+        return owners_of_listings(
+            listings,
+            paths,
+            DirectoryResolver(self._root),
+            lambda i: self._package(self._headers[i]),
+        )
 
     def _package(self, header: RpmHeader) -> Package:
         version = f"{header.version}-{header.release}" if header.release else header.version
@@ -301,3 +353,7 @@ def find_rpm(root: Root, os_release: OsRelease) -> tuple[RpmDatabase | None, tup
                     "without a package"
                 )
     return None, tuple(dict.fromkeys(warnings))
+
+
+def _fields(header: RpmHeader) -> list[str | int | None]:
+    return [header.name, header.version, header.release, header.epoch, header.arch, header.license]

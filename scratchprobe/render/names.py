@@ -54,7 +54,27 @@ def _escape_char(ch: str) -> str:
     return f"\\u{code:04x}"
 
 
+def _has_surrogate(text: str) -> bool:
+    # The strict UTF-8 codec refuses exactly the surrogates (RFC 3629 §3), and runs in C:
+    # a manifest holds ~10^5 strings, and a per-character test of each cost seconds.
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _escape(text: str, controls: bool, keep: str) -> str:
+    # Fast paths, same answer: without surrogates there is nothing for machine_text to
+    # escape, and printable ASCII holds no Cc character (the invisible characters and
+    # non-characters above are all outside ASCII).
+    if not controls and not _has_surrogate(text):
+        return text
+    if controls and text.isascii() and text.isprintable():
+        return text
+
     def needs(ch: str) -> bool:
         return _is_surrogate(ch) or (controls and ch not in keep and _is_control(ch))
 
@@ -85,7 +105,7 @@ def visible_text(text: str, keep: str = "") -> str:
 
 def is_utf8(text: str) -> bool:
     """Whether `text` came from valid UTF-8 bytes (it holds no surrogate)."""
-    return not any(_is_surrogate(ch) for ch in text)
+    return not _has_surrogate(text)
 
 
 def raw_base64(text: str) -> str:
