@@ -138,9 +138,6 @@ class Plan:
     """Per input binary, in input order: where what it needs lands (placement and
     membership, recorded by build_plan)."""
 
-    def for_paths(self, paths: frozenset[str]) -> tuple[ImageFile, ...]:
-        return tuple(f for f in self.files if f.path in paths)
-
     @cached_property
     def _binaries(self) -> dict[str, BinaryFiles]:
         return {b.binary: b for b in self.binaries}

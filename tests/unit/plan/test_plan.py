@@ -46,7 +46,7 @@ def test_a_second_source_for_the_same_path_is_a_warning_and_the_first_is_kept() 
             _binary("/bin/b", _need(NeedKind.CA_CERTIFICATES, second)),
         )
     )
-    (entry,) = plan.for_paths(frozenset({"/etc/ssl/certs/ca.crt"}))
+    (entry,) = (f for f in plan.files if f.path == "/etc/ssl/certs/ca.crt")
     assert entry.source == "/etc/ssl/certs/ca.crt"
     assert plan.warnings == (
         "/etc/ssl/certs/ca.crt: /bin/b needs it from /opt/ca.crt but /bin/a from "
@@ -67,7 +67,7 @@ def test_entries_are_ordered_by_kind_then_path_with_the_need_note_in_the_reason(
         (NeedKind.ZONEINFO, "/usr/share/zoneinfo"),
         (NeedKind.TMP, "/tmp"),
     ]
-    (tmp_entry,) = plan.for_paths(frozenset({"/tmp"}))
+    (tmp_entry,) = (f for f in plan.files if f.path == "/tmp")
     assert tmp_entry.reason == "tmp files (mode 1777)"
     assert tmp_entry.type is FileType.DIRECTORY
 
