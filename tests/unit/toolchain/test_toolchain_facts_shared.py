@@ -2,7 +2,7 @@
 
 The toolchain line, each need's evidence, and the SBOM's embedded modules all come from the
 report's ToolchainFacts; the build info is not read a second time (annotate), and the Go
-facts the detectors see are the report's own (runtime-deps.md §6.1: CGO_ENABLED=1 with
+facts the detectors see are the report's own (docs/runtime-facts.md, "Go": CGO_ENABLED=1 with
 osusergo or netgo may link no cgo at all; the setting and what is linked are two facts).
 """
 
