@@ -268,6 +268,13 @@ class FileImage:
         self._windows.append((start, data))
         return start, data
 
+    def _admission(self, start: int, end: int) -> int:
+        """The most a first search of [start, end) may admit (its segment, or itself)."""
+        for seg_start, seg_end in self.loads:
+            if seg_start <= start and end <= seg_end:
+                return seg_end - seg_start
+        return end - start
+
     def _admit(self, start: int, end: int) -> tuple[int, int]:
         """The admitted range that searches from `start` read, ending at `end` unless the
         budget ran out (then `skipped` counts what is missing). A search inside one segment
@@ -350,20 +357,55 @@ class ElfImage(FileImage):
         self, ranges: list[tuple[int, int]], literals: tuple[bytes, ...]
     ) -> set[bytes]:
         """Which literals occur inside `ranges`. Literals are grouped by their first five
-        bytes ("/etc/", "__nss"), so the data is searched once per group, not per literal."""
+        bytes ("/etc/", "__nss"), so the data is searched once per group, not per literal;
+        every group is searched in one window before the next is read (a range is read
+        once, not once per group)."""
         groups: dict[bytes, list[bytes]] = {}
         for literal in literals:
             groups.setdefault(literal[:5], []).append(literal)
         found: set[bytes] = set()
-        for prefix, members in groups.items():
-            for start, end in ranges:
-                at = self.find(prefix, start, end)
-                while at >= 0 and len(found) < len(literals):
-                    for member in members:
-                        if at + len(member) <= end and self[at : at + len(member)] == member:
-                            found.add(member)
-                    at = self.find(prefix, at + 1, end)
+        shortest = min(map(len, groups), default=0)
+        spans = [self._clamp(start, end) for start, end in ranges]
+        needed = sum(self._admission(low, high) for low, high in spans if high - low >= shortest)
+        if shortest < 2 or self.loaded + needed >= self.budget:
+            # Where the budget may run out, which bytes each search gets depends on the
+            # order of the searches (and a one-byte prefix can end at an exhausted budget's
+            # last byte, the search from the next one counting the rest as skipped): group
+            # by group, as that accounting always was.
+            for prefix, members in groups.items():
+                for start, end in ranges:
+                    at = self.find(prefix, start, end)
+                    while at >= 0 and len(found) < len(literals):
+                        found.update(self._members_at(at, end, members))
+                        at = self.find(prefix, at + 1, end)
+            return found
+        # The budget admits every range whole: in the order a search per group and range
+        # would (ranges may overlap, and the first admitted decides what the others cost).
+        for prefix in groups:
+            for low, high in spans:
+                if high - low >= len(prefix):
+                    self._admit(low, high)
+        for (low, high), (_start, end) in zip(spans, ranges, strict=True):
+            if high - low < shortest:
+                continue  # as `find`: too short a range admits nothing
+            admitted = self._admit(low, high)
+            stop = min(high, admitted[1])
+            # The WINDOW-aligned pieces of the admitted range: a match is looked for in the
+            # piece where it starts, inside the window that holds that piece.
+            piece = admitted[0] + (low - admitted[0]) // WINDOW * WINDOW
+            while piece < stop and len(found) < len(literals):
+                first, piece = max(low, piece), piece + WINDOW
+                for prefix, members in groups.items():
+                    limit = min(stop, piece + len(prefix) - 1)
+                    at = self.find(prefix, first, limit)
+                    while at >= 0 and len(found) < len(literals):
+                        found.update(self._members_at(at, end, members))
+                        at = self.find(prefix, at + 1, limit)
         return found
+
+    def _members_at(self, at: int, end: int, members: list[bytes]) -> set[bytes]:
+        """The `members` that occur at `at`, wholly before `end`."""
+        return {m for m in members if at + len(m) <= end and self[at : at + len(m)] == m}
 
     def notes(self, name: str, limit: int = 1 << 20) -> list[tuple[bytes, int, bytes]]:
         """(owner, type, descriptor) of each note of the named SHT_NOTE section, in order
