@@ -6,10 +6,21 @@ Here every byte comes from pread(2) on a descriptor opened once, checked to be a
 (a FIFO would block); a read that comes back short is an ELFError for that file alone.
 
 What is scanned: literal searches run over the file bytes of the PT_LOAD segments, the only
-bytes the loader maps (System V gABI, "Program Loading"), clamped to the real file size, each
-segment read once and shared by every search. A section-less or sparse file whose segments
-claim more than SCAN_BUDGET bytes is scanned up to the budget, and `skipped` says what was
-left out, instead of reading gigabytes of holes.
+bytes the loader maps (System V gABI, "Program Loading"), clamped to the real file size. The
+budget admits each segment once for every search of it: a section-less or sparse file whose
+segments claim more than SCAN_BUDGET bytes is scanned up to the budget, and `skipped` says
+what was left out, instead of reading gigabytes of holes.
+
+How it is read: in windows, never a whole segment. A window is the WINDOW-aligned piece,
+plus the _OVERLAP bytes after it, of the range the budget admitted (a segment, for a search
+inside one) that holds the search's position; an image keeps the last _KEEP_WINDOWS, so a
+scan of a 100 MB segment holds at most 2 x (8 MiB + 4 KiB), and a segment of up to WINDOW
+bytes is still one read for all its searches. No match is lost at a boundary: a search for
+a needle of length L tests, in a window ending at q, every start up to q - L, then goes on
+from q - L + 1, so each start is tested in a window that holds the whole match (for L up to
+_OVERLAP + 1 the next aligned window; a longer needle gets a window of its own from its
+position). Slices and `read` return just the bytes asked, from a kept window when one holds
+them, else by their own pread.
 
 `ElfImage` adds what every reader of an ELF file asks besides bytes: the reader's address
 mapping (`elf/reader.py` vaddr_to_offset), section contents, the read-only data ranges,
@@ -34,6 +45,18 @@ from scratchprobe.root import open_regular
 SCAN_BUDGET = 256 << 20
 """Bytes of one file that literal searches may load (the largest real read-only data we
 know, a 100 MB Go program's, is well under it)."""
+
+WINDOW = 8 << 20
+"""Bytes of the aligned piece of one window of a scan (each read is at most this plus
+_OVERLAP)."""
+
+# Bytes a window reads past its WINDOW-aligned end: a needle of up to _OVERLAP + 1 bytes that
+# starts inside the aligned piece lies wholly in the window.
+_OVERLAP = 4096
+
+# Windows an image keeps between searches: a loop of searches from each hit onwards reads a
+# window once, and a backward search at a window's start finds the previous one kept.
+_KEEP_WINDOWS = 2
 
 # Images a run keeps open between readers: the binary and the libraries of a large closure
 # (ffmpeg's is ~200 files, a descriptor each), well under the usual limit of 1024 open
@@ -69,7 +92,10 @@ class FileImage:
         self.accounted = 0
         """The part of `loaded` its `Images` has counted (updated when the last reader
         leaves, so the run's total is kept without summing every image)."""
-        self._spans: list[tuple[int, int, bytes]] = []
+        self._admitted: list[tuple[int, int]] = []
+        """File ranges the budget has let searches read, in the order admitted."""
+        self._windows: list[tuple[int, bytes]] = []
+        """(offset, bytes) of the windows read last, the most recent last."""
         self._unscanned: set[tuple[int, int]] = set()
 
     @property
@@ -120,15 +146,17 @@ class FileImage:
         return self._fd is not None
 
     def release(self) -> None:
-        """Drop the bytes loaded so far (they are read again when asked for)."""
-        self._spans.clear()
+        """Drop the bytes loaded so far and the budget they took (they are read again, and
+        count again, when asked for)."""
+        self._admitted.clear()
+        self._windows.clear()
         self.loaded = 0
 
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        self._spans.clear()
+        self._windows.clear()
 
     def __len__(self) -> int:
         return self.size
@@ -148,10 +176,9 @@ class FileImage:
         """Exactly `length` bytes at `offset`; ELFError when they are not all in the file."""
         if offset < 0 or length < 0 or offset + length > self.size:
             raise ELFError(f"{what} lies outside the file")
-        span = self._covering(offset, offset + length)
-        if span is not None:
-            base, _end, data = span
-            return data[offset - base : offset - base + length]
+        for base, data in self._windows:
+            if base <= offset and offset + length <= base + len(data):
+                return data[offset - base : offset - base + length]
         return self._pread(offset, length)
 
     @overload
@@ -176,54 +203,101 @@ class FileImage:
         start, end = self._clamp(start, end)
         if end - start < len(needle):
             return -1
-        base, stop, data = self._span(start, end)
-        at = data.find(needle, start - base, min(end, stop) - base)
-        return at + base if at >= 0 else -1
+        admitted = self._admit(start, end)
+        end = min(end, admitted[1])
+        width = len(needle)
+        position = start
+        while end - position >= width:
+            base, data = self._window(position, position + width, admitted, end)
+            stop = min(end, base + len(data))
+            at = data.find(needle, position - base, stop - base)
+            if at >= 0:
+                return at + base
+            if stop >= end:
+                break
+            # The next window starts where a match not wholly in this one may begin.
+            position = stop - width + 1
+        return -1
 
     def rfind(self, needle: bytes, start: int = 0, end: int | None = None) -> int:
         """Offset of the last `needle` inside [start, end), or -1 (as bytes.rfind)."""
         start, end = self._clamp(start, end)
         if end - start < len(needle):
             return -1
-        base, stop, data = self._span(start, end)
-        at = data.rfind(needle, start - base, min(end, stop) - base)
-        return at + base if at >= 0 else -1
+        admitted = self._admit(start, end)
+        end = min(end, admitted[1])
+        width = len(needle)
+        position = end
+        while position - start >= width:
+            base, data = self._window(position - width, position, admitted, end)
+            first = max(start, base)
+            at = data.rfind(needle, first - base, position - base)
+            if at >= 0:
+                return at + base
+            if first <= start:
+                break
+            # The next window ends where a match not wholly in this one may end.
+            position = first + width - 1
+        return -1
 
     def _clamp(self, start: int, end: int | None) -> tuple[int, int]:
         end = self.size if end is None else min(end, self.size)
         return max(start, 0), max(end, 0)
 
-    def _covering(self, start: int, end: int) -> tuple[int, int, bytes] | None:
-        for span in self._spans:
-            if span[0] <= start and end <= span[1]:
-                return span
-        return None
+    def _window(
+        self, first: int, last: int, admitted: tuple[int, int], end: int
+    ) -> tuple[int, bytes]:
+        """Bytes holding at least [first, last) (one more place to test): a kept window, or
+        one read now and kept, the oldest dropped first. A window is the WINDOW-aligned
+        piece of the admitted range that holds `first`, plus _OVERLAP bytes, so a segment
+        of up to WINDOW bytes is one read for all its searches; a needle longer than the
+        overlap gets a window of its own from `first` (up to `end`)."""
+        for index, (base, data) in enumerate(self._windows):
+            if base <= first and last <= base + len(data):
+                if index != len(self._windows) - 1:
+                    self._windows.append(self._windows.pop(index))
+                return base, data
+        low, high = admitted
+        start = low + (first - low) // WINDOW * WINDOW
+        stop = min(high, start + WINDOW + _OVERLAP)
+        if stop < last:
+            start, stop = first, min(end, first + max(WINDOW, last - first))
+        # The oldest goes before the read, so no more than _KEEP_WINDOWS are ever held.
+        del self._windows[: len(self._windows) - _KEEP_WINDOWS + 1]
+        data = self._pread(start, stop - start)
+        self._windows.append((start, data))
+        return start, data
 
-    def _span(self, start: int, end: int) -> tuple[int, int, bytes]:
-        """Loaded bytes that begin at or before `start`, reaching `end` unless the budget
-        ran out (then `skipped` counts what is missing)."""
-        found = self._covering(start, end)
-        if found is not None:
-            return found
-        for span in self._spans:
-            if span[0] <= start < span[1] and self.loaded >= self.budget:
-                return span
+    def _admission(self, start: int, end: int) -> int:
+        """The most a first search of [start, end) may admit (its segment, or itself)."""
+        for seg_start, seg_end in self.loads:
+            if seg_start <= start and end <= seg_end:
+                return seg_end - seg_start
+        return end - start
+
+    def _admit(self, start: int, end: int) -> tuple[int, int]:
+        """The admitted range that searches from `start` read, ending at `end` unless the
+        budget ran out (then `skipped` counts what is missing). A search inside one segment
+        admits the whole segment, so the next search of it costs no budget."""
+        for first, stop in self._admitted:
+            if first <= start and end <= stop:
+                return first, stop
+        for first, stop in self._admitted:
+            if first <= start < stop and self.loaded >= self.budget:
+                return first, stop
         lo, hi = start, end
         for seg_start, seg_end in self.loads:
             if seg_start <= start and end <= seg_end:
-                # The whole segment at once: the next search of it costs no read.
                 lo, hi = seg_start, seg_end
                 break
         allowed = max(0, min(hi - lo, self.budget - self.loaded))
         if lo + allowed < end:
             self._unscanned.add((max(lo + allowed, start), end))
         if allowed == 0:
-            return lo, lo, b""
-        data = self._pread(lo, allowed)
+            return start, start
         self.loaded += allowed
-        span = (lo, lo + allowed, data)
-        self._spans.append(span)
-        return span
+        self._admitted.append((lo, lo + allowed))
+        return lo, lo + allowed
 
 
 # sh_type SHT_NOBITS (gABI "Section Header"): a section that occupies no file bytes.
@@ -283,20 +357,55 @@ class ElfImage(FileImage):
         self, ranges: list[tuple[int, int]], literals: tuple[bytes, ...]
     ) -> set[bytes]:
         """Which literals occur inside `ranges`. Literals are grouped by their first five
-        bytes ("/etc/", "__nss"), so the data is searched once per group, not per literal."""
+        bytes ("/etc/", "__nss"), so the data is searched once per group, not per literal;
+        every group is searched in one window before the next is read (a range is read
+        once, not once per group)."""
         groups: dict[bytes, list[bytes]] = {}
         for literal in literals:
             groups.setdefault(literal[:5], []).append(literal)
         found: set[bytes] = set()
-        for prefix, members in groups.items():
-            for start, end in ranges:
-                at = self.find(prefix, start, end)
-                while at >= 0 and len(found) < len(literals):
-                    for member in members:
-                        if at + len(member) <= end and self[at : at + len(member)] == member:
-                            found.add(member)
-                    at = self.find(prefix, at + 1, end)
+        shortest = min(map(len, groups), default=0)
+        spans = [self._clamp(start, end) for start, end in ranges]
+        needed = sum(self._admission(low, high) for low, high in spans if high - low >= shortest)
+        if shortest < 2 or self.loaded + needed >= self.budget:
+            # Where the budget may run out, which bytes each search gets depends on the
+            # order of the searches (and a one-byte prefix can end at an exhausted budget's
+            # last byte, the search from the next one counting the rest as skipped): group
+            # by group, as that accounting always was.
+            for prefix, members in groups.items():
+                for start, end in ranges:
+                    at = self.find(prefix, start, end)
+                    while at >= 0 and len(found) < len(literals):
+                        found.update(self._members_at(at, end, members))
+                        at = self.find(prefix, at + 1, end)
+            return found
+        # The budget admits every range whole: in the order a search per group and range
+        # would (ranges may overlap, and the first admitted decides what the others cost).
+        for prefix in groups:
+            for low, high in spans:
+                if high - low >= len(prefix):
+                    self._admit(low, high)
+        for (low, high), (_start, end) in zip(spans, ranges, strict=True):
+            if high - low < shortest:
+                continue  # as `find`: too short a range admits nothing
+            admitted = self._admit(low, high)
+            stop = min(high, admitted[1])
+            # The WINDOW-aligned pieces of the admitted range: a match is looked for in the
+            # piece where it starts, inside the window that holds that piece.
+            piece = admitted[0] + (low - admitted[0]) // WINDOW * WINDOW
+            while piece < stop and len(found) < len(literals):
+                first, piece = max(low, piece), piece + WINDOW
+                for prefix, members in groups.items():
+                    limit = min(stop, piece + len(prefix) - 1)
+                    at = self.find(prefix, first, limit)
+                    while at >= 0 and len(found) < len(literals):
+                        found.update(self._members_at(at, end, members))
+                        at = self.find(prefix, at + 1, limit)
         return found
+
+    def _members_at(self, at: int, end: int, members: list[bytes]) -> set[bytes]:
+        """The `members` that occur at `at`, wholly before `end`."""
+        return {m for m in members if at + len(m) <= end and self[at : at + len(m)] == m}
 
     def notes(self, name: str, limit: int = 1 << 20) -> list[tuple[bytes, int, bytes]]:
         """(owner, type, descriptor) of each note of the named SHT_NOTE section, in order
