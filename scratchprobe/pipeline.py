@@ -180,11 +180,14 @@ def _analyse(
     chunks, see _analyse_chunk)."""
     if context is not None:
         return _analyse_all(candidates, options, progress, context)
-    root = root if root is not None else Root(options.root)
-    cache = ElfCache()
-    resolver = Resolver(root, options.library_path, cache)
-    with Context(root, resolver, options.needs) as run:
+    with _run_context(options, root) as run:
         return _analyse_all(candidates, options, progress, run)
+
+
+def _run_context(options: InspectOptions, root: Root | None = None) -> Context:
+    """A new run's context: the root, a resolver with an empty parse cache, no images."""
+    root = root if root is not None else Root(options.root)
+    return Context(root, Resolver(root, options.library_path, ElfCache()), options.needs)
 
 
 def _analyse_all(
@@ -238,9 +241,9 @@ for one run's pool, so this is the worker's run state, not a cache across runs."
 def _analyse_chunk(args: tuple[list[Candidate], InspectOptions]) -> _Analysed:
     chunk, options = args
     if not _WORKER_CONTEXT or _WORKER_CONTEXT[0][0] != options:
-        root = Root(options.root)
-        resolver = Resolver(root, options.library_path, ElfCache())
-        _WORKER_CONTEXT[:] = [(options, Context(root, resolver, options.needs))]
+        for _options, stale in _WORKER_CONTEXT:
+            stale.close()  # another run's context: its images are not this run's
+        _WORKER_CONTEXT[:] = [(options, _run_context(options))]
     return _analyse(chunk, options, context=_WORKER_CONTEXT[0][1])
 
 
