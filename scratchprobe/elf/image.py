@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from typing import overload
 
 from scratchprobe.elf.constants import SegmentType
-from scratchprobe.elf.reader import ElfFile, Segment, vaddr_to_offset
+from scratchprobe.elf.reader import ElfFile, Segment, parse_elf, vaddr_to_offset
 from scratchprobe.errors import ELFError
 from scratchprobe.root import open_regular
 
@@ -112,15 +112,26 @@ class FileImage:
     def _open(self) -> int:
         if self._fd is None:
             fd = open_regular(self.path)
-            self._size = os.fstat(fd).st_size
-            # File ranges the loader maps, clamped to the bytes the file really has.
-            self._loads = tuple(
-                (s.offset, min(s.offset + s.filesz, self._size))
-                for s in self._segments
-                if s.filesz and 0 <= s.offset < self._size
-            )
-            self._fd = fd
+            self._set_descriptor(fd, os.fstat(fd).st_size)
+        assert self._fd is not None
         return self._fd
+
+    def _set_descriptor(self, fd: int, size: int) -> None:
+        self._size = size
+        # File ranges the loader maps, clamped to the bytes the file really has.
+        self._loads = tuple(
+            (s.offset, min(s.offset + s.filesz, size))
+            for s in self._segments
+            if s.filesz and 0 <= s.offset < size
+        )
+        self._fd = fd
+
+    def _adopt(self, other: FileImage) -> None:
+        """Take over the open descriptor of `other` (the image the file was parsed through,
+        which is closed for its reader by this): the file is not opened again."""
+        if other._fd is not None:
+            fd, other._fd = other._fd, None
+            self._set_descriptor(fd, other._size)
 
     def _opened(self) -> int:
         """The descriptor, opened now if it was not yet (ELFError when it cannot be)."""
@@ -310,11 +321,24 @@ class ElfImage(FileImage):
     """The image of one parsed ELF file: bounded reads by offset or by address, its
     sections, its read-only data, literal search and notes."""
 
-    def __init__(self, elf: ElfFile, budget: int = SCAN_BUDGET, lazy: bool = False) -> None:
+    def __init__(
+        self,
+        elf: ElfFile,
+        budget: int = SCAN_BUDGET,
+        lazy: bool = False,
+        parsed_from: FileImage | None = None,
+    ) -> None:
+        """With `parsed_from` (the image `elf` was parsed through) its descriptor is taken
+        over instead of opening the file again."""
         super().__init__(
-            elf.path, tuple(s for s in elf.segments if s.type == SegmentType.LOAD), budget, lazy
+            elf.path,
+            tuple(s for s in elf.segments if s.type == SegmentType.LOAD),
+            budget,
+            lazy or parsed_from is not None,
         )
         self.elf = elf
+        if parsed_from is not None:
+            self._adopt(parsed_from)
 
     def offset_of(self, vaddr: int, length: int) -> int | None:
         """File offset of [vaddr, vaddr+length) through PT_LOAD (the reader's mapping), or
@@ -482,6 +506,28 @@ class Images:
         self._keep_bytes = keep_bytes
         self._loaded = 0
         """Bytes the open images held when their last reader left."""
+
+    def parse(self, host_path: str) -> ElfFile:
+        """The facts of the file at `host_path`, parsed through the image every later
+        reader of it gets: the parse opens the file, and no reader opens it again. OSError
+        when it cannot be opened (not a regular file included), ELFError when malformed."""
+        raw = FileImage(host_path, ())
+        try:
+            elf = parse_elf(host_path, raw)
+        except BaseException:
+            raw.close()
+            raise
+        image = ElfImage(elf, parsed_from=raw)
+        held = self._open.get(host_path)
+        if held is not None:
+            if held.users:
+                image.close()  # its readers keep theirs; a reader of `elf` opens anew
+                return elf
+            self._loaded -= held.accounted
+            self._open.pop(host_path).close()
+        self._open[host_path] = image
+        self._evict()
+        return elf
 
     @contextmanager
     def use(self, elf: ElfFile) -> Iterator[ElfImage]:

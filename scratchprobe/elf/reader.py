@@ -16,7 +16,7 @@ import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from scratchprobe.elf.arch import Architecture
 from scratchprobe.elf.constants import (
@@ -163,6 +163,18 @@ def format_version(version: tuple[int, ...]) -> str:
     return ".".join(str(p) for p in version)
 
 
+class ByteSource(Protocol):
+    """What the parser reads through: the file's size, and exactly `length` bytes at
+    `offset` (an ELFError when they are not all in the file). `_Source` is one, and so is
+    the run's image of the file (`elf/image.py` FileImage), which a run parses through so
+    that the file is opened once for the parse and every later reader."""
+
+    @property
+    def size(self) -> int: ...
+
+    def read(self, offset: int, length: int, what: str) -> bytes: ...
+
+
 class _Source:
     """Bounded reads from an open file; every read past the end is an ELFError."""
 
@@ -181,13 +193,18 @@ class _Source:
 
 
 def read_elf(path: str) -> ElfFile:
-    """Parse `path`. Raises OSError for unreadable files and ELFError for malformed ones."""
+    """Parse `path`. Raises OSError for unreadable files and ELFError for malformed ones.
+
+    For one-off readers (tests, a trace's lookups); a run parses through its images
+    instead (`parse_elf` on the file's image, `elf/image.py` Images.parse)."""
     with open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
-        return _parse(path, _Source(handle, size))
+        return parse_elf(path, _Source(handle, size))
 
 
-def _parse(path: str, src: _Source) -> ElfFile:
+def parse_elf(path: str, src: ByteSource) -> ElfFile:
+    """Parse the file at `path` whose bytes `src` reads. Raises ELFError for a malformed
+    file (and whatever `src` raises for one it cannot read)."""
     if src.size == 0:
         raise ELFError("empty file, not an ELF file")
     ident = src.read(0, min(16, src.size), "ELF identification")
@@ -339,7 +356,7 @@ def _parse(path: str, src: _Source) -> ElfFile:
 
 
 def _read_segments(
-    src: _Source, e: str, is64: bool, phoff: int, phentsize: int, phnum: int
+    src: ByteSource, e: str, is64: bool, phoff: int, phentsize: int, phnum: int
 ) -> tuple[Segment, ...]:
     if phnum == 0:
         return ()
@@ -361,7 +378,7 @@ def _read_segments(
 
 
 def _read_sections(
-    src: _Source, e: str, is64: bool, shoff: int, shentsize: int, shnum: int, shstrndx: int
+    src: ByteSource, e: str, is64: bool, shoff: int, shentsize: int, shnum: int, shstrndx: int
 ) -> tuple[Section, ...]:
     if shoff == 0:
         return ()
@@ -396,7 +413,7 @@ def _read_sections(
     return tuple(out)
 
 
-def _read_dynamic(src: _Source, e: str, is64: bool, seg: Segment) -> list[tuple[int, int]]:
+def _read_dynamic(src: ByteSource, e: str, is64: bool, seg: Segment) -> list[tuple[int, int]]:
     fmt = e + ("QQ" if is64 else "II")
     entsize = struct.calcsize(fmt)
     count = min(seg.filesz // entsize, _MAX_DYNAMIC_ENTRIES)
@@ -426,7 +443,7 @@ def vaddr_to_offset(segments: tuple[Segment, ...], vaddr: int, length: int) -> i
 
 
 def _read_verneed(
-    src: _Source,
+    src: ByteSource,
     e: str,
     segments: tuple[Segment, ...],
     vaddr: int,
@@ -459,7 +476,7 @@ def _read_verneed(
 
 
 def _read_verdef(
-    src: _Source,
+    src: ByteSource,
     e: str,
     segments: tuple[Segment, ...],
     vaddr: int,

@@ -31,6 +31,7 @@ from enum import Enum
 
 from scratchprobe.elf.arch import Architecture
 from scratchprobe.elf.classify import Libc, libc_from_names
+from scratchprobe.elf.image import Images
 from scratchprobe.elf.reader import ElfFile, read_elf
 from scratchprobe.errors import ELFError
 from scratchprobe.loader.ldcache import LdCache, LdCacheError, parse_ld_cache
@@ -41,7 +42,7 @@ from scratchprobe.loader.platform import (
     platform_facts,
     upstream_default_dirs,
 )
-from scratchprobe.loader.systemdirs import read_loader_data, system_dirs_from_loader
+from scratchprobe.loader.systemdirs import LOADER_READ, read_loader_data, system_dirs_from_loader
 from scratchprobe.root import NotRegularFileError, Root
 
 
@@ -143,22 +144,44 @@ class _Node:
 
 
 class ElfCache:
-    """Parsed ELF files by host path, shared by every binary of a run (read libc once)."""
+    """Parsed ELF files by host path, shared by every binary of a run (read libc once).
+
+    A run's cache parses through the run's images (`read_through`): each file is opened
+    once, by its image, for the parse and every later reader (docs/architecture.md, "One
+    reader per file"); a cache of its own (a trace's lookups) opens and closes each file."""
 
     def __init__(self) -> None:
         self._files: dict[str, ElfFile | Exception] = {}
+        self._images: Images | None = None
+
+    def read_through(self, images: Images) -> None:
+        """Parse every file from now on through `images` (the run's, closed by its owner)."""
+        self._images = images
 
     def get(self, host_path: str) -> ElfFile:
         cached = self._files.get(host_path)
         if cached is None:
             try:
-                cached = read_elf(host_path)
+                if self._images is not None:
+                    cached = self._images.parse(host_path)
+                else:
+                    cached = read_elf(host_path)
             except (OSError, ELFError) as exc:
                 cached = exc
             self._files[host_path] = cached
         if isinstance(cached, Exception):
             raise cached
         return cached
+
+    def head(self, host_path: str, limit: int) -> bytes:
+        """The first `limit` bytes of the file (all of a shorter one): read by the run's
+        image of it when the file was parsed through one, else opened for this read.
+        OSError when it cannot be opened, ELFError when it changed under the image."""
+        cached = self._files.get(host_path)
+        if self._images is not None and isinstance(cached, ElfFile):
+            with self._images.use(cached) as image:
+                return image.read(0, min(limit, image.size), "the file's first bytes")
+        return read_loader_data(host_path, limit)
 
 
 class Resolver:
@@ -210,11 +233,11 @@ class Resolver:
     ) -> tuple[tuple[str, ...], str]:
         if interpreter_real is not None:
             try:
-                data = read_loader_data(self.root.host_path(interpreter_real))
+                data = self.elf_cache.head(self.root.host_path(interpreter_real), LOADER_READ)
                 dirs = system_dirs_from_loader(data, arch.elf_class, arch.byte_order)
                 if dirs:
                     return dirs, f"read from {interpreter_real}"
-            except OSError:
+            except (OSError, ELFError):
                 pass
         facts = platform_facts(arch)
         if facts.multiarch and (

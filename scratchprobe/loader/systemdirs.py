@@ -52,13 +52,14 @@ def system_dirs_from_loader(
 
 
 # glibc's ld.so is ~200 KiB to 2 MiB; its system_dirs array sits in .rodata near the start.
-_MAX_LOADER_READ = 16 << 20
+LOADER_READ = 16 << 20
 
 
-def read_loader_data(host_path: str) -> bytes:
-    """The first 16 MiB of the loader file (regular files only; OSError otherwise)."""
+def read_loader_data(host_path: str, limit: int = LOADER_READ) -> bytes:
+    """The first `limit` bytes (16 MiB) of the loader file (regular files only; OSError
+    otherwise)."""
     fd = open_regular(host_path)
     try:
-        return os.pread(fd, _MAX_LOADER_READ, 0)
+        return os.pread(fd, limit, 0)
     finally:
         os.close(fd)

@@ -51,6 +51,8 @@ class Context:
         self.resolver = resolver
         self.options = options
         self.images = Images()
+        # The resolver parses through the run's images: one open per file (elf/image.py).
+        resolver.elf_cache.read_through(self.images)
         self.evidence = EvidenceCache(self.images)
         self.gconv_configs: dict[str, tuple[dict[str, str], dict[str, str], list[str]]] = {}
         """gconv directory -> (alias -> charset, charset -> module, config files)."""
