@@ -281,6 +281,11 @@ def follow_links(path: str, step: Step) -> str:
 
 def normalize(path: str) -> str:
     """Absolute, `//` and `.` collapsed; `..` kept for the resolver to apply after links."""
+    # Already normal (the loader's searches build most paths so): no '.' or '..' component,
+    # no empty one, no trailing '/' except the root itself.
+    normal = "//" not in path and "/." not in path and (path == "/" or not path.endswith("/"))
+    if normal and path.startswith("/"):
+        return path
     if not path.startswith("/"):
         path = "/" + path
     parts = [p for p in path.split("/") if p and p != "."]

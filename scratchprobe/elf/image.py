@@ -569,18 +569,25 @@ class Images:
         that no reader is using."""
         if len(self._open) <= self._keep and self._loaded <= self._keep_bytes:
             return
-        for path, image in list(self._open.items())[:-1]:
-            if len(self._open) <= self._keep and self._loaded <= self._keep_bytes:
-                return
+        # Walked from the least recently used only as far as the bounds need (a parse adds
+        # an image per file: a batch evicts one at a time), never the newest.
+        newest = next(reversed(self._open))
+        count = len(self._open)
+        closing: list[str] = []
+        for path, image in self._open.items():
+            if path == newest or (count <= self._keep and self._loaded <= self._keep_bytes):
+                break
             if image.users:
                 continue
             self._loaded -= image.accounted
             image.accounted = 0
-            if len(self._open) > self._keep:
-                del self._open[path]
-                image.close()
+            if count > self._keep:
+                closing.append(path)
+                count -= 1
             else:
                 image.release()
+        for path in closing:
+            self._open.pop(path).close()
 
     def close(self) -> None:
         for image in self._open.values():

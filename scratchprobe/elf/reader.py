@@ -45,6 +45,18 @@ PATH_MAX = 4096
 # sets no limit on the list (Nix store paths make long ones), so the bound is generous.
 _MAX_SEARCH_PATH = 1 << 20
 
+# The tags the dynamic loop reads, as plain ints (a member lookup per entry costs more).
+_STRING_TAGS = tuple(
+    int(t)
+    for t in (
+        DynamicTag.NEEDED,
+        DynamicTag.SONAME,
+        DynamicTag.RPATH,
+        DynamicTag.RUNPATH,
+        DynamicTag.FLAGS_1,
+    )
+)
+
 # (index into the dynamic string table, what it is for error messages) -> the string.
 _StringLookup = Callable[[int, str], str]
 
@@ -202,9 +214,37 @@ def read_elf(path: str) -> ElfFile:
         return parse_elf(path, _Source(handle, size))
 
 
-def parse_elf(path: str, src: ByteSource) -> ElfFile:
-    """Parse the file at `path` whose bytes `src` reads. Raises ELFError for a malformed
-    file (and whatever `src` raises for one it cannot read)."""
+class _ReadAhead:
+    """The parser's reads served from one block read ahead of them: the headers, the
+    dynamic segment, its strings and the version tables (16-byte records) of a file mostly
+    sit together, so a parse costs a few preads of the run's image, not one per record. A
+    read is checked against the file's size first, and a block never reaches past it."""
+
+    _BLOCK = 4096
+
+    def __init__(self, src: ByteSource) -> None:
+        self._src = src
+        self.size = src.size
+        self._base = 0
+        self._data = b""
+
+    def read(self, offset: int, length: int, what: str) -> bytes:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise ELFError(f"{what} lies outside the file")
+        at = offset - self._base
+        if at >= 0 and at + length <= len(self._data):
+            return self._data[at : at + length]
+        if length >= self._BLOCK:
+            return self._src.read(offset, length, what)
+        self._data = self._src.read(offset, min(self._BLOCK, self.size - offset), what)
+        self._base = offset
+        return self._data[:length]
+
+
+def parse_elf(path: str, source: ByteSource) -> ElfFile:
+    """Parse the file at `path` whose bytes `source` reads. Raises ELFError for a malformed
+    file (and whatever `source` raises for one it cannot read)."""
+    src = _ReadAhead(source)
     if src.size == 0:
         raise ELFError("empty file, not an ELF file")
     ident = src.read(0, min(16, src.size), "ELF identification")
@@ -309,16 +349,17 @@ def parse_elf(path: str, src: ByteSource) -> ElfFile:
             decoded[index] = found
             return found
 
+        dt_needed, dt_soname, dt_rpath, dt_runpath, dt_flags_1 = _STRING_TAGS
         for tag, value in entries:
-            if tag == DynamicTag.NEEDED:
+            if tag == dt_needed:
                 needed.append(string(value, "DT_NEEDED"))
-            elif tag == DynamicTag.SONAME and soname is None:
+            elif tag == dt_soname and soname is None:
                 soname = string(value, "DT_SONAME")
-            elif tag == DynamicTag.RPATH and rpath is None:
+            elif tag == dt_rpath and rpath is None:
                 rpath = string(value, "DT_RPATH", _MAX_SEARCH_PATH)
-            elif tag == DynamicTag.RUNPATH and runpath is None:
+            elif tag == dt_runpath and runpath is None:
                 runpath = string(value, "DT_RUNPATH", _MAX_SEARCH_PATH)
-            elif tag == DynamicTag.FLAGS_1:
+            elif tag == dt_flags_1:
                 flags_1 |= value
         if DynamicTag.VERNEED in tags and strtab:
             version_needs = _read_verneed(
@@ -366,15 +407,19 @@ def _read_segments(
     if phoff == 0 or phoff + phnum * phentsize > src.size:
         raise ELFError("program header table lies outside the file")
     table = src.read(phoff, phnum * phentsize, "program header table")
-    out = []
-    for index in range(phnum):
-        fields = struct.unpack_from(fmt, table, index * phentsize)
-        if is64:
-            p_type, p_flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _align = fields
-        else:
-            p_type, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, p_flags, _align = fields
-        out.append(Segment(p_type, p_offset, p_vaddr, p_filesz, p_memsz, p_flags))
-    return tuple(out)
+    if is64:
+        return tuple(
+            Segment(p_type, p_offset, p_vaddr, p_filesz, p_memsz, p_flags)
+            for p_type, p_flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _align in (
+                struct.iter_unpack(fmt, table)
+            )
+        )
+    return tuple(
+        Segment(p_type, p_offset, p_vaddr, p_filesz, p_memsz, p_flags)
+        for p_type, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, p_flags, _align in (
+            struct.iter_unpack(fmt, table)
+        )
+    )
 
 
 def _read_sections(
@@ -396,7 +441,7 @@ def _read_sections(
     if shnum > _MAX_SECTIONS or shoff + shnum * shentsize > src.size:
         raise ELFError("section header table lies past the end of the file")
     table = src.read(shoff, shnum * shentsize, "section header table")
-    raw = [struct.unpack_from(fmt, table, i * shentsize) for i in range(shnum)]
+    raw = list(struct.iter_unpack(fmt, table))
     names = b""
     if 0 < shstrndx < shnum:
         _n, sh_type, _f, _a, off, size, *_ = raw[shstrndx]
@@ -421,9 +466,9 @@ def _read_dynamic(src: ByteSource, e: str, is64: bool, seg: Segment) -> list[tup
         raise ELFError("PT_DYNAMIC is empty")
     data = src.read(seg.offset, count * entsize, "dynamic segment (PT_DYNAMIC)")
     entries = []
-    for index in range(count):
-        tag, value = struct.unpack_from(fmt, data, index * entsize)
-        if tag == DynamicTag.NULL:
+    null = int(DynamicTag.NULL)
+    for tag, value in struct.iter_unpack(fmt, data):
+        if tag == null:
             break
         entries.append((tag, value))
     return entries

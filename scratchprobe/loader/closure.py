@@ -198,6 +198,7 @@ class Resolver:
         self._system_dirs: dict[tuple[str | None, str], tuple[tuple[str, ...], str]] = {}
         self._musl_paths: dict[str, tuple[tuple[str, ...], str] | None] = {}
         self.root_warnings: list[str] = []
+        self._candidates: dict[tuple[str, Architecture], tuple[str, ElfFile] | None] = {}
 
     # ----- loader facts of the root -------------------------------------------------
 
@@ -274,7 +275,17 @@ class Resolver:
         return walk.run()
 
     def open_candidate(self, path: str, arch: Architecture) -> tuple[str, ElfFile] | None:
-        """Open `path` as the loader would; None when absent or for another architecture."""
+        """Open `path` as the loader would; None when absent or for another architecture.
+        Answered once per (path, architecture) in a run: every binary of a batch tries the
+        same directories for the same names (the files were parsed once anyway)."""
+        key = (path, arch)
+        if key in self._candidates:
+            return self._candidates[key]
+        found = self._open_candidate(path, arch)
+        self._candidates[key] = found
+        return found
+
+    def _open_candidate(self, path: str, arch: Architecture) -> tuple[str, ElfFile] | None:
         if not self.root.may_exist(path):
             return None
         try:
@@ -500,10 +511,10 @@ class _Walk:
             for d in self._split(node.elf.runpath, node.origin):
                 yield d, FoundVia.RUNPATH
 
-    def _from_cache(self, name: str, node: _Node) -> tuple[LoadedObject, bool] | None:
-        nodeflib = node.elf.nodeflib
+    def _cache_candidates(self, name: str, nodeflib: bool) -> Iterator[tuple[str, FoundVia]]:
+        """ld.so.cache's entries for `name` (else the ld.so.conf directories), then the
+        system directories: lazy, as the loader stops at the first it can open."""
         cache = self.r.ld_cache()
-        candidates: list[tuple[str, FoundVia]] = []
         if cache is not None:
             flags = platform_facts(self.arch).cache_flags
             for entry in cache.lookup(name, flags):
@@ -511,17 +522,17 @@ class _Walk:
                     continue
                 if nodeflib and posixpath.dirname(entry.path) in self.system_dirs:
                     continue
-                candidates.append((entry.path, FoundVia.LD_CACHE))
+                yield entry.path, FoundVia.LD_CACHE
         else:
             # No cache in the root: ldconfig would have indexed these directories.
-            candidates += [
-                (posixpath.join(d, name), FoundVia.LD_CONF) for d in self.r.ld_conf_dirs()
-            ]
+            for d in self.r.ld_conf_dirs():
+                yield posixpath.join(d, name), FoundVia.LD_CONF
         if not nodeflib:
-            candidates += [
-                (posixpath.join(d, name), FoundVia.SYSTEM_DIRS) for d in self.system_dirs
-            ]
-        for path, via in candidates:
+            for d in self.system_dirs:
+                yield posixpath.join(d, name), FoundVia.SYSTEM_DIRS
+
+    def _from_cache(self, name: str, node: _Node) -> tuple[LoadedObject, bool] | None:
+        for path, via in self._cache_candidates(name, node.elf.nodeflib):
             opened = self.r.open_candidate(path, self.arch)
             if opened is not None:
                 # A cache hit inside a system directory is what the image's loader finds
