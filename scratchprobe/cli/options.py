@@ -452,7 +452,6 @@ def _with_image(
 def inspect_options(planning: PlanningFlags) -> InspectOptions:
     """The core's options from the command line's (every planning command)."""
     from scratchprobe.model import InspectOptions
-    from scratchprobe.needs.choices import choice_problems
     from scratchprobe.needs.context import NeedsOptions
 
     if planning.generate_etc and planning.copy_etc:
@@ -467,8 +466,14 @@ def inspect_options(planning: PlanningFlags) -> InspectOptions:
         copy_etc=planning.copy_etc,
     )
     # A zone or user the root lacks is a usage error (exit 2), one line each, before any
-    # planning: the image would quietly run in UTC or not start at all.
-    problems = choice_problems(planning.root, needs)
+    # planning: the image would quietly run in UTC or not start at all. Without a --tz, or a
+    # --user looked up in copied files, there is nothing to check (needs/choices.py), and a
+    # --no-runtime run never loads the detectors that module imports.
+    problems: tuple[str, ...] = ()
+    if needs.tz or (needs.user is not None and needs.copy_etc):
+        from scratchprobe.needs.choices import choice_problems
+
+        problems = choice_problems(planning.root, needs)
     for problem in problems:
         error(problem)
     if problems:

@@ -172,3 +172,31 @@ def test_the_toml_parser_only_with_an_include_file(tmp_path: Path) -> None:
         str(include),
         DYNAMIC,
     )
+
+
+# What only runtime-needs detection uses: the detectors and the toolchain readers (Go, Rust)
+# they ask; the --tz/--user checks (needs/choices.py) import some of the detectors' tables.
+DETECTORS = ("scratchprobe.needs.detect", "scratchprobe.toolchain")
+CHOICES = ("scratchprobe.needs.choices", "scratchprobe.needs.users", "scratchprobe.needs.zoneinfo")
+
+
+@pytest.mark.parametrize(
+    ("args", "loads"),
+    [
+        (("--no-runtime",), set()),
+        # needs/users.py imports a table of toolchain/go.py.
+        (("--no-runtime", "--tz", "UTC"), {*CHOICES, "scratchprobe.toolchain"}),
+        ((), {*DETECTORS, "scratchprobe.needs.users", "scratchprobe.needs.zoneinfo"}),
+        (("--tz", "UTC"), {*DETECTORS, *CHOICES}),
+    ],
+    ids=["no-runtime", "no-runtime with --tz", "runtime needs", "runtime needs with --tz"],
+)
+def test_a_closure_only_run_loads_no_detector(
+    tmp_path: Path, args: tuple[str, ...], loads: set[str]
+) -> None:
+    """`--format copy --no-runtime` is lddtree's job: it loads no detector and no toolchain
+    reader; a --tz is checked against the root (needs/choices.py) without running them, and
+    without a --tz or --user nothing loads that check."""
+    modules = loaded(tmp_path, "inspect", "--format", "copy", *args, DYNAMIC)
+    names = (*DETECTORS, *CHOICES)
+    assert {d for d in names if any(m == d or m.startswith(d + ".") for m in modules)} == loads
