@@ -35,19 +35,29 @@ class CacheEntry:
     """Non-zero for glibc-hwcaps or legacy hwcap subdirectory entries."""
 
 
+# (name, path, flags, hwcap) of one entry, as parsed: a CacheEntry is made only for the
+# names a search asks (a cache has ~700 entries, a closure asks for ~30).
+_Row = tuple[str, str, int, int]
+
+
 @dataclass(frozen=True)
 class LdCache:
-    entries: tuple[CacheEntry, ...]
+    rows: tuple[_Row, ...]
+    """Every entry in cache order, as (name, path, flags, hwcap)."""
     format: str
     """`new`, `old` or `old+new`."""
-    by_name: dict[str, tuple[CacheEntry, ...]] = field(init=False, repr=False, compare=False)
+    by_name: dict[str, tuple[_Row, ...]] = field(init=False, repr=False, compare=False)
     """Entries per name in cache order: a batch looks names up thousands of times."""
 
     def __post_init__(self) -> None:
-        index: dict[str, list[CacheEntry]] = {}
-        for entry in self.entries:
-            index.setdefault(entry.name, []).append(entry)
+        index: dict[str, list[_Row]] = {}
+        for row in self.rows:
+            index.setdefault(row[0], []).append(row)
         object.__setattr__(self, "by_name", {k: tuple(v) for k, v in index.items()})
+
+    @property
+    def entries(self) -> tuple[CacheEntry, ...]:
+        return tuple(CacheEntry(*row) for row in self.rows)
 
     def lookup(self, name: str, accepted_flags: frozenset[int]) -> tuple[CacheEntry, ...]:
         """Entries for `name` in cache order whose flags this loader accepts.
@@ -56,7 +66,9 @@ class LdCache:
         checks the file's ELF class and machine, as the loader's open_verify does.
         """
         return tuple(
-            e for e in self.by_name.get(name, ()) if not accepted_flags or e.flags in accepted_flags
+            CacheEntry(*row)
+            for row in self.by_name.get(name, ())
+            if not accepted_flags or row[2] in accepted_flags
         )
 
 
@@ -109,7 +121,7 @@ class _Strings:
         return found
 
 
-def _parse_new(data: bytes, base: int) -> tuple[CacheEntry, ...]:
+def _parse_new(data: bytes, base: int) -> tuple[_Row, ...]:
     if len(data) < base + _NEW_HEADER:
         raise LdCacheError("truncated cache header")
     for order in ("<", ">"):
@@ -118,17 +130,17 @@ def _parse_new(data: bytes, base: int) -> tuple[CacheEntry, ...]:
             break
     else:
         raise LdCacheError("cache entry table lies past the end of the file")
-    out = []
     string = _Strings(data)
-    for index in range(nlibs):
-        flags, key, value, _osv, hwcap = struct.unpack_from(
-            order + "iIIIQ", data, base + _NEW_HEADER + index * _NEW_ENTRY
+    table = base + _NEW_HEADER
+    return tuple(
+        (string(base + key), string(base + value), flags, hwcap)
+        for flags, key, value, _osv, hwcap in struct.iter_unpack(
+            order + "iIIIQ", data[table : table + nlibs * _NEW_ENTRY]
         )
-        out.append(CacheEntry(string(base + key), string(base + value), flags, hwcap))
-    return tuple(out)
+    )
 
 
-def _parse_old(data: bytes) -> tuple[tuple[CacheEntry, ...], int]:
+def _parse_old(data: bytes) -> tuple[tuple[_Row, ...], int]:
     if len(data) < _OLD_HEADER:
         raise LdCacheError("truncated cache header")
     for order in ("<", ">"):
@@ -138,11 +150,9 @@ def _parse_old(data: bytes) -> tuple[tuple[CacheEntry, ...], int]:
     else:
         raise LdCacheError("cache entry table lies past the end of the file")
     strings = _OLD_HEADER + nlibs * _OLD_ENTRY
-    out = []
     string = _Strings(data)
-    for index in range(nlibs):
-        flags, key, value = struct.unpack_from(
-            order + "iII", data, _OLD_HEADER + index * _OLD_ENTRY
-        )
-        out.append(CacheEntry(string(strings + key), string(strings + value), flags, 0))
-    return tuple(out), strings
+    rows = tuple(
+        (string(strings + key), string(strings + value), flags, 0)
+        for flags, key, value in struct.iter_unpack(order + "iII", data[_OLD_HEADER:strings])
+    )
+    return rows, strings
