@@ -101,6 +101,10 @@ def read_regular(host_path: str, limit: int = MAX_CONFIG_FILE, devices: bool = F
         os.close(fd)
 
 
+# Symlink-free host paths whose lstat a host root keeps (Root._resolve_host).
+_MAX_STEPS = 1 << 16
+
+
 class PathLoopError(OSError):
     """Too many levels of symbolic links inside the root."""
 
@@ -140,6 +144,8 @@ class Root:
         self._resolve = lru_cache(maxsize=65536)(self._resolve_uncached)
         self._listdir = lru_cache(maxsize=4096)(self._listdir_uncached)
         self._entries = lru_cache(maxsize=65536)(self._entries_uncached)
+        self._steps: dict[str, str | int] = {}
+        """On the host: a symlink-free path -> its link target, or its st_mode."""
 
     def host_path(self, path: str) -> str:
         """Host path of an in-root absolute path, without following anything."""
@@ -220,11 +226,34 @@ class Root:
         except OSError:
             return frozenset()
 
+    def _resolve_host(self, path: str) -> Resolved:
+        """The host is its own root: realpath(path, strict=True), by the same walk as any
+        root (`follow_links`), with what each symlink-free path is kept for the run: a
+        search tries thousands of names in a few directories, and realpath lstats every
+        component of each again. Past MAX_SYMLINKS links the lookup fails with ELOOP, as
+        the kernel's does (fs/namei.c)."""
+        steps = self._steps
+        if len(steps) > _MAX_STEPS:
+            steps.clear()  # bounded like the other caches of a run; refilled as asked
+
+        def step(candidate: str, _more: bool) -> str | None:
+            known = steps.get(candidate)
+            if known is None:
+                mode = os.lstat(candidate).st_mode
+                known = os.readlink(candidate) if stat.S_ISLNK(mode) else mode
+                steps[candidate] = known
+            # A name below a file fails in lstat (ENOTDIR), as in realpath; `..` after a
+            # file is its directory, as in realpath.
+            return known if isinstance(known, str) else None
+
+        current = follow_links(path, step)
+        known = steps.get(current)
+        mode = known if isinstance(known, int) else os.lstat(current).st_mode
+        return Resolved(current, current, mode)
+
     def _resolve_uncached(self, path: str) -> Resolved:
         if self.is_host:
-            # The host is its own root: the kernel's realpath is exact and fast.
-            real = os.path.realpath(path, strict=True)
-            return Resolved(real, real, os.lstat(real).st_mode)
+            return self._resolve_host(path)
 
         def step(candidate: str, more: bool) -> str | None:
             host = self.directory + candidate
