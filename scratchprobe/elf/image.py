@@ -26,6 +26,8 @@ them, else by their own pread.
 mapping (`elf/reader.py` vaddr_to_offset), section contents, the read-only data ranges,
 literal search and notes. `Images` holds the images of one run (a `needs.context.Context`
 owns it): a file is opened once per run, not once per reader, and nothing stays open after.
+The run's ELF parse reads through the image too (`Images.parse`, `elf/reader.py` parse_elf),
+so the parse and every later reader share the one open.
 """
 
 from __future__ import annotations
@@ -127,8 +129,8 @@ class FileImage:
         self._fd = fd
 
     def _adopt(self, other: FileImage) -> None:
-        """Take over the open descriptor of `other` (the image the file was parsed through,
-        which is closed for its reader by this): the file is not opened again."""
+        """Take over the open descriptor of `other`, the image the file was parsed through
+        (left without one): the file is not opened again."""
         if other._fd is not None:
             fd, other._fd = other._fd, None
             self._set_descriptor(fd, other._size)
@@ -495,7 +497,8 @@ def opened(source: ElfImage | ElfFile) -> Iterator[ElfImage]:
 class Images:
     """The open images of one run, by path: every reader of a file gets the same image.
 
-    A file is opened at its first read (a library no detector reads is never opened). At
+    A file is opened when the run parses it (`parse`, the image kept for its readers), or
+    else at its first read (an ElfFile parsed elsewhere gets an image at `use`). At
     most `keep` images stay open while no reader uses them, the least recently used closed
     first; the bytes they hold stay under `keep_bytes`, the least recently used dropping
     theirs first; `close` closes all."""

@@ -276,8 +276,11 @@ class Resolver:
 
     def open_candidate(self, path: str, arch: Architecture) -> tuple[str, ElfFile] | None:
         """Open `path` as the loader would; None when absent or for another architecture.
-        Answered once per (path, architecture) in a run: every binary of a batch tries the
-        same directories for the same names (the files were parsed once anyway)."""
+        A name the directory listing has is answered once per (path, architecture) in a
+        run: every binary of a batch tries the same directories for the same names. (An
+        absent name is not kept: a crafted search path tries millions.)"""
+        if not self.root.may_exist(path):
+            return None
         key = (path, arch)
         if key in self._candidates:
             return self._candidates[key]
@@ -286,8 +289,6 @@ class Resolver:
         return found
 
     def _open_candidate(self, path: str, arch: Architecture) -> tuple[str, ElfFile] | None:
-        if not self.root.may_exist(path):
-            return None
         try:
             resolved = self.root.resolve(path)
         except OSError:
