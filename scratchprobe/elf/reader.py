@@ -16,6 +16,7 @@ import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import BinaryIO, Protocol
 
 from scratchprobe.elf.arch import Architecture
@@ -96,6 +97,10 @@ class Section:
     """sh_entsize: the size of one entry of a table section (0 for other sections)."""
 
 
+SectionRow = tuple[str, int, int, int, int, int, int]
+"""(name, sh_type, sh_addr, sh_offset, sh_size, sh_link, sh_entsize): a Section's fields."""
+
+
 @dataclass(frozen=True)
 class ElfFile:
     """What an ELF file tells the loader, read without executing anything."""
@@ -121,9 +126,16 @@ class ElfFile:
     version_defs: tuple[str, ...]
     """Version names this object provides (DT_VERDEF, base entry excluded)."""
     segments: tuple[Segment, ...]
-    sections: tuple[Section, ...]
+    section_rows: tuple[SectionRow, ...]
+    """The section headers as read, in order; `sections` holds them as Section objects,
+    made when a reader first asks (the loader never does: most libraries of a closure
+    are never asked)."""
     dynamic_entries: tuple[tuple[int, int], ...] = ()
     """(d_tag, d_val) of PT_DYNAMIC up to DT_NULL, for readers of other tables."""
+
+    @cached_property
+    def sections(self) -> tuple[Section, ...]:
+        return tuple(Section(*row) for row in self.section_rows)
 
     @property
     def nodeflib(self) -> bool:
@@ -139,9 +151,9 @@ class ElfFile:
         """glibc's get-dynamic-info.h: if both RPATH and RUNPATH are given, RUNPATH wins."""
         return None if self.runpath is not None else self.rpath
 
-    @property
+    @cached_property
     def section_names(self) -> frozenset[str]:
-        return frozenset(s.name for s in self.sections)
+        return frozenset(row[0] for row in self.section_rows)
 
     def section(self, name: str) -> Section | None:
         for s in self.sections:
@@ -391,7 +403,7 @@ def parse_elf(path: str, source: ByteSource) -> ElfFile:
         version_needs=version_needs,
         version_defs=version_defs,
         segments=segments,
-        sections=sections,
+        section_rows=sections,
         dynamic_entries=tuple(entries),
     )
 
@@ -424,7 +436,7 @@ def _read_segments(
 
 def _read_sections(
     src: ByteSource, e: str, is64: bool, shoff: int, shentsize: int, shnum: int, shstrndx: int
-) -> tuple[Section, ...]:
+) -> tuple[SectionRow, ...]:
     if shoff == 0:
         return ()
     fmt = e + ("IIQQQQIIQQ" if is64 else "IIIIIIIIII")
@@ -454,7 +466,7 @@ def _read_sections(
             end = names.find(b"\0", name_index)
             if end >= 0:
                 name = names[name_index:end].decode("ascii", "replace")
-        out.append(Section(name, sh_type, addr, offset, size, link, entsize))
+        out.append((name, sh_type, addr, offset, size, link, entsize))
     return tuple(out)
 
 
