@@ -6,7 +6,6 @@ import functools
 import inspect
 import os
 import re
-import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -446,6 +445,8 @@ def _with_image(
             kwargs["source"] = source
         return func(planning=planning, **kwargs)
     finally:
+        import shutil  # only here: its archive modules cost every run otherwise
+
         shutil.rmtree(source.root, ignore_errors=True)
 
 

@@ -7,7 +7,6 @@ and it never copies it into an image (ldconfig(8); docs/runtime-facts.md, "Loade
 
 from __future__ import annotations
 
-import fnmatch
 import posixpath
 
 from scratchprobe.root import Root
@@ -52,6 +51,8 @@ def _read(root: Root, path: str, out: list[str], depth: int, visited: set[str]) 
 
 
 def _glob(root: Root, pattern: str) -> list[str]:
+    import fnmatch  # here: only a root without ld.so.cache reads ld.so.conf
+
     directory, name_pattern = posixpath.split(pattern)
     if any(c in directory for c in "*?["):
         return []  # glibc's ldconfig globs the whole pattern, but nobody globs directories

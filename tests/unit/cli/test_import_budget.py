@@ -200,3 +200,51 @@ def test_a_closure_only_run_loads_no_detector(
     modules = loaded(tmp_path, "inspect", "--format", "copy", *args, DYNAMIC)
     names = (*DETECTORS, *CHOICES)
     assert {d for d in names if any(m == d or m.startswith(d + ".") for m in modules)} == loads
+
+
+# Modules a fresh interpreter loads only if something imports them: shutil with its archive
+# support (bz2, lzma) costs a run ~5 ms, fnmatch is for ld.so.conf globs (a root without
+# ld.so.cache): a copy run on this machine needs none of them.
+ARCHIVES = ("shutil", "bz2", "lzma", "fnmatch")
+
+# The probe without `site` (-S): a .pth file of the environment may preload modules and
+# hide a load; the site-packages directories (click) are put on the path by hand.
+PROBE_WITHOUT_SITE = (
+    """
+import sys
+sys.path.extend(sys.argv.pop(1).split("\\0"))
+"""
+    + PROBE
+)
+
+
+def test_a_copy_run_loads_no_archive_module(tmp_path: Path) -> None:
+    import site
+
+    listing = tmp_path / "modules.txt"
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-S",
+            "-c",
+            PROBE_WITHOUT_SITE,
+            "\0".join(site.getsitepackages()),
+            str(listing),
+            "inspect",
+            "--format",
+            "copy",
+            DYNAMIC,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": path},
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode in (0, 1), proc.stderr
+    modules = set(listing.read_text().split("\n"))
+    assert "scratchprobe.render.copy" in modules  # the probe ran the command
+    assert modules.isdisjoint(ARCHIVES), modules & set(ARCHIVES)
