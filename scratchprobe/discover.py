@@ -248,7 +248,7 @@ def walk_elf_files(directory: str) -> list[str]:
     return out
 
 
-@dataclass
+@dataclass(eq=False)  # never compared: no __eq__ to generate at import
 class Walk:
     """What walking one directory argument found (mutable while walking only)."""
 

@@ -132,7 +132,7 @@ class Closure:
     warnings: tuple[str, ...]
 
 
-@dataclass
+@dataclass(eq=False)  # never compared: no __eq__ to generate at import
 class _Node:
     """Mutable bookkeeping during the walk (never leaves this module)."""
 
