@@ -38,6 +38,11 @@ _MAX_DYNAMIC_ENTRIES = 1 << 16
 _MAX_VERSION_ENTRIES = 1 << 14
 _MAX_STRTAB = 64 << 20
 _MAX_SECTIONS = 1 << 16
+# A section name longer than this is no name (docs/security-inputs.md, "Bounds"): the longest
+# in /usr/bin and /usr/lib/x86_64-linux-gnu here is 50 bytes (.gnu.warning.SYMBOL), and
+# every name the readers look up is short; 65,536 headers each naming a long string were
+# quadratic (gigabytes of copies).
+_MAX_SECTION_NAME = 1024
 # PATH_MAX (linux/limits.h): the longest path open(2) accepts, so the longest interpreter
 # the kernel can start (fs/binfmt_elf.c refuses a PT_INTERP over PATH_MAX) and the longest
 # name or search path the loader can use. A string past it is reported, never copied.
@@ -460,12 +465,18 @@ def _read_sections(
         if sh_type != 8 and off + size <= src.size and size <= _MAX_STRTAB:
             names = src.read(off, size, "section name table")
     out = []
+    decoded: dict[int, str] = {}
     for name_index, sh_type, _flags, addr, offset, size, link, _info, _align, entsize in raw:
-        name = ""
-        if name_index < len(names):
-            end = names.find(b"\0", name_index)
-            if end >= 0:
-                name = names[name_index:end].decode("ascii", "replace")
+        name = decoded.get(name_index)
+        if name is None:
+            name = ""
+            if name_index < len(names):
+                # Each name is looked for within its bound only, and decoded once per
+                # offset: 65,536 headers naming one long string stay linear.
+                end = names.find(b"\0", name_index, name_index + _MAX_SECTION_NAME + 1)
+                if end >= 0:
+                    name = names[name_index:end].decode("ascii", "replace")
+            decoded[name_index] = name
         out.append((name, sh_type, addr, offset, size, link, entsize))
     return tuple(out)
 
