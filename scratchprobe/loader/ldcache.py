@@ -95,14 +95,22 @@ def parse_ld_cache(data: bytes) -> LdCache:
 _MAX_STRING = 4096
 
 
+# What all the decoded strings of one cache may add up to: this machine's 665 entries are
+# ~50 KiB, and a crafted cache whose entries each name their own 4 KiB string held 350
+# times its size in memory (1 MiB of cache, 368 MB).
+_MAX_STRINGS_TOTAL = 16 << 20
+
+
 class _Strings:
     """The cache's strings, decoded once per offset: ldconfig shares one string between
     entries (a soname is often its own key), and a crafted cache can point 200,000 entries
-    at one long string. Each search for the NUL stops after PATH_MAX bytes."""
+    at one long string. Each search for the NUL stops after PATH_MAX bytes, and all of
+    them together stop at _MAX_STRINGS_TOTAL."""
 
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.decoded: dict[int, str] = {}
+        self.total = 0
 
     def __call__(self, offset: int) -> str:
         found = self.decoded.get(offset)
@@ -116,6 +124,11 @@ class _Strings:
             if len(data) - offset > _MAX_STRING:
                 raise LdCacheError(f"a string in the cache is longer than {_MAX_STRING} bytes")
             raise LdCacheError("unterminated string in the cache")
+        self.total += end - offset
+        if self.total > _MAX_STRINGS_TOTAL:
+            raise LdCacheError(
+                f"the cache's strings add up to more than {_MAX_STRINGS_TOTAL >> 20} MiB"
+            )
         found = data[offset:end].decode("utf-8", "surrogateescape")
         self.decoded[offset] = found
         return found
