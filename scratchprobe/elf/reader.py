@@ -50,6 +50,11 @@ PATH_MAX = 4096
 # A search path (DT_RPATH, DT_RUNPATH) is a list of directories, each under PATH_MAX; glibc
 # sets no limit on the list (Nix store paths make long ones), so the bound is generous.
 _MAX_SEARCH_PATH = 1 << 20
+# What the names one file's dynamic section uses (DT_NEEDED, DT_SONAME, the search paths,
+# the version names) may add up to, each decoded once: a real library's are a few KiB, a
+# long RUNPATH adds its own; 60,000 DT_NEEDED each naming its own 4 KiB string made 1 MB of
+# file hold 150 MB (docs/security-inputs.md, "Bounds").
+_MAX_NAMES_TOTAL = 4 << 20
 
 # The tags the dynamic loop reads, as plain ints (a member lookup per entry costs more).
 _STRING_TAGS = tuple(
@@ -348,6 +353,7 @@ def parse_elf(path: str, source: ByteSource) -> ElfFile:
         # Decoded once per offset: names are shared (a soname is also a version need's
         # file), and a crafted table points thousands of entries at one string.
         decoded: dict[int, str] = {}
+        spent = [0]  # bytes decoded so far, against _MAX_NAMES_TOTAL
 
         def string(index: int, what: str, limit: int = PATH_MAX) -> str:
             found = decoded.get(index)
@@ -362,6 +368,12 @@ def parse_elf(path: str, source: ByteSource) -> ElfFile:
                 if len(strtab) - index > limit:
                     raise ELFError(f"{what} is longer than {limit} bytes")
                 raise ELFError(f"{what} is not NUL-terminated")
+            spent[0] += end - index
+            if spent[0] > _MAX_NAMES_TOTAL:
+                raise ELFError(
+                    f"the names of the dynamic string table add up to more than "
+                    f"{_MAX_NAMES_TOTAL >> 20} MiB"
+                )
             found = strtab[index:end].decode("utf-8", "surrogateescape")
             decoded[index] = found
             return found

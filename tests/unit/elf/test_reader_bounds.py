@@ -1,10 +1,14 @@
-"""Section names are bounded and decoded once per offset (docs/security-inputs.md, "Bounds"):
-thousands of section headers naming one long string were gigabytes of copies, a hang."""
+"""The names an ELF file gives are bounded and decoded once per offset
+(docs/security-inputs.md, "Bounds"): thousands of section headers naming one long string
+were gigabytes of copies, a hang, and thousands of DT_NEEDED each naming their own long
+string held a hundred times the file's size."""
 
 from __future__ import annotations
 
 import struct
 from pathlib import Path
+
+import pytest
 
 from scratchprobe.elf.reader import read_elf
 
@@ -42,3 +46,22 @@ def test_a_name_shared_by_thousands_of_sections_is_decoded_once(tmp_path: Path) 
     assert set(shared) == {".text"}
     assert len({id(name) for name in shared}) == 1
     assert elf.section(".text") is elf.sections[0]
+
+
+def test_needed_names_each_at_their_own_offset_are_bounded(tmp_path: Path) -> None:
+    """16,000 DT_NEEDED, each naming its own 3 to 4 KiB string of one 64 KiB table: 56 MB
+    of names from 315 KiB of file, far past the bound of one file's names."""
+    from scratchprobe.errors import ELFError
+    from tests.hostile_elf import BASE, DT_NEEDED, DT_STRSZ, DT_STRTAB, ElfBuilder
+
+    run = b"a" * 4095 + b"\0"
+    names = b"\0" + run * 4 * 4
+    builder = ElfBuilder()
+    at = builder.add(names)
+    entries = [(DT_STRTAB, BASE + at), (DT_STRSZ, len(names))]
+    entries += [(DT_NEEDED, 1 + (i // 1000) * 4096 + i % 1000) for i in range(16_000)]
+    builder.dynamic(entries)
+    target = tmp_path / "needed-apart"
+    target.write_bytes(builder.build())
+    with pytest.raises(ELFError, match="add up to more than 4 MiB"):
+        read_elf(str(target))
