@@ -32,12 +32,14 @@ from __future__ import annotations
 
 import os
 import struct
+from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import overload
 
 from scratchprobe.elf.constants import SegmentType
+from scratchprobe.elf.markers import MarkerSet
 from scratchprobe.elf.reader import ElfFile, Segment, vaddr_to_offset
 from scratchprobe.errors import ELFError
 from scratchprobe.root import open_regular
@@ -57,6 +59,12 @@ _OVERLAP = 4096
 # Windows an image keeps between searches: a loop of searches from each hit onwards reads a
 # window once, and a backward search at a window's start finds the previous one kept.
 _KEEP_WINDOWS = 2
+
+# Positions of one marker a scan keeps per admitted range (`FileImage.expect`): more than any
+# reader looks at, and a bound on what a file full of one marker makes a scan hold.
+_MAX_HITS = 1024
+# Hits of one prefix a scan looks at per admitted range (each compared with its markers).
+_MAX_PREFIX_HITS = 16 * _MAX_HITS
 
 # Images a run keeps open between readers: the binary and the libraries of a large closure
 # (ffmpeg's is ~200 files, a descriptor each), well under the usual limit of 1024 open
@@ -97,6 +105,16 @@ class FileImage:
         self._windows: list[tuple[int, bytes]] = []
         """(offset, bytes) of the windows read last, the most recent last."""
         self._unscanned: set[tuple[int, int]] = set()
+        self.markers: frozenset[bytes] = frozenset()
+        """Literals the readers of this file will search for (`expect`): the first search of
+        an admitted range for one of them finds every one in one pass ("One pass")."""
+        self._where: dict[bytes, tuple[str, ...] | None] = {}
+        """Expected marker -> the sections its readers search it in (None: anywhere)."""
+        self._every: frozenset[bytes] = frozenset()
+        self._first_only: frozenset[bytes] = frozenset()
+        """Markers whose readers only ask whether they occur: a pass stops at the first."""
+        self._scans: list[tuple[int, int, dict[bytes, _Hits]]] = []
+        """(start, end, marker -> where it occurs there) of each range the one pass read."""
 
     @property
     def skipped(self) -> int:
@@ -150,6 +168,7 @@ class FileImage:
         count again, when asked for)."""
         self._admitted.clear()
         self._windows.clear()
+        self._scans.clear()
         self.loaded = 0
 
     def close(self) -> None:
@@ -157,6 +176,7 @@ class FileImage:
             os.close(self._fd)
             self._fd = None
         self._windows.clear()
+        self._scans.clear()
 
     def __len__(self) -> int:
         return self.size
@@ -207,6 +227,19 @@ class FileImage:
         end = min(end, admitted[1])
         width = len(needle)
         position = start
+        hits = self._hits(needle, start, end, admitted) if end - start >= width else None
+        if hits is not None:
+            at = hits.first(start)
+            if at >= 0 or hits.upto >= end - width + 1:
+                return at if 0 <= at <= end - width else -1
+            # Past the positions the pass kept (a marker found more than _MAX_HITS times):
+            # searched as any other needle from there.
+            position = max(start, hits.upto)
+        if end - position <= _OVERLAP and not self._holds(position, end):
+            # A short search (a string's end, a byte before a hit) reads its own bytes, never
+            # a whole window that would push out the ones a scan keeps.
+            at = self.read(position, end - position, "search").find(needle)
+            return at + position if at >= 0 else -1
         while end - position >= width:
             base, data = self._window(position, position + width, admitted, end)
             stop = min(end, base + len(data))
@@ -228,6 +261,10 @@ class FileImage:
         end = min(end, admitted[1])
         width = len(needle)
         position = end
+        if end - start <= _OVERLAP and not self._holds(start, end):
+            # A short search reads its own bytes (as in `find`).
+            at = self.read(start, max(0, end - start), "search").rfind(needle)
+            return at + start if at >= 0 else -1
         while position - start >= width:
             base, data = self._window(position - width, position, admitted, end)
             first = max(start, base)
@@ -239,6 +276,119 @@ class FileImage:
             # The next window ends where a match not wholly in this one may end.
             position = first + width - 1
         return -1
+
+    def expect(self, markers: MarkerSet) -> None:
+        """Literals this file's readers will search for (a declared set, elf/markers.py):
+        each range searched is then searched for all of them that its readers look for
+        there in one pass (its windows read once), and every `find` of one is answered from
+        that pass."""
+        for literal in markers.literals:
+            if 0 < len(literal) <= _OVERLAP + 1:
+                where = self._where.get(literal, ())
+                self._where[literal] = (
+                    None
+                    if where is None or markers.sections is None
+                    else (*where, *markers.sections)
+                )
+        self.markers = frozenset(self._where)
+        # A literal some reader wants every position of is never first-only again.
+        wanted = set(markers.literals) - set(markers.presence)
+        self._first_only = (self._first_only | set(markers.presence)) - wanted - self._every
+        self._every = self._every | wanted
+
+    def _span_sections(self, start: int, end: int) -> tuple[str, ...] | None:
+        """Names of the sections holding [start, end); None when it is no section's."""
+        return None
+
+    def _needles(self, start: int, end: int, asked: bytes, scanned: set[bytes]) -> list[bytes]:
+        """The markers a pass over [start, end) looks for: those its readers search there
+        (`asked` among them), and none searched already."""
+        names = self._span_sections(start, end)
+        return sorted(
+            marker
+            for marker, where in self._where.items()
+            if marker not in scanned
+            and (
+                marker == asked
+                or names is None
+                or where is None
+                or any(name.startswith(where) for name in names)
+            )
+        )
+
+    def _holds(self, first: int, last: int) -> bool:
+        """A kept window holds [first, last)."""
+        return any(base <= first and last <= base + len(data) for base, data in self._windows)
+
+    def _hits(self, needle: bytes, start: int, end: int, admitted: tuple[int, int]) -> _Hits | None:
+        """Where `needle`, an expected marker, occurs in a searched range holding [start,
+        end), the admitted range's part a reader asked for (a section); the first search of
+        a range runs the one pass for every marker, a marker expected later one more pass
+        for the markers it adds. None for any other needle."""
+        if needle not in self.markers:
+            return None
+        for first, stop, scan in self._scans:
+            if first <= start and end <= stop:
+                if needle not in scan:
+                    needles = self._needles(first, stop, needle, set(scan))
+                    self._one_pass(first, stop, admitted, needles, scan)
+                return scan[needle]
+        scan = {}
+        self._one_pass(start, end, admitted, self._needles(start, end, needle, set()), scan)
+        self._scans.append((start, end, scan))
+        return scan[needle]
+
+    def _one_pass(
+        self,
+        low: int,
+        high: int,
+        admitted: tuple[int, int],
+        needles: list[bytes],
+        scan: dict[bytes, _Hits],
+    ) -> None:
+        """Every position of every needle in [low, high), inside the admitted range, window
+        by window: each WINDOW-aligned piece of the admitted range is read once (with its
+        _OVERLAP, as `find` reads it) and every needle is searched in it before the next is
+        read. A match is taken in the piece where it starts, so one straddling two pieces
+        is found once, in the window that holds it whole (needles are at most _OVERLAP + 1
+        bytes: `expect`). Needles sharing their first five bytes are searched as one
+        ("/etc/": a search of the prefix they all share, then a comparison of each member
+        at each of its hits), as `find_literals` does.
+
+        A needle stops at its first occurrence when its readers only ask whether it occurs
+        (`expect`), at _MAX_HITS occurrences, or when its prefix was hit _MAX_PREFIX_HITS
+        times (`upto`), so what a hostile file makes a scan hold and do is bounded; `find`
+        searches past `upto` as for any other needle."""
+        groups = _prefix_groups(needles)
+        first_only = self._first_only
+        found: dict[bytes, list[int]] = {needle: [] for needle in needles}
+        upto: dict[bytes, int] = {}
+        hits = dict.fromkeys(groups, 0)
+        piece = admitted[0] + (low - admitted[0]) // WINDOW * WINDOW
+        while piece < high and groups:
+            first = max(low, piece)
+            base, data = self._window(first, min(high, piece + WINDOW + _OVERLAP), admitted, high)
+            for prefix, members in list(groups.items()):
+                # Starts inside this piece only; the window holds every member from there.
+                stop = min(high, piece + WINDOW + len(prefix) - 1) - base
+                at = data.find(prefix, first - base, stop)
+                while at >= 0 and members:
+                    room = high - base - at
+                    for member in [m for m in members if len(m) <= room and data.startswith(m, at)]:
+                        found[member].append(at + base)
+                        if len(found[member]) >= _MAX_HITS or member in first_only:
+                            upto[member] = at + base + 1
+                            members.remove(member)
+                    hits[prefix] += 1
+                    if hits[prefix] >= _MAX_PREFIX_HITS:
+                        upto.update(dict.fromkeys(members, at + base + 1))
+                        members.clear()
+                    at = data.find(prefix, at + 1, stop)
+                if not members:
+                    del groups[prefix]
+            piece += WINDOW
+        for needle in needles:
+            scan[needle] = _Hits(found[needle], upto.get(needle, high))
 
     def _clamp(self, start: int, end: int | None) -> tuple[int, int]:
         end = self.size if end is None else min(end, self.size)
@@ -300,6 +450,38 @@ class FileImage:
         return lo, lo + allowed
 
 
+def _prefix_groups(needles: list[bytes]) -> dict[bytes, list[bytes]]:
+    """Needles sharing their first five bytes, by the longest prefix they all share (a needle
+    alone is its own prefix): bytes.find skips further the longer its needle is."""
+    shared: dict[bytes, list[bytes]] = {}
+    for needle in needles:
+        shared.setdefault(needle[:5], []).append(needle)
+    groups: dict[bytes, list[bytes]] = {}
+    for members in shared.values():
+        prefix = min(members)
+        last = max(members)
+        while not last.startswith(prefix):
+            prefix = prefix[:-1]
+        groups[prefix] = members
+    return groups
+
+
+class _Hits:
+    """The positions of one marker in one admitted range, ascending: every one below `upto`
+    (the range's end, unless the marker was found _MAX_HITS times)."""
+
+    __slots__ = ("positions", "upto")
+
+    def __init__(self, positions: list[int], upto: int) -> None:
+        self.positions = positions
+        self.upto = upto
+
+    def first(self, start: int) -> int:
+        """The first kept position at or after `start`, or -1."""
+        index = bisect_left(self.positions, start)
+        return self.positions[index] if index < len(self.positions) else -1
+
+
 # sh_type SHT_NOBITS (gABI "Section Header"): a section that occupies no file bytes.
 _SHT_NOBITS = 8
 # p_flags (gABI "Program Header"): PF_X 0x1, PF_W 0x2.
@@ -324,12 +506,20 @@ class ElfImage(FileImage):
     def section(self, name: str, limit: int = 64 << 20) -> bytes | None:
         """Raw bytes of the named section (None when absent, empty or NOBITS); ELFError
         when it lies outside the file or is larger than `limit`."""
+        where = self.section_range(name, limit)
+        if where is None:
+            return None
+        return self.read(where[0], where[1] - where[0], f"section {name}")
+
+    def section_range(self, name: str, limit: int = 64 << 20) -> tuple[int, int] | None:
+        """(start, end) of the named section's bytes, as `section` checks them: None when
+        absent, empty or NOBITS; ELFError when outside the file or larger than `limit`."""
         section = self.elf.section(name)
         if section is None or section.type == _SHT_NOBITS or section.size == 0:
             return None
         if section.offset + section.size > self.size or section.size > limit:
             raise ELFError(f"section {name} lies outside the file")
-        return self.read(section.offset, section.size, f"section {name}")
+        return section.offset, section.offset + section.size
 
     def section_ranges(self, names: tuple[str, ...]) -> list[tuple[int, int]]:
         """(start, end) of the named sections present in the file; NOBITS ones hold no bytes."""
@@ -338,6 +528,14 @@ class ElfImage(FileImage):
             for s in self.elf.sections
             if s.name in names and s.type != _SHT_NOBITS and s.offset + s.size <= self.elf.size
         ]
+
+    def _span_sections(self, start: int, end: int) -> tuple[str, ...] | None:
+        names = tuple(
+            s.name
+            for s in self.elf.sections
+            if s.type != _SHT_NOBITS and s.offset <= start and end <= s.offset + s.size
+        )
+        return names or None
 
     def mapped_ranges(self) -> list[tuple[int, int]]:
         """The file ranges PT_LOAD maps, clamped to the file: what a scan of a file without
@@ -385,6 +583,13 @@ class ElfImage(FileImage):
             for low, high in spans:
                 if high - low >= len(prefix):
                     self._admit(low, high)
+        if self.markers.issuperset(literals):
+            # Every literal is an expected marker: the answers of the one pass.
+            return {
+                literal
+                for literal in literals
+                if any(self.find(literal, low, high) >= 0 for low, high in spans)
+            }
         for (low, high), (_start, end) in zip(spans, ranges, strict=True):
             if high - low < shortest:
                 continue  # as `find`: too short a range admits nothing
