@@ -13,14 +13,23 @@ what was left out, instead of reading gigabytes of holes.
 
 How it is read: in windows, never a whole segment. A window is the WINDOW-aligned piece,
 plus the _OVERLAP bytes after it, of the range the budget admitted (a segment, for a search
-inside one) that holds the search's position; an image keeps the last _KEEP_WINDOWS, so a
-scan of a 100 MB segment holds at most 2 x (8 MiB + 4 KiB), and a segment of up to WINDOW
-bytes is still one read for all its searches. No match is lost at a boundary: a search for
-a needle of length L tests, in a window ending at q, every start up to q - L, then goes on
-from q - L + 1, so each start is tested in a window that holds the whole match (for L up to
-_OVERLAP + 1 the next aligned window; a longer needle gets a window of its own from its
-position). Slices and `read` return just the bytes asked, from a kept window when one holds
-them, else by their own pread.
+inside one) that holds the search's position; an image keeps its last windows, at most
+_KEEP_SMALL_WINDOWS and no more bytes than _KEEP_WINDOWS full ones, so a scan of a 100 MB
+segment holds at most 2 x (8 MiB + 4 KiB), a segment of up to WINDOW bytes is still one
+read for all its searches, and a small file's few segments are each read once. No match
+is lost at a boundary: a search for a needle of length L tests, in a window ending at q,
+every start up to q - L, then goes on from q - L + 1, so each start is tested in a window
+that holds the whole match (for L up to _OVERLAP + 1 the next aligned window; a longer
+needle gets a window of its own from its position). Slices, `read` and short searches in a
+large range return just the bytes asked, from a kept window when one holds them, else by
+their own pread.
+
+One pass: a file's readers declare the literals they look for (elf/markers.py) and the
+image is told which to expect (`expect`); the first search of a range (a section a reader
+asked for) for one of them searches that range, window by window, for every expected
+literal its readers look for there, and keeps every position: each window is read once,
+and every later `find` of one of them is a lookup. The budget admits exactly as before
+(every `find` still admits its range first), so `loaded` and `skipped` do not change.
 
 `ElfImage` adds what every reader of an ELF file asks besides bytes: the reader's address
 mapping (`elf/reader.py` vaddr_to_offset), section contents, the read-only data ranges,
@@ -56,9 +65,16 @@ _OVERLAP)."""
 # starts inside the aligned piece lies wholly in the window.
 _OVERLAP = 4096
 
-# Windows an image keeps between searches: a loop of searches from each hit onwards reads a
-# window once, and a backward search at a window's start finds the previous one kept.
+# Full windows' worth of bytes an image keeps between searches (windows of small segments
+# are kept by the same bytes, many at once): a loop of searches from each hit onwards reads
+# a window once, and a backward search at a window's start finds the previous one kept.
 _KEEP_WINDOWS = 2
+# Windows an image keeps at most, however small (a program's segments: headers with .dynstr,
+# .rodata, the data; and a whole-file search).
+_KEEP_SMALL_WINDOWS = 4
+# An admitted range of at most this many bytes is read as one window even for a short search
+# (a small segment: kept for the searches after it).
+_SMALL_RANGE = 64 * _OVERLAP
 
 # Positions of one marker a scan keeps per admitted range (`FileImage.expect`): more than any
 # reader looks at, and a bound on what a file full of one marker makes a scan hold.
@@ -235,9 +251,9 @@ class FileImage:
             # Past the positions the pass kept (a marker found more than _MAX_HITS times):
             # searched as any other needle from there.
             position = max(start, hits.upto)
-        if end - position <= _OVERLAP and not self._holds(position, end):
-            # A short search (a string's end, a byte before a hit) reads its own bytes, never
-            # a whole window that would push out the ones a scan keeps.
+        if self._reads_alone(position, end, admitted):
+            # A short search (a string's end, a byte before a hit) in a large range reads its
+            # own bytes, never a whole window that would push out the ones a scan keeps.
             at = self.read(position, end - position, "search").find(needle)
             return at + position if at >= 0 else -1
         while end - position >= width:
@@ -261,7 +277,7 @@ class FileImage:
         end = min(end, admitted[1])
         width = len(needle)
         position = end
-        if end - start <= _OVERLAP and not self._holds(start, end):
+        if self._reads_alone(start, end, admitted):
             # A short search reads its own bytes (as in `find`).
             at = self.read(start, max(0, end - start), "search").rfind(needle)
             return at + start if at >= 0 else -1
@@ -316,9 +332,14 @@ class FileImage:
             )
         )
 
-    def _holds(self, first: int, last: int) -> bool:
-        """A kept window holds [first, last)."""
-        return any(base <= first and last <= base + len(data) for base, data in self._windows)
+    def _reads_alone(self, first: int, last: int, admitted: tuple[int, int]) -> bool:
+        """A search of [first, last) reads just those bytes: it is short, its range is
+        larger than a window of a small segment would be, and no kept window holds it."""
+        return (
+            last - first <= _OVERLAP
+            and admitted[1] - admitted[0] > _SMALL_RANGE
+            and not any(base <= first and last <= base + len(data) for base, data in self._windows)
+        )
 
     def _hits(self, needle: bytes, start: int, end: int, admitted: tuple[int, int]) -> _Hits | None:
         """Where `needle`, an expected marker, occurs in a searched range holding [start,
@@ -390,6 +411,67 @@ class FileImage:
         for needle in needles:
             scan[needle] = _Hits(found[needle], upto.get(needle, high))
 
+    def find_literals(
+        self, ranges: list[tuple[int, int]], literals: tuple[bytes, ...]
+    ) -> set[bytes]:
+        """Which literals occur inside `ranges`. Literals are grouped by their first five
+        bytes ("/etc/", "__nss"), so the data is searched once per group, not per literal;
+        every group is searched in one window before the next is read (a range is read
+        once, not once per group)."""
+        groups: dict[bytes, list[bytes]] = {}
+        for literal in literals:
+            groups.setdefault(literal[:5], []).append(literal)
+        found: set[bytes] = set()
+        shortest = min(map(len, groups), default=0)
+        spans = [self._clamp(start, end) for start, end in ranges]
+        needed = sum(self._admission(low, high) for low, high in spans if high - low >= shortest)
+        if shortest < 2 or self.loaded + needed >= self.budget:
+            # Where the budget may run out, which bytes each search gets depends on the
+            # order of the searches (and a one-byte prefix can end at an exhausted budget's
+            # last byte, the search from the next one counting the rest as skipped): group
+            # by group, as that accounting always was.
+            for prefix, members in groups.items():
+                for start, end in ranges:
+                    at = self.find(prefix, start, end)
+                    while at >= 0 and len(found) < len(literals):
+                        found.update(self._members_at(at, end, members))
+                        at = self.find(prefix, at + 1, end)
+            return found
+        # The budget admits every range whole: in the order a search per group and range
+        # would (ranges may overlap, and the first admitted decides what the others cost).
+        for prefix in groups:
+            for low, high in spans:
+                if high - low >= len(prefix):
+                    self._admit(low, high)
+        if self.markers.issuperset(literals):
+            # Every literal is an expected marker: the answers of the one pass.
+            return {
+                literal
+                for literal in literals
+                if any(self.find(literal, low, high) >= 0 for low, high in spans)
+            }
+        for (low, high), (_start, end) in zip(spans, ranges, strict=True):
+            if high - low < shortest:
+                continue  # as `find`: too short a range admits nothing
+            admitted = self._admit(low, high)
+            stop = min(high, admitted[1])
+            # The WINDOW-aligned pieces of the admitted range: a match is looked for in the
+            # piece where it starts, inside the window that holds that piece.
+            piece = admitted[0] + (low - admitted[0]) // WINDOW * WINDOW
+            while piece < stop and len(found) < len(literals):
+                first, piece = max(low, piece), piece + WINDOW
+                for prefix, members in groups.items():
+                    limit = min(stop, piece + len(prefix) - 1)
+                    at = self.find(prefix, first, limit)
+                    while at >= 0 and len(found) < len(literals):
+                        found.update(self._members_at(at, end, members))
+                        at = self.find(prefix, at + 1, limit)
+        return found
+
+    def _members_at(self, at: int, end: int, members: list[bytes]) -> set[bytes]:
+        """The `members` that occur at `at`, wholly before `end`."""
+        return {m for m in members if at + len(m) <= end and self[at : at + len(m)] == m}
+
     def _clamp(self, start: int, end: int | None) -> tuple[int, int]:
         end = self.size if end is None else min(end, self.size)
         return max(start, 0), max(end, 0)
@@ -412,8 +494,14 @@ class FileImage:
         stop = min(high, start + WINDOW + _OVERLAP)
         if stop < last:
             start, stop = first, min(end, first + max(WINDOW, last - first))
-        # The oldest goes before the read, so no more than _KEEP_WINDOWS are ever held.
-        del self._windows[: len(self._windows) - _KEEP_WINDOWS + 1]
+        # The oldest go before the read, so the windows held never take more than
+        # _KEEP_WINDOWS full ones would (small segments' windows all stay: each is read once).
+        held = sum(len(data) for _base, data in self._windows)
+        while self._windows and (
+            held + (stop - start) > _KEEP_WINDOWS * (WINDOW + _OVERLAP)
+            or len(self._windows) >= _KEEP_SMALL_WINDOWS
+        ):
+            held -= len(self._windows.pop(0)[1])
         data = self._pread(start, stop - start)
         self._windows.append((start, data))
         return start, data
@@ -550,67 +638,6 @@ class ElfImage(FileImage):
             for s in self.elf.segments
             if s.type == SegmentType.LOAD and not s.flags & _PF_X_OR_W and s.filesz
         ]
-
-    def find_literals(
-        self, ranges: list[tuple[int, int]], literals: tuple[bytes, ...]
-    ) -> set[bytes]:
-        """Which literals occur inside `ranges`. Literals are grouped by their first five
-        bytes ("/etc/", "__nss"), so the data is searched once per group, not per literal;
-        every group is searched in one window before the next is read (a range is read
-        once, not once per group)."""
-        groups: dict[bytes, list[bytes]] = {}
-        for literal in literals:
-            groups.setdefault(literal[:5], []).append(literal)
-        found: set[bytes] = set()
-        shortest = min(map(len, groups), default=0)
-        spans = [self._clamp(start, end) for start, end in ranges]
-        needed = sum(self._admission(low, high) for low, high in spans if high - low >= shortest)
-        if shortest < 2 or self.loaded + needed >= self.budget:
-            # Where the budget may run out, which bytes each search gets depends on the
-            # order of the searches (and a one-byte prefix can end at an exhausted budget's
-            # last byte, the search from the next one counting the rest as skipped): group
-            # by group, as that accounting always was.
-            for prefix, members in groups.items():
-                for start, end in ranges:
-                    at = self.find(prefix, start, end)
-                    while at >= 0 and len(found) < len(literals):
-                        found.update(self._members_at(at, end, members))
-                        at = self.find(prefix, at + 1, end)
-            return found
-        # The budget admits every range whole: in the order a search per group and range
-        # would (ranges may overlap, and the first admitted decides what the others cost).
-        for prefix in groups:
-            for low, high in spans:
-                if high - low >= len(prefix):
-                    self._admit(low, high)
-        if self.markers.issuperset(literals):
-            # Every literal is an expected marker: the answers of the one pass.
-            return {
-                literal
-                for literal in literals
-                if any(self.find(literal, low, high) >= 0 for low, high in spans)
-            }
-        for (low, high), (_start, end) in zip(spans, ranges, strict=True):
-            if high - low < shortest:
-                continue  # as `find`: too short a range admits nothing
-            admitted = self._admit(low, high)
-            stop = min(high, admitted[1])
-            # The WINDOW-aligned pieces of the admitted range: a match is looked for in the
-            # piece where it starts, inside the window that holds that piece.
-            piece = admitted[0] + (low - admitted[0]) // WINDOW * WINDOW
-            while piece < stop and len(found) < len(literals):
-                first, piece = max(low, piece), piece + WINDOW
-                for prefix, members in groups.items():
-                    limit = min(stop, piece + len(prefix) - 1)
-                    at = self.find(prefix, first, limit)
-                    while at >= 0 and len(found) < len(literals):
-                        found.update(self._members_at(at, end, members))
-                        at = self.find(prefix, at + 1, limit)
-        return found
-
-    def _members_at(self, at: int, end: int, members: list[bytes]) -> set[bytes]:
-        """The `members` that occur at `at`, wholly before `end`."""
-        return {m for m in members if at + len(m) <= end and self[at : at + len(m)] == m}
 
     def notes(self, name: str, limit: int = 1 << 20) -> list[tuple[bytes, int, bytes]]:
         """(owner, type, descriptor) of each note of the named SHT_NOTE section, in order

@@ -1,0 +1,252 @@
+"""The one pass (scratchprobe/elf/image.py, "One pass"; elf/markers.py): every position of
+every expected marker in a searched range, found window by window, answers each `find` as a
+search of that literal alone would, and reads each window of the range once.
+
+The windows are made small here (WINDOW, _OVERLAP and the hit bounds patched), so that
+random files of a few hundred bytes cross many window boundaries; the rules do not depend
+on the sizes (tests/unit/elf/test_image_windows.py checks the real ones on 24 and 48 MiB).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scratchprobe.elf import image as image_module
+from scratchprobe.elf.constants import SegmentType
+from scratchprobe.elf.image import FileImage, open_image
+from scratchprobe.elf.markers import PROGRAM, RUST, MarkerSet
+from scratchprobe.elf.reader import Segment, read_elf
+from scratchprobe.needs.evidence import EvidenceCache
+from scratchprobe.toolchain import detect_toolchain
+
+TESTBINS = Path(__file__).resolve().parents[3] / "testbins" / "built"
+
+_WINDOW = 64
+_OVERLAP = 16
+
+
+@pytest.fixture
+def small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(image_module, "WINDOW", _WINDOW)
+    monkeypatch.setattr(image_module, "_OVERLAP", _OVERLAP)
+    monkeypatch.setattr(image_module, "_MAX_HITS", 3)
+    monkeypatch.setattr(image_module, "_MAX_PREFIX_HITS", 7)
+
+
+def _image(data: bytes, segment: tuple[int, int]) -> tuple[FileImage, str]:
+    with tempfile.NamedTemporaryFile(delete=False) as handle:
+        handle.write(data)
+    offset, size = segment
+    load = Segment(SegmentType.LOAD, offset, offset, size, size, 4)
+    return FileImage(handle.name, (load,)), handle.name
+
+
+def _positions(data: bytes, needle: bytes, start: int, end: int) -> list[int]:
+    """Every position of `needle` in data[start:end], by bytes.find: the oracle."""
+    out = []
+    at = data.find(needle, start, end)
+    while at >= 0:
+        out.append(at)
+        at = data.find(needle, at + 1, end)
+    return out
+
+
+def _found(image: FileImage, needle: bytes, start: int, end: int) -> list[int]:
+    out = []
+    at = image.find(needle, start, end)
+    while at >= 0:
+        out.append(at)
+        at = image.find(needle, at + 1, end)
+    return out
+
+
+# Markers over a three-letter alphabet: prefixes, substrings and overlaps of each other.
+_MARKER = st.binary(min_size=1, max_size=_OVERLAP + 1).map(
+    lambda b: bytes(b"ab/"[c % 3] for c in b)
+)
+
+
+@st.composite
+def _case(draw: st.DrawFn) -> tuple[bytes, tuple[int, int], list[bytes], list[tuple[int, int]]]:
+    markers = draw(st.lists(_MARKER, min_size=1, max_size=6, unique=True))
+    size = draw(st.integers(0, 6 * _WINDOW))
+    data = bytearray(bytes(b"ab/\0"[c % 4] for c in draw(st.binary(min_size=size, max_size=size))))
+    # Plant markers, some across a window boundary (of the segment's aligned pieces).
+    for _ in range(draw(st.integers(0, 12))):
+        marker = draw(st.sampled_from(markers))
+        if size < len(marker):
+            break
+        across = [k * _WINDOW - len(marker) // 2 for k in range(1, 7)]
+        where = draw(st.one_of(st.integers(0, size - len(marker)), st.sampled_from(across)))
+        if 0 <= where <= size - len(marker):
+            data[where : where + len(marker)] = marker
+    first = draw(st.integers(0, max(0, size // 4)))
+    segment = (first, size - first)
+    ranges = draw(
+        st.lists(
+            st.tuples(st.integers(-4, size + 4), st.integers(-4, size + 4)), min_size=1, max_size=4
+        )
+    )
+    return bytes(data), segment, markers, ranges
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(case=_case())
+def test_one_pass_equals_a_search_of_each_literal(
+    small_windows: None,
+    case: tuple[bytes, tuple[int, int], list[bytes], list[tuple[int, int]]],
+) -> None:
+    data, segment, markers, ranges = case
+    declared = MarkerSet("test")
+    declared.declare(*markers)
+    image, path = _image(data, segment)
+    plain, _ = _image(data, segment)
+    try:
+        image.expect(declared)
+        for start, end in ranges:
+            low, high = max(start, 0), max(min(end, len(data)), 0)
+            for marker in markers:
+                expected = _positions(data, marker, low, high)
+                assert _found(image, marker, start, end) == expected, (marker, start, end)
+                assert _found(plain, marker, start, end) == expected, (marker, start, end)
+        assert image.find_literals(ranges, tuple(markers)) == plain.find_literals(
+            ranges, tuple(markers)
+        )
+        assert (image.loaded, image.skipped) == (plain.loaded, plain.skipped)
+    finally:
+        image.close()
+        plain.close()
+        os.unlink(path)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(case=_case())
+def test_presence_markers_answer_as_a_search(
+    small_windows: None,
+    case: tuple[bytes, tuple[int, int], list[bytes], list[tuple[int, int]]],
+) -> None:
+    """A marker only asked whether it occurs stops at its first hit; later finds of it still
+    answer as a search would."""
+    data, segment, markers, ranges = case
+    declared = MarkerSet("presence")
+    declared.declare(*markers, every=False)
+    image, path = _image(data, segment)
+    try:
+        image.expect(declared)
+        for start, end in ranges:
+            low, high = max(start, 0), max(min(end, len(data)), 0)
+            for marker in markers:
+                assert _found(image, marker, start, end) == _positions(data, marker, low, high)
+    finally:
+        image.close()
+        os.unlink(path)
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    reads: list[tuple[int, int]] = []
+    original = FileImage._pread
+
+    def pread(self: FileImage, offset: int, length: int) -> bytes:
+        reads.append((offset, length))
+        return original(self, offset, length)
+
+    monkeypatch.setattr(FileImage, "_pread", pread)
+    return reads
+
+
+def test_each_window_is_read_once_whatever_the_order(
+    small_windows: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Readers asking for markers in a bad order (one marker after another over the whole
+    range, loops from each hit, then parts of the range from its end) read each window of
+    the searched range once: the bytes read are the range plus each window's overlap."""
+    monkeypatch.setattr(image_module, "_MAX_HITS", 1024)
+    size = 20 * _WINDOW + 13
+    data = bytearray(b"." * size)
+    markers = (b"/etc/x", b"/tmp/", b"TMPDIR", b"/proc/self")
+    for k, marker in enumerate(markers * 5):
+        at = (k * 3 + 1) * _WINDOW - 2
+        if at + len(marker) <= size:
+            data[at : at + len(marker)] = marker
+    declared = MarkerSet("order")
+    declared.declare(*markers)
+    image, path = _image(bytes(data), (0, size))
+    reads = _counting(monkeypatch)
+    try:
+        image.expect(declared)
+        for marker in reversed(markers):
+            assert _found(image, marker, 0, size) == _positions(bytes(data), marker, 0, size)
+        assert image.find_literals([(0, size)], markers) == set(markers)
+        for marker in markers:
+            _found(image, marker, size - _WINDOW, size)
+            _found(image, marker, 5 * _WINDOW, 9 * _WINDOW)
+    finally:
+        image.close()
+        os.unlink(path)
+    # Each aligned piece with its overlap, but for a last piece the one before holds whole.
+    windows = [
+        (piece, min(size, piece + _WINDOW + _OVERLAP))
+        for piece in range(0, size, _WINDOW)
+        if piece == 0 or min(size, piece + _WINDOW) > piece + _OVERLAP
+    ]
+    assert sorted(reads) == [(first, stop - first) for first, stop in windows]
+    assert sum(length for _offset, length in reads) <= size + _OVERLAP * len(windows)
+
+
+@pytest.mark.parametrize("name", ["c-glibc-dynamic", "c-glibc-static", "cpp-dynamic", "rust-hello"])
+def test_a_programs_readers_read_each_window_once(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The toolchain readers and the program's evidence, on a real file: no window of a
+    searched range is read twice (reads of a few bytes around a hit aside)."""
+    elf = read_elf(str(TESTBINS / name))
+    reads = _counting(monkeypatch)
+    cache = EvidenceCache()
+    try:
+        with cache.images.use(elf) as image:
+            detect_toolchain(image)
+            cache.of(elf, elf.path, elf.soname)
+            assert set(PROGRAM.literals) | set(RUST.literals) <= image.markers
+    finally:
+        cache.images.close()
+    windows = [read for read in reads if read[1] > 64]
+    assert windows
+    assert len(windows) == len(set(windows)), windows
+
+
+@pytest.mark.parametrize(
+    "name", sorted(p.name for p in TESTBINS.iterdir() if p.is_file() and p.name != "MANIFEST.json")
+)
+def test_declared_markers_on_every_testbin(name: str) -> None:
+    """Every declared marker, answered by the one pass on a real file's sections, equals a
+    search of the section's bytes for that literal alone."""
+    try:
+        elf = read_elf(str(TESTBINS / name))
+    except Exception:
+        pytest.skip("not an ELF file the reader accepts")
+    image = open_image(elf)
+    data = (TESTBINS / name).read_bytes()
+    try:
+        for markers in (PROGRAM, RUST):
+            image.expect(markers)
+        spans = image.section_ranges((".rodata", ".data.rel.ro", ".data", ".dynstr"))
+        spans = spans or image.mapped_ranges()
+        for start, end in spans:
+            for marker in sorted(image.markers):
+                assert _found(image, marker, start, end) == _positions(data, marker, start, end)
+    finally:
+        image.close()
