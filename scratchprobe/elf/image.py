@@ -81,6 +81,9 @@ _SMALL_RANGE = 64 * _OVERLAP
 _MAX_HITS = 1024
 # Hits of one prefix a scan looks at per admitted range (each compared with its markers).
 _MAX_PREFIX_HITS = 16 * _MAX_HITS
+# Ranges an image keeps the one pass's positions of (a program's string sections are a few;
+# a crafted file's thousands of sections are searched one literal at a time, as before).
+_MAX_SCANS = 64
 
 # Images a run keeps open between readers: the binary and the libraries of a large closure
 # (ffmpeg's is ~200 files, a descriptor each), well under the usual limit of 1024 open
@@ -354,6 +357,8 @@ class FileImage:
                     needles = self._needles(first, stop, needle, set(scan))
                     self._one_pass(first, stop, admitted, needles, scan)
                 return scan[needle]
+        if len(self._scans) >= _MAX_SCANS:
+            return None  # a file of thousands of small sections: searched as before
         scan = {}
         self._one_pass(start, end, admitted, self._needles(start, end, needle, set()), scan)
         self._scans.append((start, end, scan))

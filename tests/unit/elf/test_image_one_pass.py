@@ -250,3 +250,22 @@ def test_declared_markers_on_every_testbin(name: str) -> None:
                 assert _found(image, marker, start, end) == _positions(data, marker, start, end)
     finally:
         image.close()
+
+
+def test_a_thousand_ranges_keep_a_bounded_number_of_passes(small_windows: None) -> None:
+    """A crafted file's thousands of sections: at most _MAX_SCANS ranges get a pass (each
+    later range is searched alone), and every answer is still a search's."""
+    data = b"ab/" * 1000
+    declared = MarkerSet("many")
+    declared.declare(b"b/a", b"/ab")
+    image, path = _image(data, (0, len(data)))
+    try:
+        image.expect(declared)
+        for start in range(0, len(data) - 10, 3):
+            for marker in (b"b/a", b"/ab"):
+                expected = _positions(data, marker, start, start + 10)
+                assert _found(image, marker, start, start + 10) == expected
+        assert len(image._scans) == image_module._MAX_SCANS
+    finally:
+        image.close()
+        os.unlink(path)
