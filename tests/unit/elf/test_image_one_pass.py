@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -47,24 +49,20 @@ def _image(data: bytes, segment: tuple[int, int]) -> tuple[FileImage, str]:
     return FileImage(handle.name, (load,)), handle.name
 
 
-def _positions(data: bytes, needle: bytes, start: int, end: int) -> list[int]:
-    """Every position of `needle` in data[start:end], by bytes.find: the oracle."""
+def _positions(
+    find: Callable[[bytes, int, int], int], needle: bytes, start: int, end: int
+) -> list[int]:
+    """Every position of `needle` in [start, end) by a loop of `find` from each hit: with
+    bytes.find on the file's bytes, the oracle; with an image's find, what a reader sees."""
     out = []
-    at = data.find(needle, start, end)
+    at = find(needle, start, end)
     while at >= 0:
         out.append(at)
-        at = data.find(needle, at + 1, end)
+        at = find(needle, at + 1, end)
     return out
 
 
-def _found(image: FileImage, needle: bytes, start: int, end: int) -> list[int]:
-    out = []
-    at = image.find(needle, start, end)
-    while at >= 0:
-        out.append(at)
-        at = image.find(needle, at + 1, end)
-    return out
-
+_Case = tuple[bytes, tuple[int, int], list[bytes], list[tuple[int, int]]]
 
 # Markers over a three-letter alphabet: prefixes, substrings and overlaps of each other.
 _MARKER = st.binary(min_size=1, max_size=_OVERLAP + 1).map(
@@ -73,7 +71,7 @@ _MARKER = st.binary(min_size=1, max_size=_OVERLAP + 1).map(
 
 
 @st.composite
-def _case(draw: st.DrawFn) -> tuple[bytes, tuple[int, int], list[bytes], list[tuple[int, int]]]:
+def _case(draw: st.DrawFn) -> _Case:
     markers = draw(st.lists(_MARKER, min_size=1, max_size=6, unique=True))
     size = draw(st.integers(0, 6 * _WINDOW))
     data = bytearray(bytes(b"ab/\0"[c % 4] for c in draw(st.binary(min_size=size, max_size=size))))
@@ -96,64 +94,60 @@ def _case(draw: st.DrawFn) -> tuple[bytes, tuple[int, int], list[bytes], list[tu
     return bytes(data), segment, markers, ranges
 
 
-@settings(
-    max_examples=300,
+_PROPERTY = settings(
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(case=_case())
-def test_one_pass_equals_a_search_of_each_literal(
-    small_windows: None,
-    case: tuple[bytes, tuple[int, int], list[bytes], list[tuple[int, int]]],
-) -> None:
-    data, segment, markers, ranges = case
-    declared = MarkerSet("test")
-    declared.declare(*markers)
+
+
+@contextmanager
+def _expecting(case: _Case, every: bool) -> Iterator[tuple[FileImage, FileImage]]:
+    """(an image expecting the case's markers, one of the same file that does not)."""
+    data, segment, markers, _ranges = case
+    declared = MarkerSet("property")
+    declared.declare(*markers, every=every)
     image, path = _image(data, segment)
-    plain, _ = _image(data, segment)
+    plain = FileImage(path, image._segments)
     try:
         image.expect(declared)
-        for start, end in ranges:
-            low, high = max(start, 0), max(min(end, len(data)), 0)
-            for marker in markers:
-                expected = _positions(data, marker, low, high)
-                assert _found(image, marker, start, end) == expected, (marker, start, end)
-                assert _found(plain, marker, start, end) == expected, (marker, start, end)
-        assert image.find_literals(ranges, tuple(markers)) == plain.find_literals(
-            ranges, tuple(markers)
-        )
-        assert (image.loaded, image.skipped) == (plain.loaded, plain.skipped)
+        yield image, plain
     finally:
         image.close()
         plain.close()
         os.unlink(path)
 
 
-@settings(
-    max_examples=100,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@_PROPERTY
 @given(case=_case())
-def test_presence_markers_answer_as_a_search(
-    small_windows: None,
-    case: tuple[bytes, tuple[int, int], list[bytes], list[tuple[int, int]]],
-) -> None:
-    """A marker only asked whether it occurs stops at its first hit; later finds of it still
-    answer as a search would."""
-    data, segment, markers, ranges = case
-    declared = MarkerSet("presence")
-    declared.declare(*markers, every=False)
-    image, path = _image(data, segment)
-    try:
-        image.expect(declared)
+def test_one_pass_equals_a_search_of_each_literal(small_windows: None, case: _Case) -> None:
+    data, _segment, markers, ranges = case
+    with _expecting(case, every=True) as (image, plain):
         for start, end in ranges:
             low, high = max(start, 0), max(min(end, len(data)), 0)
             for marker in markers:
-                assert _found(image, marker, start, end) == _positions(data, marker, low, high)
-    finally:
-        image.close()
-        os.unlink(path)
+                expected = _positions(data.find, marker, low, high)
+                assert _positions(image.find, marker, start, end) == expected, (marker, start, end)
+                assert _positions(plain.find, marker, start, end) == expected, (marker, start, end)
+        assert image.find_literals(ranges, tuple(markers)) == plain.find_literals(
+            ranges, tuple(markers)
+        )
+        assert (image.loaded, image.skipped) == (plain.loaded, plain.skipped)
+
+
+@_PROPERTY
+@given(case=_case())
+def test_presence_markers_answer_as_a_search(small_windows: None, case: _Case) -> None:
+    """A marker only asked whether it occurs stops at its first hit; later finds of it still
+    answer as a search would."""
+    data, _segment, markers, ranges = case
+    with _expecting(case, every=False) as (image, _plain):
+        for start, end in ranges:
+            low, high = max(start, 0), max(min(end, len(data)), 0)
+            for marker in markers:
+                assert _positions(image.find, marker, start, end) == _positions(
+                    data.find, marker, low, high
+                )
 
 
 def _counting(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
@@ -189,11 +183,13 @@ def test_each_window_is_read_once_whatever_the_order(
     try:
         image.expect(declared)
         for marker in reversed(markers):
-            assert _found(image, marker, 0, size) == _positions(bytes(data), marker, 0, size)
+            assert _positions(image.find, marker, 0, size) == _positions(
+                bytes(data).find, marker, 0, size
+            )
         assert image.find_literals([(0, size)], markers) == set(markers)
         for marker in markers:
-            _found(image, marker, size - _WINDOW, size)
-            _found(image, marker, 5 * _WINDOW, 9 * _WINDOW)
+            _positions(image.find, marker, size - _WINDOW, size)
+            _positions(image.find, marker, 5 * _WINDOW, 9 * _WINDOW)
     finally:
         image.close()
         os.unlink(path)
@@ -247,7 +243,9 @@ def test_declared_markers_on_every_testbin(name: str) -> None:
         spans = spans or image.mapped_ranges()
         for start, end in spans:
             for marker in sorted(image.markers):
-                assert _found(image, marker, start, end) == _positions(data, marker, start, end)
+                assert _positions(image.find, marker, start, end) == _positions(
+                    data.find, marker, start, end
+                )
     finally:
         image.close()
 
@@ -263,8 +261,8 @@ def test_a_thousand_ranges_keep_a_bounded_number_of_passes(small_windows: None) 
         image.expect(declared)
         for start in range(0, len(data) - 10, 3):
             for marker in (b"b/a", b"/ab"):
-                expected = _positions(data, marker, start, start + 10)
-                assert _found(image, marker, start, start + 10) == expected
+                expected = _positions(data.find, marker, start, start + 10)
+                assert _positions(image.find, marker, start, start + 10) == expected
         assert len(image._scans) == image_module._MAX_SCANS
     finally:
         image.close()
