@@ -69,14 +69,13 @@ def _imports(elf: ElfFile, image: FileImage) -> frozenset[str]:
     symbols = image.read(sym_offset, count * entsize, "the dynamic symbol table")
     out = set()
     # Elf64_Sym: name(I) info(B) other(B) shndx(H) value(Q) size(Q);
-    # Elf32_Sym: name(I) value(I) size(I) info(B) other(B) shndx(H).
-    name_at, shndx_at = (0, 6) if is64 else (0, 14)
-    for index in range(1, count):
-        base = index * entsize
-        (shndx,) = struct.unpack_from(e + "H", symbols, base + shndx_at)
-        if shndx != 0:
+    # Elf32_Sym: name(I) value(I) size(I) info(B) other(B) shndx(H). Unpacked a row at a
+    # time in C (iter_unpack), from entry 1 (entry 0 is the null symbol).
+    row, shndx_at = (e + "IBBHQQ", 3) if is64 else (e + "IIIBBH", 5)
+    for entry in struct.iter_unpack(row, memoryview(symbols)[entsize:]):
+        if entry[shndx_at] != 0:
             continue
-        (name,) = struct.unpack_from(e + "I", symbols, base + name_at)
+        name = entry[0]
         end = strtab.find(b"\0", name)
         if name and end > name:
             out.add(strtab[name:end].decode("utf-8", "replace"))

@@ -13,14 +13,23 @@ what was left out, instead of reading gigabytes of holes.
 
 How it is read: in windows, never a whole segment. A window is the WINDOW-aligned piece,
 plus the _OVERLAP bytes after it, of the range the budget admitted (a segment, for a search
-inside one) that holds the search's position; an image keeps the last _KEEP_WINDOWS, so a
-scan of a 100 MB segment holds at most 2 x (8 MiB + 4 KiB), and a segment of up to WINDOW
-bytes is still one read for all its searches. No match is lost at a boundary: a search for
-a needle of length L tests, in a window ending at q, every start up to q - L, then goes on
-from q - L + 1, so each start is tested in a window that holds the whole match (for L up to
-_OVERLAP + 1 the next aligned window; a longer needle gets a window of its own from its
-position). Slices and `read` return just the bytes asked, from a kept window when one holds
-them, else by their own pread.
+inside one) that holds the search's position; an image keeps its last windows, at most
+_KEEP_SMALL_WINDOWS and no more bytes than _KEEP_WINDOWS full ones, so a scan of a 100 MB
+segment holds at most 2 x (8 MiB + 4 KiB), a segment of up to WINDOW bytes is still one
+read for all its searches, and a small file's few segments are each read once. No match
+is lost at a boundary: a search for a needle of length L tests, in a window ending at q,
+every start up to q - L, then goes on from q - L + 1, so each start is tested in a window
+that holds the whole match (for L up to _OVERLAP + 1 the next aligned window; a longer
+needle gets a window of its own from its position). Slices, `read` and short searches in a
+large range return just the bytes asked, from a kept window when one holds them, else by
+their own pread.
+
+One pass: a file's readers declare the literals they look for (elf/markers.py) and the
+image is told which to expect (`expect`); the first search of a range (a section a reader
+asked for) for one of them searches that range, window by window, for every expected
+literal its readers look for there, and keeps every position: each window is read once,
+and every later `find` of one of them is a lookup. The budget admits exactly as before
+(every `find` still admits its range first), so `loaded` and `skipped` do not change.
 
 `ElfImage` adds what every reader of an ELF file asks besides bytes: the reader's address
 mapping (`elf/reader.py` vaddr_to_offset), section contents, the read-only data ranges,
@@ -34,12 +43,14 @@ from __future__ import annotations
 
 import os
 import struct
+from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import overload
 
 from scratchprobe.elf.constants import SegmentType
+from scratchprobe.elf.markers import MarkerSet
 from scratchprobe.elf.reader import ElfFile, Segment, parse_elf, vaddr_to_offset
 from scratchprobe.errors import ELFError
 from scratchprobe.root import open_regular
@@ -56,9 +67,25 @@ _OVERLAP)."""
 # starts inside the aligned piece lies wholly in the window.
 _OVERLAP = 4096
 
-# Windows an image keeps between searches: a loop of searches from each hit onwards reads a
-# window once, and a backward search at a window's start finds the previous one kept.
+# Full windows' worth of bytes an image keeps between searches (windows of small segments
+# are kept by the same bytes, many at once): a loop of searches from each hit onwards reads
+# a window once, and a backward search at a window's start finds the previous one kept.
 _KEEP_WINDOWS = 2
+# Windows an image keeps at most, however small (a program's segments: headers with .dynstr,
+# .rodata, the data; and a whole-file search).
+_KEEP_SMALL_WINDOWS = 4
+# An admitted range of at most this many bytes is read as one window even for a short search
+# (a small segment: kept for the searches after it).
+_SMALL_RANGE = 64 * _OVERLAP
+
+# Positions of one marker a scan keeps per admitted range (`FileImage.expect`): more than any
+# reader looks at, and a bound on what a file full of one marker makes a scan hold.
+_MAX_HITS = 1024
+# Hits of one prefix a scan looks at per admitted range (each compared with its markers).
+_MAX_PREFIX_HITS = 16 * _MAX_HITS
+# Ranges an image keeps the one pass's positions of (a program's string sections are a few;
+# a crafted file's thousands of sections are searched one literal at a time, as before).
+_MAX_SCANS = 64
 
 # Images a run keeps open between readers: the binary and the libraries of a large closure
 # (ffmpeg's is ~200 files, a descriptor each), well under the usual limit of 1024 open
@@ -99,6 +126,16 @@ class FileImage:
         self._windows: list[tuple[int, bytes]] = []
         """(offset, bytes) of the windows read last, the most recent last."""
         self._unscanned: set[tuple[int, int]] = set()
+        self.markers: frozenset[bytes] = frozenset()
+        """Literals the readers of this file will search for (`expect`): the first search of
+        an admitted range for one of them finds every one in one pass ("One pass")."""
+        self._where: dict[bytes, tuple[str, ...] | None] = {}
+        """Expected marker -> the sections its readers search it in (None: anywhere)."""
+        self._every: frozenset[bytes] = frozenset()
+        self._first_only: frozenset[bytes] = frozenset()
+        """Markers whose readers only ask whether they occur: a pass stops at the first."""
+        self._scans: list[tuple[int, int, dict[bytes, _Hits]]] = []
+        """(start, end, marker -> where it occurs there) of each range the one pass read."""
 
     @property
     def skipped(self) -> int:
@@ -163,6 +200,7 @@ class FileImage:
         count again, when asked for)."""
         self._admitted.clear()
         self._windows.clear()
+        self._scans.clear()
         self.loaded = 0
 
     def close(self) -> None:
@@ -170,6 +208,7 @@ class FileImage:
             os.close(self._fd)
             self._fd = None
         self._windows.clear()
+        self._scans.clear()
 
     def __len__(self) -> int:
         return self.size
@@ -220,6 +259,19 @@ class FileImage:
         end = min(end, admitted[1])
         width = len(needle)
         position = start
+        hits = self._hits(needle, start, end, admitted) if end - start >= width else None
+        if hits is not None:
+            at = hits.first(start)
+            if at >= 0 or hits.upto >= end - width + 1:
+                return at if 0 <= at <= end - width else -1
+            # Past the positions the pass kept (a marker found more than _MAX_HITS times):
+            # searched as any other needle from there.
+            position = max(start, hits.upto)
+        if self._reads_alone(position, end, admitted):
+            # A short search (a string's end, a byte before a hit) in a large range reads its
+            # own bytes, never a whole window that would push out the ones a scan keeps.
+            at = self.read(position, end - position, "search").find(needle)
+            return at + position if at >= 0 else -1
         while end - position >= width:
             base, data = self._window(position, position + width, admitted, end)
             stop = min(end, base + len(data))
@@ -241,6 +293,10 @@ class FileImage:
         end = min(end, admitted[1])
         width = len(needle)
         position = end
+        if self._reads_alone(start, end, admitted):
+            # A short search reads its own bytes (as in `find`).
+            at = self.read(start, max(0, end - start), "search").rfind(needle)
+            return at + start if at >= 0 else -1
         while position - start >= width:
             base, data = self._window(position - width, position, admitted, end)
             first = max(start, base)
@@ -252,6 +308,187 @@ class FileImage:
             # The next window ends where a match not wholly in this one may end.
             position = first + width - 1
         return -1
+
+    def expect(self, markers: MarkerSet) -> None:
+        """Literals this file's readers will search for (a declared set, elf/markers.py):
+        each range searched is then searched for all of them that its readers look for
+        there in one pass (its windows read once), and every `find` of one is answered from
+        that pass."""
+        for literal in markers.literals:
+            if 0 < len(literal) <= _OVERLAP + 1:
+                where = self._where.get(literal, ())
+                self._where[literal] = (
+                    None
+                    if where is None or markers.sections is None
+                    else (*where, *markers.sections)
+                )
+        self.markers = frozenset(self._where)
+        # A literal some reader wants every position of is never first-only again.
+        wanted = set(markers.literals) - set(markers.presence)
+        self._first_only = (self._first_only | set(markers.presence)) - wanted - self._every
+        self._every = self._every | wanted
+
+    def _span_sections(self, start: int, end: int) -> tuple[str, ...] | None:
+        """Names of the sections holding [start, end); None when it is no section's."""
+        return None
+
+    def _needles(self, start: int, end: int, asked: bytes, scanned: set[bytes]) -> list[bytes]:
+        """The markers a pass over [start, end) looks for: those its readers search there
+        (`asked` among them), and none searched already."""
+        names = self._span_sections(start, end)
+        return sorted(
+            marker
+            for marker, where in self._where.items()
+            if marker not in scanned
+            and (
+                marker == asked
+                or names is None
+                or where is None
+                or any(name.startswith(where) for name in names)
+            )
+        )
+
+    def _reads_alone(self, first: int, last: int, admitted: tuple[int, int]) -> bool:
+        """A search of [first, last) reads just those bytes: it is short, its range is
+        larger than a window of a small segment would be, and no kept window holds it."""
+        return (
+            last - first <= _OVERLAP
+            and admitted[1] - admitted[0] > _SMALL_RANGE
+            and not any(base <= first and last <= base + len(data) for base, data in self._windows)
+        )
+
+    def _hits(self, needle: bytes, start: int, end: int, admitted: tuple[int, int]) -> _Hits | None:
+        """Where `needle`, an expected marker, occurs in a searched range holding [start,
+        end), the admitted range's part a reader asked for (a section); the first search of
+        a range runs the one pass for every marker, a marker expected later one more pass
+        for the markers it adds. None for any other needle."""
+        if needle not in self.markers:
+            return None
+        for first, stop, scan in self._scans:
+            if first <= start and end <= stop:
+                if needle not in scan:
+                    needles = self._needles(first, stop, needle, set(scan))
+                    self._one_pass(first, stop, admitted, needles, scan)
+                return scan[needle]
+        if len(self._scans) >= _MAX_SCANS:
+            return None  # a file of thousands of small sections: searched as before
+        scan = {}
+        self._one_pass(start, end, admitted, self._needles(start, end, needle, set()), scan)
+        self._scans.append((start, end, scan))
+        return scan[needle]
+
+    def _one_pass(
+        self,
+        low: int,
+        high: int,
+        admitted: tuple[int, int],
+        needles: list[bytes],
+        scan: dict[bytes, _Hits],
+    ) -> None:
+        """Every position of every needle in [low, high), inside the admitted range, window
+        by window: each WINDOW-aligned piece of the admitted range is read once (with its
+        _OVERLAP, as `find` reads it) and every needle is searched in it before the next is
+        read. A match is taken in the piece where it starts, so one straddling two pieces
+        is found once, in the window that holds it whole (needles are at most _OVERLAP + 1
+        bytes: `expect`). Needles sharing their first five bytes are searched as one
+        ("/etc/": a search of the prefix they all share, then a comparison of each member
+        at each of its hits), as `find_literals` does.
+
+        A needle stops at its first occurrence when its readers only ask whether it occurs
+        (`expect`), at _MAX_HITS occurrences, or when its prefix was hit _MAX_PREFIX_HITS
+        times (`upto`), so what a hostile file makes a scan hold and do is bounded; `find`
+        searches past `upto` as for any other needle."""
+        groups = _prefix_groups(needles)
+        first_only = self._first_only
+        found: dict[bytes, list[int]] = {needle: [] for needle in needles}
+        upto: dict[bytes, int] = {}
+        hits = dict.fromkeys(groups, 0)
+        piece = admitted[0] + (low - admitted[0]) // WINDOW * WINDOW
+        while piece < high and groups:
+            first = max(low, piece)
+            base, data = self._window(first, min(high, piece + WINDOW + _OVERLAP), admitted, high)
+            for prefix, members in list(groups.items()):
+                # Starts inside this piece only; the window holds every member from there.
+                stop = min(high, piece + WINDOW + len(prefix) - 1) - base
+                at = data.find(prefix, first - base, stop)
+                while at >= 0 and members:
+                    room = high - base - at
+                    for member in [m for m in members if len(m) <= room and data.startswith(m, at)]:
+                        found[member].append(at + base)
+                        if len(found[member]) >= _MAX_HITS or member in first_only:
+                            upto[member] = at + base + 1
+                            members.remove(member)
+                    hits[prefix] += 1
+                    if hits[prefix] >= _MAX_PREFIX_HITS:
+                        upto.update(dict.fromkeys(members, at + base + 1))
+                        members.clear()
+                    at = data.find(prefix, at + 1, stop)
+                if not members:
+                    del groups[prefix]
+            piece += WINDOW
+        for needle in needles:
+            scan[needle] = _Hits(found[needle], upto.get(needle, high))
+
+    def find_literals(
+        self, ranges: list[tuple[int, int]], literals: tuple[bytes, ...]
+    ) -> set[bytes]:
+        """Which literals occur inside `ranges`. Literals are grouped by their first five
+        bytes ("/etc/", "__nss"), so the data is searched once per group, not per literal;
+        every group is searched in one window before the next is read (a range is read
+        once, not once per group)."""
+        groups: dict[bytes, list[bytes]] = {}
+        for literal in literals:
+            groups.setdefault(literal[:5], []).append(literal)
+        found: set[bytes] = set()
+        shortest = min(map(len, groups), default=0)
+        spans = [self._clamp(start, end) for start, end in ranges]
+        needed = sum(self._admission(low, high) for low, high in spans if high - low >= shortest)
+        if shortest < 2 or self.loaded + needed >= self.budget:
+            # Where the budget may run out, which bytes each search gets depends on the
+            # order of the searches (and a one-byte prefix can end at an exhausted budget's
+            # last byte, the search from the next one counting the rest as skipped): group
+            # by group, as that accounting always was.
+            for prefix, members in groups.items():
+                for start, end in ranges:
+                    at = self.find(prefix, start, end)
+                    while at >= 0 and len(found) < len(literals):
+                        found.update(self._members_at(at, end, members))
+                        at = self.find(prefix, at + 1, end)
+            return found
+        # The budget admits every range whole: in the order a search per group and range
+        # would (ranges may overlap, and the first admitted decides what the others cost).
+        for prefix in groups:
+            for low, high in spans:
+                if high - low >= len(prefix):
+                    self._admit(low, high)
+        if self.markers.issuperset(literals):
+            # Every literal is an expected marker: the answers of the one pass.
+            return {
+                literal
+                for literal in literals
+                if any(self.find(literal, low, high) >= 0 for low, high in spans)
+            }
+        for (low, high), (_start, end) in zip(spans, ranges, strict=True):
+            if high - low < shortest:
+                continue  # as `find`: too short a range admits nothing
+            admitted = self._admit(low, high)
+            stop = min(high, admitted[1])
+            # The WINDOW-aligned pieces of the admitted range: a match is looked for in the
+            # piece where it starts, inside the window that holds that piece.
+            piece = admitted[0] + (low - admitted[0]) // WINDOW * WINDOW
+            while piece < stop and len(found) < len(literals):
+                first, piece = max(low, piece), piece + WINDOW
+                for prefix, members in groups.items():
+                    limit = min(stop, piece + len(prefix) - 1)
+                    at = self.find(prefix, first, limit)
+                    while at >= 0 and len(found) < len(literals):
+                        found.update(self._members_at(at, end, members))
+                        at = self.find(prefix, at + 1, limit)
+        return found
+
+    def _members_at(self, at: int, end: int, members: list[bytes]) -> set[bytes]:
+        """The `members` that occur at `at`, wholly before `end`."""
+        return {m for m in members if at + len(m) <= end and self[at : at + len(m)] == m}
 
     def _clamp(self, start: int, end: int | None) -> tuple[int, int]:
         end = self.size if end is None else min(end, self.size)
@@ -275,8 +512,14 @@ class FileImage:
         stop = min(high, start + WINDOW + _OVERLAP)
         if stop < last:
             start, stop = first, min(end, first + max(WINDOW, last - first))
-        # The oldest goes before the read, so no more than _KEEP_WINDOWS are ever held.
-        del self._windows[: len(self._windows) - _KEEP_WINDOWS + 1]
+        # The oldest go before the read, so the windows held never take more than
+        # _KEEP_WINDOWS full ones would (small segments' windows all stay: each is read once).
+        held = sum(len(data) for _base, data in self._windows)
+        while self._windows and (
+            held + (stop - start) > _KEEP_WINDOWS * (WINDOW + _OVERLAP)
+            or len(self._windows) >= _KEEP_SMALL_WINDOWS
+        ):
+            held -= len(self._windows.pop(0)[1])
         data = self._pread(start, stop - start)
         self._windows.append((start, data))
         return start, data
@@ -311,6 +554,38 @@ class FileImage:
         self.loaded += allowed
         self._admitted.append((lo, lo + allowed))
         return lo, lo + allowed
+
+
+def _prefix_groups(needles: list[bytes]) -> dict[bytes, list[bytes]]:
+    """Needles sharing their first five bytes, by the longest prefix they all share (a needle
+    alone is its own prefix): bytes.find skips further the longer its needle is."""
+    shared: dict[bytes, list[bytes]] = {}
+    for needle in needles:
+        shared.setdefault(needle[:5], []).append(needle)
+    groups: dict[bytes, list[bytes]] = {}
+    for members in shared.values():
+        prefix = min(members)
+        last = max(members)
+        while not last.startswith(prefix):
+            prefix = prefix[:-1]
+        groups[prefix] = members
+    return groups
+
+
+class _Hits:
+    """The positions of one marker in one admitted range, ascending: every one below `upto`
+    (the range's end, unless the marker was found _MAX_HITS times)."""
+
+    __slots__ = ("positions", "upto")
+
+    def __init__(self, positions: list[int], upto: int) -> None:
+        self.positions = positions
+        self.upto = upto
+
+    def first(self, start: int) -> int:
+        """The first kept position at or after `start`, or -1."""
+        index = bisect_left(self.positions, start)
+        return self.positions[index] if index < len(self.positions) else -1
 
 
 # sh_type SHT_NOBITS (gABI "Section Header"): a section that occupies no file bytes.
@@ -350,12 +625,20 @@ class ElfImage(FileImage):
     def section(self, name: str, limit: int = 64 << 20) -> bytes | None:
         """Raw bytes of the named section (None when absent, empty or NOBITS); ELFError
         when it lies outside the file or is larger than `limit`."""
+        where = self.section_range(name, limit)
+        if where is None:
+            return None
+        return self.read(where[0], where[1] - where[0], f"section {name}")
+
+    def section_range(self, name: str, limit: int = 64 << 20) -> tuple[int, int] | None:
+        """(start, end) of the named section's bytes, as `section` checks them: None when
+        absent, empty or NOBITS; ELFError when outside the file or larger than `limit`."""
         section = self.elf.section(name)
         if section is None or section.type == _SHT_NOBITS or section.size == 0:
             return None
         if section.offset + section.size > self.size or section.size > limit:
             raise ELFError(f"section {name} lies outside the file")
-        return self.read(section.offset, section.size, f"section {name}")
+        return section.offset, section.offset + section.size
 
     def section_ranges(self, names: tuple[str, ...]) -> list[tuple[int, int]]:
         """(start, end) of the named sections present in the file; NOBITS ones hold no bytes."""
@@ -364,6 +647,14 @@ class ElfImage(FileImage):
             for s in self.elf.sections
             if s.name in names and s.type != _SHT_NOBITS and s.offset + s.size <= self.elf.size
         ]
+
+    def _span_sections(self, start: int, end: int) -> tuple[str, ...] | None:
+        names = tuple(
+            s.name
+            for s in self.elf.sections
+            if s.type != _SHT_NOBITS and s.offset <= start and end <= s.offset + s.size
+        )
+        return names or None
 
     def mapped_ranges(self) -> list[tuple[int, int]]:
         """The file ranges PT_LOAD maps, clamped to the file: what a scan of a file without
@@ -378,60 +669,6 @@ class ElfImage(FileImage):
             for s in self.elf.segments
             if s.type == SegmentType.LOAD and not s.flags & _PF_X_OR_W and s.filesz
         ]
-
-    def find_literals(
-        self, ranges: list[tuple[int, int]], literals: tuple[bytes, ...]
-    ) -> set[bytes]:
-        """Which literals occur inside `ranges`. Literals are grouped by their first five
-        bytes ("/etc/", "__nss"), so the data is searched once per group, not per literal;
-        every group is searched in one window before the next is read (a range is read
-        once, not once per group)."""
-        groups: dict[bytes, list[bytes]] = {}
-        for literal in literals:
-            groups.setdefault(literal[:5], []).append(literal)
-        found: set[bytes] = set()
-        shortest = min(map(len, groups), default=0)
-        spans = [self._clamp(start, end) for start, end in ranges]
-        needed = sum(self._admission(low, high) for low, high in spans if high - low >= shortest)
-        if shortest < 2 or self.loaded + needed >= self.budget:
-            # Where the budget may run out, which bytes each search gets depends on the
-            # order of the searches (and a one-byte prefix can end at an exhausted budget's
-            # last byte, the search from the next one counting the rest as skipped): group
-            # by group, as that accounting always was.
-            for prefix, members in groups.items():
-                for start, end in ranges:
-                    at = self.find(prefix, start, end)
-                    while at >= 0 and len(found) < len(literals):
-                        found.update(self._members_at(at, end, members))
-                        at = self.find(prefix, at + 1, end)
-            return found
-        # The budget admits every range whole: in the order a search per group and range
-        # would (ranges may overlap, and the first admitted decides what the others cost).
-        for prefix in groups:
-            for low, high in spans:
-                if high - low >= len(prefix):
-                    self._admit(low, high)
-        for (low, high), (_start, end) in zip(spans, ranges, strict=True):
-            if high - low < shortest:
-                continue  # as `find`: too short a range admits nothing
-            admitted = self._admit(low, high)
-            stop = min(high, admitted[1])
-            # The WINDOW-aligned pieces of the admitted range: a match is looked for in the
-            # piece where it starts, inside the window that holds that piece.
-            piece = admitted[0] + (low - admitted[0]) // WINDOW * WINDOW
-            while piece < stop and len(found) < len(literals):
-                first, piece = max(low, piece), piece + WINDOW
-                for prefix, members in groups.items():
-                    limit = min(stop, piece + len(prefix) - 1)
-                    at = self.find(prefix, first, limit)
-                    while at >= 0 and len(found) < len(literals):
-                        found.update(self._members_at(at, end, members))
-                        at = self.find(prefix, at + 1, limit)
-        return found
-
-    def _members_at(self, at: int, end: int, members: list[bytes]) -> set[bytes]:
-        """The `members` that occur at `at`, wholly before `end`."""
-        return {m for m in members if at + len(m) <= end and self[at : at + len(m)] == m}
 
     def notes(self, name: str, limit: int = 1 << 20) -> list[tuple[bytes, int, bytes]]:
         """(owner, type, descriptor) of each note of the named SHT_NOTE section, in order

@@ -160,7 +160,16 @@ def _read_compiled_dir(ctx: Context, libc: ElfFile, marker: bytes) -> str | None
         # The run's pread-based image (elf/image.py): a libc that shrinks while it is read
         # is an error, not a SIGBUS.
         with ctx.images.use(libc) as view:
-            at = view.find(marker)
+            # A compiled-in path is a string constant: looked for in .rodata first (glibc's
+            # iconv/gconv_cache.c and locale/loadarchive.c keep them there), so a static
+            # program's code is not read to reach it; elsewhere only when .rodata has none.
+            at = -1
+            for start, end in view.section_ranges((".rodata",)):
+                at = view.find(marker, start, end)
+                if at >= 0:
+                    break
+            if at < 0:
+                at = view.find(marker)
             if at < 0:
                 return None
             start = view.rfind(b"\0", max(0, at - 256), at) + 1

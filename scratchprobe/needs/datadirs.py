@@ -22,6 +22,7 @@ import posixpath
 import re
 
 from scratchprobe.elf.image import FileImage
+from scratchprobe.elf.markers import MarkerSet
 from scratchprobe.errors import ELFError
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import SELF_EXE, STRING_SECTIONS, Subject
@@ -222,30 +223,30 @@ def _exe_relative(
             return needs
         ranges = view.section_ranges(STRING_SECTIONS) or [(0, len(view))]
         literals = _Literals(view, ranges)
-        for base, tree in places:
-            parent = posixpath.join(base, tree) if tree else base
-            if parent in system_dirs or not ctx.is_dir(parent):
-                continue
+        # Go's strings are not NUL-terminated and its package paths look like relative
+        # ones ("mime/multipart"): only whole "share/NAME" names count. A system prefix's
+        # programs name their own directory whole (share/cmake-3.25): landmarks are for the
+        # layouts of relocatable distributions.
+        landmarks = not go and not system
+        candidates = [
+            (tree, parent, _own_entries(ctx, parent, stem, system, claimed, system_dirs, here))
+            for base, tree in places
+            if (parent := posixpath.join(base, tree) if tree else base) not in system_dirs
+            and ctx.is_dir(parent)
+        ]
+        # Every literal the loop below may search, searched for in one pass (elf/markers.py).
+        searched = MarkerSet("data directories", STRING_SECTIONS)
+        for tree, _parent, names in candidates:
+            for name in names:
+                searched.declare(*_why_literals(tree, name, landmarks))
+        view.expect(searched)
+        for tree, parent, names in candidates:
             named: list[tuple[str, str]] = []
-            for name in sorted(ctx.root.listdir(parent))[:_MAX_ENTRIES]:
+            for name in names:
                 directory = posixpath.join(parent, name)
-                # In a system prefix a directory is the program's own only when its name
-                # says so: a version (cmake-3.25) or the program's name (perf-core).
-                owned = _VERSIONED.search(name) is not None or name.startswith(stem)
-                if (
-                    name in _SHARED_DIRS
-                    or (system and not owned)
-                    or directory in claimed
-                    or directory in system_dirs
-                    or directory == here
-                    or not ctx.is_dir(directory)
-                ):
-                    continue
-                # Go's strings are not NUL-terminated and its package paths look like
-                # relative ones ("mime/multipart"): only whole "share/NAME" names count.
-                # A system prefix's programs name their own directory whole (share/cmake-
-                # 3.25): landmarks are for the layouts of relocatable distributions.
-                reason = _why(literals, ctx, tree, name, directory, landmarks=not go and not system)
+                if directory in claimed:
+                    continue  # claimed by an earlier place of this loop (a tree taken whole)
+                reason = _why(literals, ctx, tree, name, directory, landmarks=landmarks)
                 if reason is not None:
                     named.append((directory, reason))
             if not named:
@@ -276,6 +277,41 @@ def _exe_relative(
             )
         )
     return needs
+
+
+def _own_entries(
+    ctx: Context,
+    parent: str,
+    stem: str,
+    system: bool,
+    claimed: set[str],
+    system_dirs: set[str],
+    here: str,
+) -> list[str]:
+    """The entries of `parent` that may be the program's own data directory."""
+    names = []
+    for name in sorted(ctx.root.listdir(parent))[:_MAX_ENTRIES]:
+        directory = posixpath.join(parent, name)
+        # In a system prefix a directory is the program's own only when its name says so:
+        # a version (cmake-3.25) or the program's name (perf-core).
+        owned = _VERSIONED.search(name) is not None or name.startswith(stem)
+        if (
+            name in _SHARED_DIRS
+            or (system and not owned)
+            or directory in claimed
+            or directory in system_dirs
+            or directory == here
+            or not ctx.is_dir(directory)
+        ):
+            continue
+        names.append(name)
+    return names
+
+
+def _why_literals(tree: str, name: str, landmarks: bool) -> tuple[bytes, ...]:
+    """What `_why` searches for `name` (in this order)."""
+    whole = (f"{tree}/{name}".encode(),) if tree else ()
+    return (*whole, name.encode() + b"/") if landmarks else whole
 
 
 def _why(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from scratchprobe.elf.classify import Libc, Linkage
 from scratchprobe.elf.dynsym import imported_symbols
 from scratchprobe.elf.image import ElfImage, Images
+from scratchprobe.elf.markers import LIBCRYPTO, LIBRARY, PROGRAM, STATIC
 from scratchprobe.elf.reader import ElfFile, parse_glibc_version
 from scratchprobe.errors import ELFError
 from scratchprobe.loader.closure import Closure, LoadedObject
@@ -91,6 +92,10 @@ _LIBC_FAMILY = re.compile(
     r"^(libc|libm|libpthread|libdl|librt|libutil|libanl|libresolv|ld-linux.*|ld64|ld)\.so"
 )
 STRING_SECTIONS = (".rodata", ".rodata1", ".data.rel.ro", ".data", ".go.buildinfo")
+# Whether each occurs is all `_scan` asks (find_literals).
+PROGRAM.declare(*(literal.encode() for literal in PROGRAM_STRINGS), every=False)
+STATIC.declare(*(literal.encode() for literal in STATIC_STRINGS), every=False)
+LIBRARY.declare(*(literal.encode() for literal in CA_BUNDLE_PATHS), every=False)
 
 
 @dataclass(frozen=True)
@@ -221,7 +226,15 @@ def _read_object(
     literals: tuple[str, ...] = (
         () if go else CA_BUNDLE_PATHS if library else PROGRAM_STRINGS + STATIC_STRINGS * static
     )
-    openssl = not go and (not library or bool(soname and soname.startswith("libcrypto.so")))
+    libcrypto = bool(soname and soname.startswith("libcrypto.so"))
+    openssl = not go and (not library or libcrypto)
+    if not go:
+        # What this object's one pass looks for (elf/markers.py).
+        image.expect(LIBRARY if library else PROGRAM)
+        if library and libcrypto:
+            image.expect(LIBCRYPTO)
+        elif static and not library:
+            image.expect(STATIC)
     strings, dirs = _scan(image, literals, openssl)
     return ObjectEvidence(path, soname, imports, strings, dirs)
 

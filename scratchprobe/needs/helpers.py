@@ -35,6 +35,7 @@ import stat
 
 from scratchprobe.elf.constants import ElfType
 from scratchprobe.elf.image import ElfImage
+from scratchprobe.elf.markers import MarkerSet
 from scratchprobe.errors import ELFError
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import Subject
@@ -51,6 +52,9 @@ _PREFIXES = (b"/usr/libexec/", b"/usr/lib/", b"/usr/local/libexec/", b"/usr/loca
 _PATH = re.compile(rb"^/[A-Za-z0-9._+/-]{1,250}$")
 _EXEC_PATH_MARKERS = (b"EXEC_PATH\0", b"exec-path")
 _SECTIONS = (".rodata", ".rodata1", ".data.rel.ro", ".data")
+# Asked of the programs that start others only: one pass of their own (elf/markers.py).
+_MARKERS = MarkerSet("helper directories", _SECTIONS)
+_MARKERS.declare(*_PREFIXES, *_EXEC_PATH_MARKERS)
 _SHOWN = 8
 """Helpers named in the summary; the rest are counted."""
 
@@ -167,6 +171,7 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
     if view is None:
         return []
     ranges = view.section_ranges(_SECTIONS)
+    view.expect(_MARKERS)
     strings = _strings_with_prefixes(view, ranges)
     if not strings:
         return []

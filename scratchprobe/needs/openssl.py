@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from scratchprobe.elf.markers import LIBCRYPTO, PROGRAM
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
 
 if TYPE_CHECKING:
@@ -35,6 +36,13 @@ SONAMES = ("libcrypto.so", "libssl.so")
 COMPILED_DIRS = re.compile(rb'(OPENSSLDIR|MODULESDIR|ENGINESDIR): "([^"\x00]{1,200})"')
 """The directory strings compiled into libcrypto (crypto/cversion.c)."""
 COMPILED_DIR_MARKER = b'DIR: "'
+_CERT_FILE_VARIABLE = b"SSL_CERT_FILE\0"
+_CERT_FILE_NAME = b"/cert.pem\0"
+# Searched in a program and in a libcrypto (needs/evidence.py).
+# (_CERT_FILE_NAME is searched only where the variable's name is: alone.)
+for _markers in (PROGRAM, LIBCRYPTO):
+    _markers.declare(COMPILED_DIR_MARKER)
+    _markers.declare(_CERT_FILE_VARIABLE, every=False)
 """What every COMPILED_DIRS match contains: a literal to find before the regex runs."""
 CERT_FILE_ENV = "SSL_CERT_FILE"
 LOADERS = ("OSSL_PROVIDER_load", "OSSL_PROVIDER_try_load", "ENGINE_by_id",
@@ -47,16 +55,16 @@ def default_cert_file(view: ElfImage, ranges: list[tuple[int, int]]) -> str | No
     """OpenSSL's X509_get_default_cert_file(), compiled in beside the name of the variable
     that overrides it (SSL_CERT_FILE). It is there whenever libcrypto's verify-path code is
     linked, also in a static program, where the OPENSSLDIR version string often is not."""
-    if not any(view.find(b"SSL_CERT_FILE\0", start, end) >= 0 for start, end in ranges):
+    if not any(view.find(_CERT_FILE_VARIABLE, start, end) >= 0 for start, end in ranges):
         return None
     for start, end in ranges:
-        at = view.find(b"/cert.pem\0", start, end)
+        at = view.find(_CERT_FILE_NAME, start, end)
         while at >= 0:
             begin = view.rfind(b"\0", max(start, at - 256), at) + 1
             path = view[begin : at + len(b"/cert.pem")]
             if path.startswith(b"/") and all(0x21 <= c < 0x7F for c in path):
                 return path.decode("ascii")
-            at = view.find(b"/cert.pem\0", at + 1, end)
+            at = view.find(_CERT_FILE_NAME, at + 1, end)
     return None
 
 

@@ -14,6 +14,7 @@ from enum import Enum
 
 from scratchprobe.elf.classify import Libc, libc_from_names, static_libc
 from scratchprobe.elf.image import ElfImage, opened
+from scratchprobe.elf.markers import PROGRAM, RUST, MarkerSet
 from scratchprobe.elf.reader import ElfFile
 from scratchprobe.toolchain.go import GoFacts, go_facts
 from scratchprobe.toolchain.rust import RustFacts, rust_facts
@@ -90,6 +91,10 @@ _CXX_SONAMES = {
 _CXX_MARKERS = (b"St9exception", b"__cxa_throw", b"_ZSt", b"_ZNSt")
 _LIBCXX_MARKERS = (b"NSt3__1", b"_ZNSt3__1")
 _CXX_SCAN_SECTIONS = (".dynstr", ".rodata")
+# Searched only in a program that loads no C++ runtime library (`_cxx_runtime`), for whether
+# each occurs.
+_CXX_SCAN = MarkerSet("C++ runtime", _CXX_SCAN_SECTIONS)
+_CXX_SCAN.declare(*_CXX_MARKERS, *_LIBCXX_MARKERS, every=False)
 _MAX_SCAN = 256 << 20
 
 
@@ -112,6 +117,12 @@ def _detect(image: ElfImage, known_libc: Libc | None) -> ToolchainFacts:
     go = go_facts(image)
     if go is not None:
         return ToolchainFacts(Toolchain.GO, go, None, None, libc)
+    # Every reader of a program that is not Go searches it for the declared literals: the
+    # first search of each range finds all of them in one pass (elf/markers.py).
+    image.expect(PROGRAM)
+    image.expect(RUST)
+    if not any(soname in _CXX_SONAMES for soname in elf.needed):
+        image.expect(_CXX_SCAN)
     rust = rust_facts(image)
     if rust is not None:
         if libc is None and not elf.needed:
@@ -178,16 +189,12 @@ def _cxx_runtime(image: ElfImage) -> CxxRuntime | None:
 
 def _scan(image: ElfImage, needles: tuple[bytes, ...]) -> set[bytes]:
     """Which needles occur in .dynstr/.rodata (the read-only segments without sections)."""
-    found: set[bytes] = set()
-    chunks = [image.section(name, limit=_MAX_SCAN) for name in _CXX_SCAN_SECTIONS]
-    blobs = [c for c in chunks if c]
-    if not blobs and not image.elf.sections:
+    ranges = [r for name in _CXX_SCAN_SECTIONS if (r := image.section_range(name, _MAX_SCAN))]
+    if not ranges and not image.elf.sections:
         # Neither writable nor executable segments: where string literals live.
         ranges = image.readonly_ranges(limit=_MAX_SCAN)
         if not ranges or image.elf.size == 0:
             return set()
         return {n for n in needles if any(image.find(n, a, b) >= 0 for a, b in ranges)}
-    for needle in needles:
-        if any(needle in blob for blob in blobs):
-            found.add(needle)
-    return found
+    # The program's one pass answers (they are declared: elf/markers.py).
+    return image.find_literals(ranges, needles)

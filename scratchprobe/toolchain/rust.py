@@ -30,6 +30,7 @@ from enum import Enum
 
 from scratchprobe import boundedjson
 from scratchprobe.elf.image import ElfImage, FileImage, opened
+from scratchprobe.elf.markers import RUST
 from scratchprobe.elf.reader import ElfFile
 from scratchprobe.errors import ELFError
 
@@ -51,6 +52,10 @@ _CRATE_DIR = re.compile(
 )
 _PATH_CHARS = re.compile(rb"[A-Za-z0-9_.+/-]*\Z")
 _MAX_LOOKBEHIND = 256
+# Searched in every program that is not Go (`_rust_facts`), so in each one's one pass.
+_RUSTC_COMMIT_PATH = b"/rustc/"
+_RUSTC_SOURCE_PATH = b"/rustc-"
+RUST.declare(_RUSTC_COMMIT_PATH, _RUSTC_SOURCE_PATH)
 _MAX_PATH_HITS = 200_000
 
 # Read-only data sections where rustc puts string literals (LLD and GNU ld spellings).
@@ -193,7 +198,7 @@ def _rustc_commits(view: FileImage, ranges: list[tuple[int, int]]) -> tuple[str,
     for start, end in ranges:
         position = start
         while True:
-            hit = view.find(b"/rustc/", position, end)
+            hit = view.find(_RUSTC_COMMIT_PATH, position, end)
             if hit < 0:
                 break
             match = _RUSTC_PATH.match(view[hit : hit + 49])
@@ -209,7 +214,7 @@ def _rustc_source_versions(view: FileImage, ranges: list[tuple[int, int]]) -> tu
     for start, end in ranges:
         position = start
         while True:
-            hit = view.find(b"/rustc-", position, end)
+            hit = view.find(_RUSTC_SOURCE_PATH, position, end)
             if hit < 0:
                 break
             match = _RUSTC_SOURCE.match(view[hit : min(hit + 96, end)])
