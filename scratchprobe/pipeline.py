@@ -6,6 +6,7 @@ The core never prints: it returns an `Inspection` for a renderer to format.
 from __future__ import annotations
 
 import contextlib
+import copyreg
 import io
 import os
 import pickle
@@ -13,7 +14,7 @@ import posixpath
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from scratchprobe.discover import Candidate, InputProblem, describe_os_error, discover_all
 from scratchprobe.elf.classify import Linkage, classify, libc_from_names, static_libc
@@ -22,7 +23,7 @@ from scratchprobe.elf.image import SCAN_BUDGET
 from scratchprobe.elf.reader import ElfFile
 from scratchprobe.errors import ELFError, UsageError
 from scratchprobe.internal import internal_problem
-from scratchprobe.loader.closure import Closure, ElfCache, LoadedObject, Resolver
+from scratchprobe.loader.closure import Closure, Dependency, ElfCache, LoadedObject, Resolver
 from scratchprobe.model import BinaryReport, Inspection, InspectOptions
 from scratchprobe.needs.context import Context
 from scratchprobe.plan import (
@@ -236,17 +237,46 @@ class _Interner:
         return self._values.setdefault(value, value)  # type: ignore[return-value]
 
 
+def _sent_fact(serial: int) -> object:
+    """Stands, in a worker's pickle, for the shared fact numbered `serial` that the worker
+    sent before: the parent's _FactUnpickler resolves this name to its table of that
+    worker's facts, so a pickle read any other way fails here, never silently."""
+    raise pickle.UnpicklingError(f"shared fact {serial} of a batch worker read without its table")
+
+
 class _FactPickler(pickle.Pickler):
-    """Pickles a shared fact the worker sent before as its serial (pickle's persistent
-    IDs, Python's Lib/pickle.py "Pickling of objects with external references")."""
+    """Pickles a shared fact the worker sent before as a call of `_sent_fact(serial)`.
+
+    A per-type reducer (Python's Lib/pickle.py, "Dispatch Tables"), not a persistent ID:
+    the pickler asks `persistent_id` about every object it writes (each int and string of
+    every section), the dispatch table only about these types: 0.11 s instead of 0.26 s
+    for 860 reports."""
 
     def __init__(self, file: io.BytesIO, sent: dict[int, tuple[object, int]]) -> None:
         super().__init__(file, pickle.HIGHEST_PROTOCOL)
         self._sent = sent
+        table: dict[type, Callable[[Any], Any]] = dict(copyreg.dispatch_table)
+        table.update(dict.fromkeys((ElfFile, LoadedObject, Dependency), self._reduce))
+        self.dispatch_table = table
 
-    def persistent_id(self, obj: object) -> int | None:
+    def _reduce(self, obj: object) -> object:
         entry = self._sent.get(id(obj))
-        return entry[1] if entry is not None and entry[0] is obj else None
+        if entry is not None and entry[0] is obj:
+            return _sent_fact, (entry[1],)
+        return obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
+
+
+class _FactUnpickler(pickle.Unpickler):
+    """Reads a worker's pickle, `_sent_fact(serial)` meaning that worker's fact `serial`."""
+
+    def __init__(self, data: bytes, facts: list[object]) -> None:
+        super().__init__(io.BytesIO(data))
+        self._facts = facts
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == __name__ and name == _sent_fact.__name__:
+            return self._facts.__getitem__
+        return super().find_class(module, name)
 
 
 class _Outbox:
@@ -299,14 +329,13 @@ _Packed = tuple[int, int, bytes, bytes]
 
 
 class _Inbox:
-    """The parent's side: the shared facts each worker sent, by (worker, serial), each
-    interned as it arrives (the same library parsed by two workers is kept once)."""
+    """The parent's side: the shared facts each worker sent, in the order it sent them,
+    each interned as it arrives (the same library parsed by two workers is kept once)."""
 
     def __init__(self) -> None:
         self._interner = _Interner()
-        self._facts: dict[tuple[int, int], object] = {}
-        self._counts: dict[int, int] = {}
-        """Per worker: the facts received so far (the next one's serial)."""
+        self._facts: dict[int, list[object]] = {}
+        """Per worker: its facts, by serial."""
         self._waiting: dict[tuple[int, int], tuple[int, _Packed]] = {}
         self._next: dict[int, int] = {}
         """Per worker: the piece to unpack next."""
@@ -318,18 +347,16 @@ class _Inbox:
         order)."""
         worker, piece = packed[0], packed[1]
         self._waiting[(worker, piece)] = (key, packed)
+        facts = self._facts.setdefault(worker, [])
         ready: list[tuple[int, _Analysed]] = []
         while (worker, self._next.get(worker, 0)) in self._waiting:
-            key, (_worker, _piece, facts, body) = self._waiting.pop(
+            key, (_worker, _piece, new, body) = self._waiting.pop(
                 (worker, self._next.get(worker, 0))
             )
             self._next[worker] = self._next.get(worker, 0) + 1
-            new = cast(list[object], self._loads(worker, facts))
-            first = self._counts.get(worker, 0)
-            for serial, obj in enumerate(new, first):
-                self._facts[(worker, serial)] = self._intern(obj)
-            self._counts[worker] = first + len(new)
-            ready.append((key, cast(_Analysed, self._loads(worker, body))))
+            for obj in cast(list[object], _FactUnpickler(new, facts).load()):
+                facts.append(self._intern(obj))
+            ready.append((key, cast(_Analysed, _FactUnpickler(body, facts).load())))
         return ready
 
     def _intern(self, obj: object) -> object:
@@ -338,11 +365,6 @@ class _Inbox:
         if isinstance(obj, LoadedObject):
             return self._interner.loaded(obj)
         return self._interner.value(obj)
-
-    def _loads(self, worker: int, data: bytes) -> object:
-        unpickler = pickle.Unpickler(io.BytesIO(data))
-        unpickler.persistent_load = lambda serial: self._facts[(worker, serial)]  # type: ignore[method-assign]
-        return unpickler.load()
 
 
 def _analyse(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import pickle
 import posixpath
 from collections.abc import Iterable
@@ -17,6 +16,7 @@ from scratchprobe.model import BinaryReport, InspectOptions
 from scratchprobe.pipeline import (
     _analyse,
     _analyse_in_parallel,
+    _FactUnpickler,
     _Inbox,
     _Interner,
     _Outbox,
@@ -104,15 +104,6 @@ def test_batch_holds_one_object_per_library() -> None:
     _assert_one_object_per_fact(_analyse(candidates, options).reports)
 
 
-def _facts_sent(data: bytes) -> list[object]:
-    """The facts a piece pickled, facts sent before standing as their serials."""
-    unpickler = pickle.Unpickler(io.BytesIO(data))
-    unpickler.persistent_load = lambda serial: serial  # type: ignore[method-assign]
-    facts = unpickler.load()
-    assert isinstance(facts, list)
-    return facts
-
-
 def test_worker_sends_each_shared_fact_once_and_pieces_unpack_in_any_order() -> None:
     """A worker's second piece names the libraries its first piece sent (pickled once per
     worker, not once per piece); the parent unpacks pieces that complete out of order."""
@@ -125,13 +116,18 @@ def test_worker_sends_each_shared_fact_once_and_pieces_unpack_in_any_order() -> 
             _analyse(piece, options, context=context, interner=interner) for piece in pieces
         ]
         packed = [outbox.pack(result) for result in analysed]
-    first, second = (_facts_sent(p[2]) for p in packed)
+    first = _FactUnpickler(packed[0][2], []).load()
+    second = _FactUnpickler(packed[1][2], first).load()
     first_paths = {e.path for e in first if isinstance(e, ElfFile)}
     second_paths = [e.path for e in second if isinstance(e, ElfFile)]
     libc = [p for p in first_paths if posixpath.basename(p) == "libc.so.6"]
     assert libc, "the first piece sends libc"
+    second_elves, _objects, _edges = _shared_facts(analysed[1].reports)
+    assert libc[0] in {e.path for e in second_elves}, "the second piece links it too"
     assert not first_paths & set(second_paths), "a library sent twice by one worker"
     assert len(second_paths) == len(set(second_paths))
+    with pytest.raises(pickle.UnpicklingError, match="without its table"):
+        pickle.loads(packed[1][3])  # never silently without the worker's facts
     inbox = _Inbox()
     assert inbox.unpack(1, packed[1]) == [], "waits for the worker's first piece"
     unpacked = dict(inbox.unpack(0, packed[0]))
