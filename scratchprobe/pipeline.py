@@ -234,7 +234,12 @@ class _Interner:
         return known
 
     def value(self, value: _T) -> _T:
-        return self._values.setdefault(value, value)  # type: ignore[return-value]
+        """The kept object equal to `value`; a value that cannot be hashed (a detector's
+        fact holding a list) is kept as it is: sharing saves memory, it never fails a run."""
+        try:
+            return self._values.setdefault(value, value)  # type: ignore[return-value]
+        except TypeError:
+            return value
 
 
 def _sent_fact(serial: int) -> object:

@@ -133,3 +133,12 @@ def test_worker_sends_each_shared_fact_once_and_pieces_unpack_in_any_order() -> 
     unpacked = dict(inbox.unpack(0, packed[0]))
     assert [unpacked[0], unpacked[1]] == analysed
     _assert_one_object_per_fact(r for key in (0, 1) for r in unpacked[key].reports)
+
+
+def test_interning_keeps_an_unhashable_value_as_it_is() -> None:
+    interner = _Interner()
+    edge = Dependency("/usr/bin/x", "libc.so.6", "/lib/libc.so.6")
+    assert interner.value(Dependency(*("/usr/bin/x", "libc.so.6", "/lib/libc.so.6"))) == edge
+    assert interner.value(edge) is not edge, "the first equal value is kept"
+    unhashable = (["a list"],)
+    assert interner.value(unhashable) is unhashable
