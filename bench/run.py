@@ -990,10 +990,12 @@ def half_batch(files: list[str]) -> list[str]:
     return [f for i, f in enumerate(files) if i % 2 == 0 or f == largest]
 
 
-def memory_cases(go_program: str | None, files: list[str]) -> list[Case]:
+def memory_cases(
+    go_program: str | None, files: list[str], before: Path | None = None
+) -> list[Case]:
     """Peak RSS rows: the largest Go program (json and copy), and the batch at two sizes
     (half, whole, with the same largest file), whose difference shows what each added
-    binary costs."""
+    binary costs; with `before`, the two batch rows of the old code too."""
     cases: list[Case] = []
     if go_program is not None:
         size = os.stat(go_program).st_size / 1e6
@@ -1004,12 +1006,17 @@ def memory_cases(go_program: str | None, files: list[str]) -> list[Case]:
                  [sp_inspect("copy", [go_program])], frozenset({0, 1})),
         ]  # fmt: skip
     half = half_batch(files)
-    for key, part in (("sp-half", half), ("sp-batch", files)):
-        if fits_argv(sp_inspect("json", part)):
-            cases.append(
-                Case(key, f"scratchprobe json, {len(part)} batch files", "scratchprobe",
-                     [sp_inspect("json", part)], frozenset({0, 1}))
-            )  # fmt: skip
+    trees: list[tuple[str, str, dict[str, str] | None, Path | None]] = [("", "", None, None)]
+    if before is not None:
+        trees.append(("-before", "before: ", {**os.environ, "PYTHONPATH": str(before)}, before))
+    for suffix, what, env, cwd in trees:
+        for key, part in (("sp-half", half), ("sp-batch", files)):
+            if fits_argv(sp_inspect("json", part)):
+                cases.append(
+                    Case(key + suffix, f"{what}scratchprobe json, {len(part)} batch files",
+                         "scratchprobe", [sp_inspect("json", part)], frozenset({0, 1}),
+                         env=env, cwd=cwd)
+                )  # fmt: skip
     return cases
 
 
@@ -1019,12 +1026,14 @@ def memory_derived(scn: dict[str, Any], half: int, whole: int) -> list[str]:
     if "sp" in rss:
         verdict = "holds" if rss["sp"] <= 100 else "does NOT hold"
         lines.append(f"Go program json: peak RSS {rss['sp']:.0f} MB (target <= 100 MB: {verdict})")
-    if "sp-half" in rss and "sp-batch" in rss and whole > half:
-        per_file = (rss["sp-batch"] - rss["sp-half"]) * 1024 / (whole - half)
-        lines.append(
-            f"batch: {rss['sp-half']:.0f} MB for {half} files, {rss['sp-batch']:.0f} MB for"
-            f" {whole} (the same largest file): {per_file:.0f} KiB per added file"
-        )
+    for suffix, what in (("", ""), ("-before", "before: ")):
+        small, large = rss.get("sp-half" + suffix), rss.get("sp-batch" + suffix)
+        if small and large and whole > half:
+            per_file = (large - small) * 1024 / (whole - half)
+            lines.append(
+                f"{what}batch: {small:.0f} MB for {half} files, {large:.0f} MB for {whole}"
+                f" (the same largest file): {per_file:.0f} KiB per added file"
+            )
     return lines
 
 
@@ -1785,7 +1794,7 @@ def run(args: argparse.Namespace, cached_env: dict[str, str] | None) -> int:
             go, note = built_go(100, args.timeout)
             notes.append(note)
         _progress("memory")
-        results, _ = measure(memory_cases(go, files), 1, 0, args.timeout)
+        results, _ = measure(memory_cases(go, files, args.before), 1, 0, args.timeout)
         scn = scenario_json(
             "memory",
             "Memory: peak resident set (wait4 ru_maxrss) of one run each",

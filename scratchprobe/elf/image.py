@@ -90,9 +90,12 @@ _MAX_SCANS = 64
 # Images a run keeps open between readers: the binary and the libraries of a large closure
 # (ffmpeg's is ~200 files, a descriptor each), well under the usual limit of 1024 open
 # files; the bytes they hold stay under the second budget (older images drop their bytes
-# first, keeping the descriptor).
+# first, keeping the descriptor). A few windows: a library's evidence is read once per run
+# (needs/evidence.py, EvidenceCache), so bytes kept past their reader are seldom read
+# again, and a batch's memory must not grow with its binaries (a larger bound held up to
+# ~200 MB of windows per worker over /usr/lib/x86_64-linux-gnu for no fewer reads).
 _KEEP_IMAGES = 256
-_KEEP_BYTES = 2 * SCAN_BUDGET
+_KEEP_BYTES = 4 * WINDOW
 
 
 class FileImage:
