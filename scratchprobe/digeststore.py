@@ -32,7 +32,7 @@ import re
 import tempfile
 import time
 
-from scratchprobe.packages.dpkgindex import cache_directory
+from scratchprobe.packages.stored import cache_directory
 
 _NAME = "digests-1"
 _KEEP = 50_000

@@ -31,9 +31,11 @@ import stat
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from scratchprobe.packages.dpkgindex import cache_directory, read_stored, store
+from scratchprobe.packages.stored import cache_directory, read_stored, store
 
 _MAGIC = b"scratchprobe file-index 1\n"
+_KEEP = 16
+"""Indexes kept of each kind (apk, rpm): one per root inspected, the oldest removed first."""
 
 Listing = tuple[int, int, str]
 """(record position, position in the record's file list, path as listed)."""
@@ -166,4 +168,4 @@ def write(
         )
     except (UnicodeEncodeError, ValueError):
         return
-    store(path, _MAGIC + header + b"\n" + b"\n".join(lines))
+    store(path, _MAGIC + header + b"\n" + b"\n".join(lines), _KEEP)

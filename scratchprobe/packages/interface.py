@@ -12,7 +12,6 @@ and keeps only the paths that were asked for.
 from __future__ import annotations
 
 import os
-import posixpath
 import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -106,6 +105,7 @@ class DirectoryResolver:
 
     def __init__(self, root: Root) -> None:
         self._root = root
+        self._host = "" if root.is_host else root.directory
         self._dirs: dict[str, str | None] = {}
 
     def key(self, listed: str) -> str | None:
@@ -114,10 +114,12 @@ class DirectoryResolver:
         directory, _, name = listed.rpartition("/")
         if not name:
             return None
-        resolved = self._directory(directory)
+        resolved = self._dirs.get(directory, _UNKNOWN)
+        if resolved is _UNKNOWN:
+            resolved = self._directory(directory)
         if resolved is None:
             return None
-        return posixpath.join(resolved, name)
+        return f"/{name}" if resolved == "/" else f"{resolved}/{name}"
 
     def _directory(self, directory: str) -> str | None:
         """`directory` resolved in the root, from its parent's resolution and one lstat of
@@ -132,9 +134,11 @@ class DirectoryResolver:
         if name and name not in (".", "..") and "\0" not in name and parent.count("/") < 64:
             base = self._directory(parent) if parent else "/"
             if base is not None:
-                candidate = posixpath.join(base, name)
+                # `base` is symlink-free and `name` one plain component: the joined path
+                # is normal, so the host path is the root's directory and it.
+                candidate = f"/{name}" if base == "/" else f"{base}/{name}"
                 try:
-                    if stat.S_ISDIR(os.lstat(self._root.host_path(candidate)).st_mode):
+                    if stat.S_ISDIR(os.lstat(self._host + candidate).st_mode):
                         resolved = candidate
                 except OSError:
                     pass
@@ -147,6 +151,70 @@ class DirectoryResolver:
         return resolved
 
 
+_UNKNOWN = "\0"
+"""Not a resolution (no path holds a NUL): a directory not resolved yet."""
+
+
+class OwnerSearch:
+    """The owners of `paths`, offered the listings of a database in its order (the first
+    record listing a path owns it); `package_of` builds a record's Package, once per
+    record that owns something.
+
+    What it costs follows the paths asked about: a listing whose name no unowned wanted
+    path has is passed over on a dictionary lookup (`wants`: once every `__init__.py`
+    asked about has its owner, the thousands of other packages' `__init__.py` are not
+    resolved), a listed directory that is a wanted path's own (symlink-free) directory is
+    that path without a resolution, and `offer` says when every path has an owner.
+    """
+
+    def __init__(
+        self,
+        paths: frozenset[str],
+        resolver: DirectoryResolver,
+        package_of: Callable[[int], Package],
+    ) -> None:
+        # name -> the directories of the wanted paths with that name that have no owner
+        # yet (each split as the listings are: the text before the last `/`).
+        self._unowned: dict[str, set[str]] = {}
+        for path in paths:
+            directory, _, name = path.rpartition("/")
+            self._unowned.setdefault(name, set()).add(directory)
+        self._left = len(paths)
+        self._resolver = resolver
+        self._package_of = package_of
+        self._packages: dict[int, Package] = {}
+        self.found: dict[str, Package] = {}
+
+    def wants(self, name: str) -> bool:
+        """Whether a wanted path named `name` has no owner yet."""
+        return bool(self._unowned.get(name))
+
+    def offer(self, record: int, listed: str) -> bool:
+        """`record` lists `listed` (after every listing of an earlier record with the same
+        last component); True once every path has an owner."""
+        directory, slash, name = listed.rpartition("/")
+        directories = self._unowned.get(name)
+        if not directories:
+            return not self._left
+        if directory in directories:
+            # A wanted path's directory is symlink-free: it resolves to itself.
+            key = listed if slash else f"/{name}"
+        else:
+            resolved = self._resolver.key(listed)
+            if resolved is None:
+                return False
+            key = resolved
+            directory = key.rpartition("/")[0]
+            if directory not in directories:
+                return False
+        if record not in self._packages:
+            self._packages[record] = self._package_of(record)
+        self.found[key] = self._packages[record]
+        directories.discard(directory)
+        self._left -= 1
+        return not self._left
+
+
 def owners_of_listings(
     listings: Iterable[tuple[int, int, str]],
     paths: frozenset[str],
@@ -154,17 +222,12 @@ def owners_of_listings(
     package_of: Callable[[int], Package],
 ) -> dict[str, Package]:
     """The owner of each of `paths` among `listings` (record, position, listed path), met
-    in database order: the first record listing a path owns it. `package_of` builds a
-    record's Package, once per record that owns something."""
-    found: dict[str, Package] = {}
-    packages: dict[int, Package] = {}
+    in database order (OwnerSearch); no listing is read past the last owner found."""
+    search = OwnerSearch(paths, resolver, package_of)
     for record, _position, listed in listings:
-        key = resolver.key(listed)
-        if key is not None and key in paths and key not in found:
-            if record not in packages:
-                packages[record] = package_of(record)
-            found[key] = packages[record]
-    return found
+        if search.offer(record, listed):
+            break
+    return search.found
 
 
 def package_url(

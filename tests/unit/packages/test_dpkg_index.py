@@ -133,10 +133,26 @@ def test_a_damaged_index_is_ignored_and_rebuilt(
     root = dpkg_root(tmp_path)
     expected = owners(root)
     (index,) = indexes(cache)
-    for garbage in (b"", b"scratchprobe dpkg-index 1\n{not json\n", b"\xff" * 100):
+    good = index.read_bytes()
+    magic, header_line, body = good.split(b"\n", 2)
+    damaged = (
+        b"",
+        magic + b"\n{not json\n",
+        b"\xff" * 100,
+        # A valid header over a body whose entries point past the lists and directories,
+        # or are not numbers: the lists are read instead, and a new index stored.
+        good.replace(b"tool\t3.4\n", b"tool\t999.4\n"),
+        good.replace(b"tool\t3.4\n", b"tool\t3.99999\n"),
+        good.replace(b"tool\t3.4\n", b"tool\t3.-1\n"),
+        good.replace(b"tool\t3.4\n", b"tool\tx.4\n"),
+        magic + b"\n" + header_line + b"\n" + body[:10],
+    )
+    assert b"tool\t3.4\n" in good
+    for garbage in damaged:
+        assert garbage != good
         index.write_bytes(garbage)
         assert owners(root) == expected
-        assert index.read_bytes().startswith(b"scratchprobe dpkg-index 1\n{")
+        assert index.read_bytes() == good
 
 
 def test_an_unwritable_cache_only_means_no_index(
