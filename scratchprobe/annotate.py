@@ -29,7 +29,7 @@ import re
 import stat
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from scratchprobe.digeststore import DigestStore, identity_key, open_store
 from scratchprobe.errors import ELFError, RootError
@@ -60,9 +60,12 @@ _GO_RELEASE = re.compile(r"go(\d+(?:\.\d+){0,2}(?:(?:rc|beta)\d+)?)$")
 
 @dataclass
 class _Draft:
-    """A plan entry while it is being annotated (mutable, never leaves this module)."""
+    """A plan entry, or a member of a directory, while it is being annotated (mutable,
+    never leaves this module)."""
 
-    entry: ImageFile
+    path: str
+    """Image path."""
+    type: FileType
     source: str | None = None
     root_path: str | None = None
     """In-root symlink-free path, for the owner lookup (None outside the root)."""
@@ -95,7 +98,7 @@ def annotate(inspection: Inspection, sbom: bool = True) -> FileAnnotations:
         d.root_path
         for draft in drafts
         for d in (draft, *draft.members)
-        if d.root_path is not None and d.entry.type is not FileType.DIRECTORY
+        if d.root_path is not None and d.type is not FileType.DIRECTORY
     )
     ownership = find_owners(root, wanted, licenses=sbom)
     owners = dict(ownership.owners)
@@ -103,7 +106,7 @@ def annotate(inspection: Inspection, sbom: bool = True) -> FileAnnotations:
     needs = _needs(inspection)
     modules = {r.path: _modules(r, warnings) for r in inspection.binaries}
     files = tuple(
-        _finish(draft, owners, needs.get(draft.entry.path, ()), modules.get(draft.entry.path, ()))
+        _finish(draft, owners, needs.get(draft.path, ()), modules.get(draft.path, ()), sbom)
         for draft in drafts
     )
     return FileAnnotations(
@@ -173,7 +176,7 @@ def _draft(
     member_digests: bool = True,
     store: DigestStore | None = None,
 ) -> _Draft:
-    draft = _Draft(entry, target=entry.target)
+    draft = _Draft(entry.path, entry.type, target=entry.target)
     if entry.type is FileType.FILE and entry.content is not None:
         data = entry.content.encode("utf-8")
         draft.sha256, draft.size = hashlib.sha256(data).hexdigest(), len(data)
@@ -222,9 +225,13 @@ def _walk(
 ) -> tuple[list[_Draft], str | None]:
     """Files and symlinks under a directory the image copies whole, and what could not be
     read (None when everything was). Symlinks are members, not followed: COPY of a
-    directory, and the rootfs writer, keep them as symlinks."""
+    directory, and the rootfs writer, keep them as symlinks. An entry's type comes from
+    the directory listing (readdir(3) d_type; os.DirEntry falls back to lstat where the
+    filesystem does not give it): zoneinfo's 1,300 entries cost no stat each."""
     members: list[_Draft] = []
     pending = [""]
+    image_dir = entry.path.rstrip("/")
+    root_base = root_dir.rstrip("/") if root_dir is not None else None
     while pending:
         relative = pending.pop()
         try:
@@ -235,19 +242,26 @@ def _walk(
         subdirs = []
         for item in items:
             rel = f"{relative}/{item.name}" if relative else item.name
-            image_path = f"{entry.path.rstrip('/')}/{rel}"
-            root_path = f"{root_dir.rstrip('/')}/{rel}" if root_dir is not None else None
-            member = ImageFile(image_path, FileType.FILE, entry.kind, entry.reason)
+            image_path = f"{image_dir}/{rel}"
+            root_path = f"{root_base}/{rel}" if root_base is not None else None
             try:
-                mode = item.stat(follow_symlinks=False).st_mode
-                if stat.S_ISLNK(mode):
-                    member = replace(member, type=FileType.SYMLINK)
-                    draft = _Draft(member, root_path=root_path, target=os.readlink(item.path))
-                elif stat.S_ISDIR(mode):
+                if item.is_symlink():
+                    draft = _Draft(
+                        image_path,
+                        FileType.SYMLINK,
+                        root_path=root_path,
+                        target=os.readlink(item.path),
+                    )
+                elif item.is_dir(follow_symlinks=False):
                     subdirs.append(rel)
                     continue
-                elif stat.S_ISREG(mode):
-                    draft = _Draft(member, source=root_path or item.path, root_path=root_path)
+                elif item.is_file(follow_symlinks=False):
+                    draft = _Draft(
+                        image_path,
+                        FileType.FILE,
+                        source=root_path or item.path,
+                        root_path=root_path,
+                    )
                     if cache is not None:  # None: only the SBOM shows member digests
                         draft.sha256, draft.size = _digest(item.path, cache, store)
                         if draft.sha256 is None:
@@ -268,31 +282,47 @@ def _finish(
     owners: dict[str, Package],
     needs: tuple[str, ...],
     modules: tuple[EmbeddedModule, ...],
+    tree: bool = True,
 ) -> AnnotatedFile:
+    """The annotation of a drafted entry; `tree` False leaves out the tree digest of a
+    directory (it lists its members' digests, which only the SBOM takes)."""
     members = tuple(
-        sorted((_finish(m, owners, (), ()) for m in draft.members), key=lambda m: m.path)
+        AnnotatedFile(
+            path=member.path,
+            type=member.type,
+            source=member.source,
+            sha256=member.sha256,
+            size=member.size,
+            package=owners.get(member.root_path) if member.root_path is not None else None,
+            target=member.target,
+        )
+        for member in sorted(draft.members, key=_path_of)
     )
     package = owners.get(draft.root_path) if draft.root_path is not None else None
-    tree: str | None = None
-    if draft.entry.type is FileType.DIRECTORY:
+    tree_sha256: str | None = None
+    if draft.type is FileType.DIRECTORY:
         owning = {m.package for m in members}
         package = next(iter(owning)) if len(owning) == 1 else None
-        if draft.source is not None and draft.problem is None:
-            tree = _tree_digest(draft.entry.path, members)
+        if tree and draft.source is not None and draft.problem is None:
+            tree_sha256 = _tree_digest(draft.path, members)
     return AnnotatedFile(
-        path=draft.entry.path,
-        type=draft.entry.type,
+        path=draft.path,
+        type=draft.type,
         source=draft.source,
         sha256=draft.sha256,
         size=draft.size,
         package=package,
         target=draft.target,
         members=members,
-        tree_sha256=tree,
+        tree_sha256=tree_sha256,
         needs=needs,
         modules=modules,
         problem=draft.problem,
     )
+
+
+def _path_of(draft: _Draft) -> str:
+    return draft.path
 
 
 def _tree_digest(directory: str, members: tuple[AnnotatedFile, ...]) -> str:
