@@ -32,7 +32,7 @@ import re
 import tempfile
 import time
 
-from scratchprobe.packages.stored import cache_directory
+from scratchprobe.packages.stored import cache_directory, read_at_most
 
 _NAME = "digests-1"
 _KEEP = 50_000
@@ -66,7 +66,7 @@ class DigestStore:
             return
         try:
             with open(path, "rb") as handle:
-                data = handle.read(_MAX_BYTES)
+                data = read_at_most(handle, _MAX_BYTES)
         except OSError:
             return
         self._lines = data.split(b"\n")

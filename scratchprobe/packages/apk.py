@@ -23,6 +23,7 @@ from scratchprobe.packages.interface import (
     owners_of_listings,
     package_url,
 )
+from scratchprobe.packages.stored import read_at_most
 from scratchprobe.root import Root, open_regular
 
 # apk-tools 2 keeps its database under /lib; apk-tools 3 on a merged-/usr Alpine looks
@@ -121,7 +122,7 @@ class ApkDatabase:
         try:
             fd = open_regular(host)
             with os.fdopen(fd, "rb") as handle:
-                text = handle.read(_MAX_BYTES).decode("utf-8", "surrogateescape")
+                text = read_at_most(handle, _MAX_BYTES).decode("utf-8", "surrogateescape")
         except (OSError, ValueError) as exc:
             self.warnings.append(f"apk: {self.location} is unreadable: {exc}")
             return

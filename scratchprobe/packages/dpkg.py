@@ -43,7 +43,7 @@ from scratchprobe.packages.interface import (
     owners_of_listings,
     package_url,
 )
-from scratchprobe.packages.stored import cache_directory
+from scratchprobe.packages.stored import cache_directory, read_at_most
 from scratchprobe.root import Root
 
 STATUS = "/var/lib/dpkg/status"
@@ -134,7 +134,7 @@ def _read_text(root: Root, path: str, limit: int) -> str | None:
         if not resolved.is_file:
             return None
         with open(resolved.host_path, "rb") as handle:
-            return handle.read(limit).decode("utf-8", "surrogateescape")
+            return read_at_most(handle, limit).decode("utf-8", "surrogateescape")
     except (OSError, ValueError):
         return None
 
@@ -265,7 +265,7 @@ class DpkgDatabase:
                 fd = os.open(os.path.join(directory, name), flags)
                 with open(fd, "rb") as handle:
                     if stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                        data = handle.read(_MAX_STATUS_BYTES)
+                        data = read_at_most(handle, _MAX_STATUS_BYTES)
                         text = data.decode("utf-8", "surrogateescape")
             except OSError:
                 text = None

@@ -24,7 +24,7 @@ import json
 import os
 import zlib
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import IO, Any
 
 MAX_STORED_BYTES = 256 << 20
 _OFFSET_WIDTH = 10
@@ -41,12 +41,24 @@ def cache_directory() -> str | None:
     return os.path.join(base, "scratchprobe")
 
 
+def read_at_most(handle: IO[bytes], limit: int) -> bytes:
+    """At most `limit` bytes of an open file, read in one call sized by the file: a read
+    of `limit` bytes allocates that much first (256 MiB: 2 ms for a 4 MB index, 17 us
+    more for each of dpkg's 850 small lists). A file that grew since fstat, or one whose
+    size the kernel does not know (procfs says 0), is read on to `limit`."""
+    size = os.fstat(handle.fileno()).st_size
+    data = handle.read(min(limit, size + 1))
+    if len(data) > size and len(data) < limit:
+        data += handle.read(limit - len(data))
+    return data
+
+
 def read_stored(path: str, magic: bytes) -> tuple[dict[str, Any], bytes] | None:
     """The JSON header (an object) and the body of the stored file at `path`, read
     bounded; None when it is absent or does not start with `magic` and a header."""
     try:
         with open(path, "rb") as handle:
-            data = handle.read(MAX_STORED_BYTES)
+            data = read_at_most(handle, MAX_STORED_BYTES)
     except OSError:
         return None
     if not data.startswith(magic):
