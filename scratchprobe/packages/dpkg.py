@@ -189,10 +189,10 @@ class DpkgDatabase:
 
     def _list_files(self) -> list[tuple[str, str]]:
         names = self.root.listdir(INFO_DIR)
+        # Filtered first: the directory holds five files per package, one of them a list.
         return [
             (f"{INFO_DIR}/{name}", name[: -len(".list")])
-            for name in sorted(names)
-            if name.endswith(".list")
+            for name in sorted(n for n in names if n.endswith(".list"))
         ]
 
     def _load_index(self) -> bool:
@@ -320,17 +320,16 @@ class DpkgDatabase:
         """The owners from the index's lines of the wanted names, name by name, each name's
         lines in list order: what a scan of the lists meets for that name. Raises
         ValueError when the index is damaged."""
-        fields = index.records
         search = OwnerSearch(
             paths,
             DirectoryResolver(self.root),
-            lambda at: self._package(_Record(*_known(fields[at])), licenses),
+            lambda at: self._package(_Record(*_known(index.record(at))), licenses),
         )
         for name in names:
             if not search.wants(name):
                 continue
             for at, number in index.entries(name):
-                if fields[at] is None:
+                if index.record(at) is None:
                     continue  # a list without an installed record owns nothing
                 if search.offer(at, index.listed(number, name)):
                     return search.found

@@ -18,14 +18,17 @@ that could not be read, makes the index unavailable and the lookup falls back to
 every list. Taking the identity costs one lstat per list (a few ms); it is kept whole in
 the header and compared exactly.
 
-Layout (stored.py): the magic line, a JSON header (identity, each list's record, the length
-of the directory block), then the directory block (every listed directory, one per line,
-numbered from 0) and the table of names, each name's payload `LIST.DIRECTORY,...` in list
-order. At most _KEEP indexes are kept, one per database directory.
+Layout (stored.py): the magic line, a JSON header (the lengths of the blocks), then the
+identity (compared as bytes), each list's record (one JSON line each, decoded when a wanted
+name's line is in that list), every listed directory (one per line, numbered from 0), and
+the table of names, each name's payload `LIST.DIRECTORY,...` in list order. At most _KEEP
+indexes are kept, one per database directory.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import stat
 import zlib
@@ -40,7 +43,7 @@ from scratchprobe.packages.stored import (
     stored_bytes,
 )
 
-_MAGIC = b"scratchprobe dpkg-index 2\n"
+_MAGIC = b"scratchprobe dpkg-index 3\n"
 _KEEP = 16
 """Indexes kept: one per root inspected, the least recently written removed first (a CI
 machine inspecting a fresh unpacked root per build must not fill its cache)."""
@@ -51,17 +54,30 @@ RecordFields = tuple[str, str, str | None, str | None, bool]
 
 def signature(status_host: str, info_host: str, list_names: Sequence[str]) -> str | None:
     """The identity of everything the index is built from, or None when an index must not
-    be used (a list that is not a regular file, a file that vanished)."""
-    parts = []
+    be used (a list that is not a regular file, a file that vanished). The lists are
+    lstat'ed by name in their opened directory (fstatat(2)): one lookup, not a path walk,
+    each."""
     try:
-        for path in (status_host, *(os.path.join(info_host, n) for n in list_names)):
-            info = os.lstat(path)
-            if not stat.S_ISREG(info.st_mode):
-                return None
-            parts.append(
-                f"{path}\0{info.st_dev}:{info.st_ino}:{info.st_size}:"
-                f"{info.st_mtime_ns}:{info.st_ctime_ns}"
-            )
+        info = os.lstat(status_host)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        parts = [
+            f"{status_host}\0{info.st_dev}:{info.st_ino}:{info.st_size}:"
+            f"{info.st_mtime_ns}:{info.st_ctime_ns}",
+            info_host,
+        ]
+        directory = os.open(info_host, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for name in list_names:
+                info = os.lstat(name, dir_fd=directory)
+                if not stat.S_ISREG(info.st_mode):
+                    return None
+                parts.append(
+                    f"{name}\0{info.st_dev}:{info.st_ino}:{info.st_size}:"
+                    f"{info.st_mtime_ns}:{info.st_ctime_ns}"
+                )
+        finally:
+            os.close(directory)
     except (OSError, ValueError):
         return None
     return "\n".join(parts)
@@ -81,13 +97,34 @@ def index_path(directory: str, info_host: str) -> str:
 class DpkgIndex:
     """A loaded index: the record of each list, and which lists name a given file name."""
 
-    def __init__(self, records: list[RecordFields | None], directories: bytes, table: Table):
-        self.records = records
-        """By list position (the lists in name order), what `_record_for` gave at build."""
+    def __init__(self, records: list[bytes], directories: bytes, table: Table):
+        self._records = records
+        """By list position (the lists in name order), what `_record_for` gave at build,
+        as one JSON line each, decoded when asked for (a run needs a few dozen)."""
+        self._decoded_records: dict[int, RecordFields | None] = {}
         self._directory_block = directories
         self._directories: list[bytes] | None = None
         self._decoded: dict[int, str] = {}
         self._table = table
+
+    def record(self, at: int) -> RecordFields | None:
+        """The record of the list at position `at` (None: no installed package). Raises
+        ValueError when the index is damaged."""
+        if at in self._decoded_records:
+            return self._decoded_records[at]
+        fields = json.loads(self._records[at])
+        record: RecordFields | None = None
+        if fields is not None:
+            if not isinstance(fields, list) or len(fields) != 5:
+                raise ValueError(f"damaged record {at}")
+            name, version, arch, source, multi_arch_same = fields
+            if not isinstance(name, str) or not isinstance(version, str):
+                raise ValueError(f"damaged record {at}")
+            if not all(f is None or isinstance(f, str) for f in (arch, source)):
+                raise ValueError(f"damaged record {at}")
+            record = (name, version, arch, source, bool(multi_arch_same))
+        self._decoded_records[at] = record
+        return record
 
     def entries(self, name: str) -> list[tuple[int, int]]:
         """(list position, directory number) of every line of a list whose last component
@@ -100,7 +137,7 @@ class DpkgIndex:
         for item in payload.split(b","):
             position, dot, directory = item.partition(b".")
             at, number = int(position), int(directory)
-            if not dot or not 0 <= at < len(self.records) or number < 0:
+            if not dot or not 0 <= at < len(self._records) or number < 0:
                 raise ValueError(f"damaged entry {item!r}")
             found.append((at, number))
         return found
@@ -126,16 +163,19 @@ def load(path: str, expected: str, list_count: int) -> DpkgIndex | None:
         return None
     header, body = stored
     try:
-        if header.get("signature") != expected or len(header["records"]) != list_count:
+        sizes = [int(header[key]) for key in ("signature", "records", "directories")]
+        ends = list(itertools.accumulate(sizes))
+        if min(sizes) < 0 or ends[-1] > len(body):
             return None
-        records: list[RecordFields | None] = [
-            None if r is None else (r[0], r[1], r[2], r[3], bool(r[4])) for r in header["records"]
-        ]
-        split = int(header["directories"])
-        if not 0 <= split <= len(body):
+        # The identity is compared as it was stored, bytes for bytes (no JSON decoding).
+        if body[: ends[0]] != expected.encode("utf-8", "surrogateescape"):
             return None
-        return DpkgIndex(records, body[:split], Table(body[split:]))
-    except (ValueError, KeyError, TypeError, IndexError):
+        block = body[ends[0] : ends[1]]
+        records = block.split(b"\n") if block else []
+        if len(records) != list_count:
+            return None
+        return DpkgIndex(records, body[ends[1] : ends[2]], Table(body[ends[2] :]))
+    except (ValueError, KeyError, TypeError):
         return None
 
 
@@ -163,9 +203,13 @@ def write(
             for name, entries in by_name.items()
         }
         block = "\n".join(directories).encode("utf-8", "surrogateescape")
+        identity = signature_value.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
         return
     if not all(storable(name, b"") for name in table):
         return  # a name the table cannot hold: no index, full scans
-    header = {"signature": signature_value, "records": list(records), "directories": len(block)}
-    store(path, stored_bytes(_MAGIC, header, block + pack_table(table)), _KEEP)
+    # ensure_ascii: no record line holds a newline.
+    record_lines = b"\n".join(json.dumps(r, ensure_ascii=True).encode("ascii") for r in records)
+    header = {"signature": len(identity), "records": len(record_lines), "directories": len(block)}
+    body = identity + record_lines + block + pack_table(table)
+    store(path, stored_bytes(_MAGIC, header, body), _KEEP)

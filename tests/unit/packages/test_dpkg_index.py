@@ -145,9 +145,12 @@ def test_a_damaged_index_is_ignored_and_rebuilt(
         good.replace(b"tool\t3.4\n", b"tool\t3.99999\n"),
         good.replace(b"tool\t3.4\n", b"tool\t3.-1\n"),
         good.replace(b"tool\t3.4\n", b"tool\tx.4\n"),
+        good.replace(b'["tool", ', b"[7, "),  # a record that is not one
+        good.replace(b'["tool", ', b"{ "),
         magic + b"\n" + header_line + b"\n" + body[:10],
     )
     assert b"tool\t3.4\n" in good
+    assert b'["tool", ' in good
     for garbage in damaged:
         assert garbage != good
         index.write_bytes(garbage)
