@@ -20,9 +20,9 @@ Measured on a Debian 12 root with 807 packages (143,000 listed paths): indexing 
 listed path with its directory resolved takes 0.5 s; keeping only the lines whose last
 component is the name of a wanted file, and resolving only their directories, takes 0.07 s
 for the /usr/bin/curl closure with a whole zoneinfo tree. That is what `owners` does on a
-first run; it then stores a file-name index of the lists (`dpkgindex.py`), and later runs read
-only the lists that name a wanted file, and not the status file at all, for as long as
-nothing in the database changed.
+first run; it then stores a file-name index of the lists (`dpkgindex.py`: each name's
+(list, directory) lines), and later runs read no list and not the status file at all, only
+the index lines of the wanted names, for as long as nothing in the database changed.
 """
 
 from __future__ import annotations
