@@ -131,16 +131,6 @@ def test_rich_on_a_terminal_only_for_a_batch(tmp_path: Path) -> None:
     [
         (("inspect", "--format", "dockerfile"), set()),
         (("inspect", "--format", "text"), {"rich", "scratchprobe.render.text"}),
-        (
-            ("inspect", "--format", "json"),
-            {
-                "hashlib",
-                "scratchprobe.annotate",
-                "scratchprobe.packages",
-                "scratchprobe.render.manifest",
-                *RPMDB,
-            },
-        ),
         (("check", "--format", "sarif"), {"scratchprobe.check", "hashlib"}),
         (("check", "--format", "text"), {"scratchprobe.check", "rich"}),
     ],
@@ -150,6 +140,20 @@ def test_each_format_loads_what_it_uses(
     tmp_path: Path, args: tuple[str, ...], loads: set[str]
 ) -> None:
     check_budget(tmp_path, loads, *args, DYNAMIC)
+
+
+@pytest.mark.slow
+def test_json_loads_hashlib_only_for_digests_not_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first run takes the digests (and stores them, scratchprobe/digeststore.py); the
+    # next finds every one stored and never loads hashlib (nor OpenSSL with it).
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("SCRATCHPROBE_NO_CACHE", raising=False)
+    loads = {"scratchprobe.annotate", "scratchprobe.packages", "scratchprobe.render.manifest"}
+    args = ("inspect", "--format", "json", DYNAMIC)
+    check_budget(tmp_path, loads | RPMDB | {"hashlib"}, *args)
+    check_budget(tmp_path, loads | RPMDB, *args)
 
 
 @pytest.mark.slow
