@@ -97,7 +97,7 @@ def index_path(directory: str, info_host: str) -> str:
 class DpkgIndex:
     """A loaded index: the record of each list, and which lists name a given file name."""
 
-    def __init__(self, records: list[bytes], directories: bytes, table: Table):
+    def __init__(self, records: list[bytes], directories: memoryview, table: Table):
         self._records = records
         """By list position (the lists in name order), what `_record_for` gave at build,
         as one JSON line each, decoded when asked for (a run needs a few dozen)."""
@@ -148,7 +148,7 @@ class DpkgIndex:
         directory = self._decoded.get(number)
         if directory is None:
             if self._directories is None:
-                self._directories = self._directory_block.split(b"\n")
+                self._directories = bytes(self._directory_block).split(b"\n")
             if number >= len(self._directories):
                 raise ValueError(f"damaged directory number {number}")
             directory = self._directories[number].decode("utf-8", "surrogateescape") + "/"
@@ -170,7 +170,7 @@ def load(path: str, expected: str, list_count: int) -> DpkgIndex | None:
         # The identity is compared as it was stored, bytes for bytes (no JSON decoding).
         if body[: ends[0]] != expected.encode("utf-8", "surrogateescape"):
             return None
-        block = body[ends[0] : ends[1]]
+        block = bytes(body[ends[0] : ends[1]])
         records = block.split(b"\n") if block else []
         if len(records) != list_count:
             return None

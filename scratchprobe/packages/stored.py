@@ -53,9 +53,11 @@ def read_at_most(handle: IO[bytes], limit: int) -> bytes:
     return data
 
 
-def read_stored(path: str, magic: bytes) -> tuple[dict[str, Any], bytes] | None:
+def read_stored(path: str, magic: bytes) -> tuple[dict[str, Any], memoryview] | None:
     """The JSON header (an object) and the body of the stored file at `path`, read
-    bounded; None when it is absent or does not start with `magic` and a header."""
+    bounded; None when it is absent or does not start with `magic` and a header. The body
+    is a view of the bytes read, not a copy: an index of a few MB is copied once (its
+    pages faulted in once), not once per block cut from it."""
     try:
         with open(path, "rb") as handle:
             data = read_at_most(handle, MAX_STORED_BYTES)
@@ -70,7 +72,7 @@ def read_stored(path: str, magic: bytes) -> tuple[dict[str, Any], bytes] | None:
         header = json.loads(data[len(magic) : header_end])
     except ValueError:
         return None
-    return (header, data[header_end + 1 :]) if isinstance(header, dict) else None
+    return (header, memoryview(data)[header_end + 1 :]) if isinstance(header, dict) else None
 
 
 def stored_bytes(magic: bytes, header: Mapping[str, Any], body: bytes) -> bytes:
@@ -131,30 +133,32 @@ def pack_table(entries: Mapping[bytes, bytes]) -> bytes:
 
 
 class Table:
-    """A packed table, looked up in place. Raises ValueError when it is not one."""
+    """A packed table, looked up in place (a view: only the bucket read is copied). Raises
+    ValueError when it is not one."""
 
-    def __init__(self, data: bytes) -> None:
-        head_end = data.find(b"\n", 0, 32)
+    def __init__(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        head_end = bytes(view[:32]).find(b"\n")
         if head_end < 0:
             raise ValueError("no bucket count")
-        self._count = int(data[:head_end])
+        self._count = int(bytes(view[:head_end]))
         self._table = head_end + 1
         self._body = self._table + (self._count + 1) * _OFFSET_WIDTH
-        if self._count < 1 or self._body > len(data):
+        if self._count < 1 or self._body > len(view):
             raise ValueError("bucket table out of the data")
-        self._data = data
+        self._view = view
 
     def _offset(self, bucket: int) -> int:
         at = self._table + bucket * _OFFSET_WIDTH
-        offset = int(self._data[at : at + _OFFSET_WIDTH])
-        if not 0 <= offset <= len(self._data) - self._body:
+        offset = int(bytes(self._view[at : at + _OFFSET_WIDTH]))
+        if not 0 <= offset <= len(self._view) - self._body:
             raise ValueError("bucket offset out of the data")
         return self._body + offset
 
     def get(self, name: bytes) -> bytes | None:
         """The payload stored for `name`, None when there is none."""
         bucket = zlib.crc32(name) % self._count
-        chunk = self._data[self._offset(bucket) : self._offset(bucket + 1)]
+        chunk = bytes(self._view[self._offset(bucket) : self._offset(bucket + 1)])
         for line in chunk.split(b"\n"):
             stored, tab, payload = line.rpartition(b"\t")
             if tab and stored == name:
@@ -163,7 +167,7 @@ class Table:
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         """Every (name, payload), bucket by bucket."""
-        for line in self._data[self._body : self._offset(self._count)].split(b"\n"):
+        for line in bytes(self._view[self._body : self._offset(self._count)]).split(b"\n"):
             name, tab, payload = line.rpartition(b"\t")
             if tab:
                 yield name, payload
