@@ -35,6 +35,7 @@ import re
 import time
 
 from scratchprobe.packages.stored import (
+    SETTLED_NS,
     Table,
     cache_directory,
     pack_table,
@@ -52,8 +53,7 @@ _KEEP = 50_000
 """Digests kept: the files of a few large roots (a Debian root's /usr/lib: ~3,000)."""
 _MAX_CONTENT = 4096
 """Generated files kept by their bytes up to this size (passwd, group: a few lines)."""
-_SETTLED_NS = 2_000_000_000
-"""Two seconds: over the coarsest timestamp a Linux filesystem keeps (FAT's 2 s)."""
+_SETTLED_NS = SETTLED_NS
 _PAYLOAD = re.compile(rb"([0-9a-f]{64}) ([0-9]{1,20})")
 
 

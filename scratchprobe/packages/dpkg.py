@@ -180,8 +180,9 @@ class DpkgDatabase:
         """(index path, signature) when none is stored but one can be built this run."""
         self._index_source: tuple[str, str] | None = None
         """(index path, signature) of the index loaded, to rebuild it should it be damaged."""
+        self._listing: str | None = None
+        """The list directory's identity, taken before its names (dpkgindex.listing_identity)."""
         if location == STATUS:
-            self.lists = self._list_files()
             if not self._load_index():
                 self._read_status()
         else:
@@ -197,21 +198,31 @@ class DpkgDatabase:
 
     def _load_index(self) -> bool:
         """Use the stored index when it matches the database exactly (then the status file
-        is not even parsed: the index holds each list's record)."""
+        is not even parsed: the index holds each list's record, and while the directory's
+        entries are unchanged, their names: the directory is not listed either)."""
         cache = cache_directory()
-        if cache is None:
-            return False
+        stored: dpkgindex.StoredIndex | None = None
         try:
             status_host = self.root.resolve(STATUS).host_path
             info_host = self.root.resolve(INFO_DIR).host_path
         except (OSError, ValueError):
+            cache = None
+        if cache is not None:
+            self._listing = dpkgindex.listing_identity(info_host)
+            path = dpkgindex.index_path(cache, info_host)
+            stored = dpkgindex.read(path)
+        names = stored.list_names(self._listing) if stored is not None else None
+        if names is None:
+            self.lists = self._list_files()
+        else:
+            self.lists = [(f"{INFO_DIR}/{name}", name[: -len(".list")]) for name in names]
+        if cache is None:
             return False
-        names = [path.rpartition("/")[2] for path, _ in self.lists]
+        names = [p.rpartition("/")[2] for p, _ in self.lists]
         signature = dpkgindex.signature(status_host, info_host, names)
         if signature is None:
             return False
-        path = dpkgindex.index_path(cache, info_host)
-        self._index = dpkgindex.load(path, signature, len(self.lists))
+        self._index = stored.index(signature, len(self.lists)) if stored is not None else None
         if self._index is None:
             self._index_to_write = (path, signature)
         else:
@@ -305,7 +316,12 @@ class DpkgDatabase:
             if lists is not None:
                 path, signature = self._index_to_write
                 dpkgindex.write(
-                    path, signature, [None if r is None else _fields(r) for r in records], lists
+                    path,
+                    signature,
+                    [None if r is None else _fields(r) for r in records],
+                    lists,
+                    self._listing,
+                    [p.rpartition("/")[2] for p, _ in self.lists],
                 )
             self._index_to_write = None
         return found

@@ -31,10 +31,12 @@ import itertools
 import json
 import os
 import stat
+import time
 import zlib
 from collections.abc import Sequence
 
 from scratchprobe.packages.stored import (
+    SETTLED_NS,
     Table,
     pack_table,
     read_stored,
@@ -43,7 +45,7 @@ from scratchprobe.packages.stored import (
     stored_bytes,
 )
 
-_MAGIC = b"scratchprobe dpkg-index 3\n"
+_MAGIC = b"scratchprobe dpkg-index 4\n"
 _KEEP = 16
 """Indexes kept: one per root inspected, the least recently written removed first (a CI
 machine inspecting a fresh unpacked root per build must not fill its cache)."""
@@ -156,27 +158,71 @@ class DpkgIndex:
         return directory + name
 
 
-def load(path: str, expected: str, list_count: int) -> DpkgIndex | None:
-    """The index at `path` when it was built from exactly the files of `expected`."""
-    stored = read_stored(path, _MAGIC)
-    if stored is None:
-        return None
-    header, body = stored
+def listing_identity(info_host: str) -> str | None:
+    """The identity of the list directory's entries: (device, inode, mtime, ctime) of the
+    directory, which any entry created, removed or renamed in it changes; None when it
+    changed too recently to be told apart from a change in the same clock tick (the racy
+    rule of digeststore.py), or cannot be read."""
     try:
-        sizes = [int(header[key]) for key in ("signature", "records", "directories")]
-        ends = list(itertools.accumulate(sizes))
-        if min(sizes) < 0 or ends[-1] > len(body):
-            return None
-        # The identity is compared as it was stored, bytes for bytes (no JSON decoding).
-        if body[: ends[0]] != expected.encode("utf-8", "surrogateescape"):
-            return None
-        block = bytes(body[ends[0] : ends[1]])
-        records = block.split(b"\n") if block else []
-        if len(records) != list_count:
-            return None
-        return DpkgIndex(records, body[ends[1] : ends[2]], Table(body[ends[2] :]))
-    except (ValueError, KeyError, TypeError):
+        info = os.stat(info_host)
+    except (OSError, ValueError):
         return None
+    settled = time.time_ns() - SETTLED_NS
+    if info.st_mtime_ns >= settled or info.st_ctime_ns >= settled:
+        return None
+    return f"{info.st_dev}:{info.st_ino}:{info.st_mtime_ns}:{info.st_ctime_ns}"
+
+
+class StoredIndex:
+    """An index file as read, before it is known to match the database."""
+
+    _BLOCKS = ("signature", "records", "names", "directories")
+
+    def __init__(self, header: dict[str, object], body: memoryview) -> None:
+        self._header = header
+        self._body = body
+        self._ends: list[int] | None = None
+        try:
+            sizes = [int(str(header[key])) for key in self._BLOCKS]
+            ends = list(itertools.accumulate(sizes))
+            if min(sizes) >= 0 and ends[-1] <= len(body):
+                self._ends = ends
+        except (ValueError, KeyError):
+            self._ends = None
+
+    def _block(self, number: int) -> memoryview:
+        assert self._ends is not None
+        return self._body[self._ends[number - 1] if number else 0 : self._ends[number]]
+
+    def list_names(self, listing: str | None) -> list[str] | None:
+        """The list file names, in order, when the directory's entries are those the index
+        was built from (`listing` as stored: then no listing of its 4,000 files is taken)."""
+        if listing is None or self._ends is None or self._header.get("listing") != listing:
+            return None
+        block = bytes(self._block(2))
+        return block.decode("utf-8", "surrogateescape").split("\n") if block else []
+
+    def index(self, expected: str, list_count: int) -> DpkgIndex | None:
+        """The index, when it was built from exactly the files of `expected`."""
+        if self._ends is None:
+            return None
+        try:
+            # The identity is compared as it was stored, bytes for bytes (no JSON decoding).
+            if self._block(0) != expected.encode("utf-8", "surrogateescape"):
+                return None
+            block = bytes(self._block(1))
+            records = block.split(b"\n") if block else []
+            if len(records) != list_count:
+                return None
+            return DpkgIndex(records, self._block(3), Table(self._body[self._ends[3] :]))
+        except ValueError:
+            return None
+
+
+def read(path: str) -> StoredIndex | None:
+    """The index file at `path`, None when there is none of this format."""
+    stored = read_stored(path, _MAGIC)
+    return None if stored is None else StoredIndex(*stored)
 
 
 def write(
@@ -184,9 +230,12 @@ def write(
     signature_value: str,
     records: Sequence[RecordFields | None],
     lists: Sequence[Sequence[str]],
+    listing: str | None = None,
+    names: Sequence[str] = (),
 ) -> None:
-    """Build the index from the lines of every list (in list order) and store it; any
-    failure leaves no index, never a partial one."""
+    """Build the index from the lines of every list (in list order) and store it, with the
+    list file `names` under the directory's `listing` identity (taken before they were
+    listed); any failure leaves no index, never a partial one."""
     directories: dict[str, int] = {}
     by_name: dict[str, list[str]] = {}
     for position, lines in enumerate(lists):
@@ -204,12 +253,21 @@ def write(
         }
         block = "\n".join(directories).encode("utf-8", "surrogateescape")
         identity = signature_value.encode("utf-8", "surrogateescape")
+        if any("\n" in name for name in names):
+            listing, names = None, ()  # a name the block cannot hold: the lists are listed
+        name_block = "\n".join(names).encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
         return
     if not all(storable(name, b"") for name in table):
         return  # a name the table cannot hold: no index, full scans
     # ensure_ascii: no record line holds a newline.
     record_lines = b"\n".join(json.dumps(r, ensure_ascii=True).encode("ascii") for r in records)
-    header = {"signature": len(identity), "records": len(record_lines), "directories": len(block)}
-    body = identity + record_lines + block + pack_table(table)
+    header = {
+        "listing": listing,
+        "signature": len(identity),
+        "records": len(record_lines),
+        "names": len(name_block),
+        "directories": len(block),
+    }
+    body = identity + record_lines + name_block + block + pack_table(table)
     store(path, stored_bytes(_MAGIC, header, body), _KEEP)

@@ -27,6 +27,10 @@ from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
 MAX_STORED_BYTES = 256 << 20
+SETTLED_NS = 2_000_000_000
+"""How much older than a read a timestamp must be to tell a later change from one in the
+same clock tick: two seconds, over the coarsest timestamp a Linux filesystem keeps (FAT's
+2 s); git's "racily clean" rule (Documentation/technical/racy-git.txt)."""
 _OFFSET_WIDTH = 10
 _NAMES_PER_BUCKET = 8
 

@@ -166,3 +166,40 @@ def test_an_unwritable_cache_only_means_no_index(
     blocker.write_text("not a directory")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
     assert owners(root) == full_scan(root, monkeypatch)
+
+
+def test_the_list_directory_is_listed_only_when_its_entries_changed(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scratchprobe.packages import dpkgindex
+
+    root = dpkg_root(tmp_path)
+    write(root, "/usr/bin/new-tool", "x")
+    # Files the test just wrote count as settled: their directory's identity is kept.
+    monkeypatch.setattr(dpkgindex, "SETTLED_NS", -(10**12))
+    listed: list[str] = []
+    real_listdir = Root.listdir
+
+    def listdir(self: Root, path: str) -> frozenset[str]:
+        listed.append(path)
+        return real_listdir(self, path)
+
+    monkeypatch.setattr(Root, "listdir", listdir)
+    expected = full_scan(root, monkeypatch)
+    assert owners(root) == expected  # builds the index, listing the directory
+    assert "/var/lib/dpkg/info" in listed
+    listed.clear()
+    assert owners(root) == expected  # the same entries: the stored names, no listing
+    assert "/var/lib/dpkg/info" not in listed
+    # A package installed since: a new list (and status) in the directory.
+    status = (root / "var/lib/dpkg/status").read_text()
+    replace_file(
+        root,
+        "/var/lib/dpkg/status",
+        status
+        + "\nPackage: newpkg\nStatus: install ok installed\nVersion: 1\nArchitecture: amd64\n",
+    )
+    write(root, "/var/lib/dpkg/info/newpkg.list", "/usr/bin/new-tool\n")
+    assert owners(root)["/usr/bin/new-tool"] == ("newpkg", "1", "amd64")
+    assert "/var/lib/dpkg/info" in listed
+    assert owners(root) == full_scan(root, monkeypatch)
