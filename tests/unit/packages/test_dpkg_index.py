@@ -102,10 +102,8 @@ def test_a_changed_list_or_status_is_seen(
     assert owners(root)["/usr/bin/unowned"][0] == "libfoo1"
 
 
-def test_a_new_list_is_seen(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    root = dpkg_root(tmp_path)
-    write(root, "/usr/bin/new-tool", "x")
-    owners(root)
+def install_newpkg(root: Path) -> None:
+    """A package installed as dpkg does: its status paragraph and a new list."""
     status = (root / "var/lib/dpkg/status").read_text()
     replace_file(
         root,
@@ -114,6 +112,13 @@ def test_a_new_list_is_seen(tmp_path: Path, cache: Path, monkeypatch: pytest.Mon
         + "\nPackage: newpkg\nStatus: install ok installed\nVersion: 1\nArchitecture: amd64\n",
     )
     write(root, "/var/lib/dpkg/info/newpkg.list", "/usr/bin/new-tool\n")
+
+
+def test_a_new_list_is_seen(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = dpkg_root(tmp_path)
+    write(root, "/usr/bin/new-tool", "x")
+    owners(root)
+    install_newpkg(root)
     assert owners(root)["/usr/bin/new-tool"] == ("newpkg", "1", "amd64")
 
 
@@ -192,14 +197,7 @@ def test_the_list_directory_is_listed_only_when_its_entries_changed(
     assert owners(root) == expected  # the same entries: the stored names, no listing
     assert "/var/lib/dpkg/info" not in listed
     # A package installed since: a new list (and status) in the directory.
-    status = (root / "var/lib/dpkg/status").read_text()
-    replace_file(
-        root,
-        "/var/lib/dpkg/status",
-        status
-        + "\nPackage: newpkg\nStatus: install ok installed\nVersion: 1\nArchitecture: amd64\n",
-    )
-    write(root, "/var/lib/dpkg/info/newpkg.list", "/usr/bin/new-tool\n")
+    install_newpkg(root)
     assert owners(root)["/usr/bin/new-tool"] == ("newpkg", "1", "amd64")
     assert "/var/lib/dpkg/info" in listed
     assert owners(root) == full_scan(root, monkeypatch)
