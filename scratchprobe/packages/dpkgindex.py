@@ -40,7 +40,6 @@ from scratchprobe.packages.stored import (
     Table,
     pack_table,
     read_stored,
-    storable,
     store,
     stored_bytes,
 )
@@ -236,15 +235,20 @@ def write(
     """Build the index from the lines of every list (in list order) and store it, with the
     list file `names` under the directory's `listing` identity (taken before they were
     listed); any failure leaves no index, never a partial one."""
-    directories: dict[str, int] = {}
+    directories: dict[str, str] = {}
     by_name: dict[str, list[str]] = {}
     for position, lines in enumerate(lists):
+        prefix = f"{position}."
         for line in lines:
             directory, _, name = line.rpartition("/")
-            number = directories.setdefault(directory, len(directories))
-            entry = f"{position}.{number}"
-            entries = by_name.setdefault(name, [])
-            if not entries or entries[-1] != entry:
+            number = directories.get(directory)
+            if number is None:
+                number = directories[directory] = str(len(directories))
+            entry = prefix + number
+            entries = by_name.get(name)
+            if entries is None:
+                by_name[name] = [entry]
+            elif entries[-1] != entry:
                 entries.append(entry)
     try:
         table = {
@@ -258,7 +262,9 @@ def write(
         name_block = "\n".join(names).encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
         return
-    if not all(storable(name, b"") for name in table):
+    # A payload holds no tab; a name no newline when it comes from `read_list`'s lines
+    # (splitlines), which one test over the names keeps true of any caller.
+    if any("\n" in name for name in by_name):
         return  # a name the table cannot hold: no index, full scans
     # ensure_ascii: no record line holds a newline.
     record_lines = b"\n".join(json.dumps(r, ensure_ascii=True).encode("ascii") for r in records)
