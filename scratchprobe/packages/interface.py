@@ -115,12 +115,16 @@ class DirectoryResolver:
         directory, _, name = listed.rpartition("/")
         if not name:
             return None
-        resolved = self._dirs.get(directory, _UNKNOWN)
-        if resolved is _UNKNOWN:
-            resolved = self._directory(directory)
+        resolved = self.directory(directory)
         if resolved is None:
             return None
         return f"/{name}" if resolved == "/" else f"{resolved}/{name}"
+
+    def directory(self, directory: str) -> str | None:
+        """The directory part of a listed path (the text before its last `/`: "" for a
+        file in `/`) resolved in the root; None when it does not exist there."""
+        resolved = self._dirs.get(directory, _UNKNOWN)
+        return self._directory(directory) if resolved is _UNKNOWN else resolved
 
     def _directory(self, directory: str) -> str | None:
         """`directory` resolved in the root, from its parent's resolution and one lstat of
@@ -201,13 +205,13 @@ class OwnerSearch:
             # A wanted path's directory is symlink-free: it resolves to itself.
             key = listed if slash else f"/{name}"
         else:
-            resolved = self._resolver.key(listed)
+            resolved = self._resolver.directory(directory)
             if resolved is None:
                 return False
-            key = resolved
-            directory = key.rpartition("/")[0]
+            directory = "" if resolved == "/" else resolved  # as the wanted paths split
             if directory not in directories:
                 return False
+            key = f"{directory}/{name}"
         if record not in self._packages:
             self._packages[record] = self._package_of(record)
         self.found[key] = self._packages[record]
