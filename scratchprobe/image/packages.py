@@ -126,7 +126,7 @@ def _apk_records(text: str, wanted: set[str], image_paths: set[str]) -> str:
 
 def package_metadata(inspection: Inspection, tree: Layout) -> PackageMetadata:
     """The database entries for the packages owning files of `tree`."""
-    annotated = annotate(inspection, sbom=False)
+    annotated = annotate(inspection, sbom=False, members=True)
     by_path = {e.path: e for e in tree.entries}
     owned: dict[str, list[str]] = {}
     packages: dict[str, Package] = {}

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scratchprobe.packages.apk import find_apk
 from scratchprobe.packages.dpkg import find_dpkg
 from scratchprobe.packages.interface import OsRelease, Package, PackageDatabase, PackageManager
+from scratchprobe.packages.locations import APK_INSTALLED, RPM_DATABASES
 from scratchprobe.packages.osrelease import read_os_release
-from scratchprobe.packages.rpm import find_rpm
 from scratchprobe.root import Root
 
 __all__ = ["OsRelease", "Ownership", "Package", "PackageManager", "find_owners"]
@@ -45,13 +44,21 @@ def find_owners(root: Root, paths: frozenset[str], licenses: bool = True) -> Own
     dpkg = find_dpkg(root, os_release)
     if dpkg is not None:
         databases.append(dpkg)
-    apk = find_apk(root, os_release)
-    if apk is not None:
-        databases.append(apk)
-    rpm, rpm_warnings = find_rpm(root, os_release)
-    warnings += rpm_warnings
-    if rpm is not None:
-        databases.append(rpm)
+    # apk's and rpm's readers (sqlite3, tempfile, shutil, struct) are imported only for a
+    # root that may hold their database: a Debian root's run does not load them.
+    if any(root.may_exist(path) for path in APK_INSTALLED):
+        from scratchprobe.packages.apk import find_apk
+
+        apk = find_apk(root, os_release)
+        if apk is not None:
+            databases.append(apk)
+    if any(root.may_exist(path) for path in RPM_DATABASES):
+        from scratchprobe.packages.rpm import find_rpm
+
+        rpm, rpm_warnings = find_rpm(root, os_release)
+        warnings += rpm_warnings
+        if rpm is not None:
+            databases.append(rpm)
     found: dict[str, Package] = {}
     remaining = paths
     for database in databases:

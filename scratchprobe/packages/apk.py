@@ -23,11 +23,11 @@ from scratchprobe.packages.interface import (
     owners_of_listings,
     package_url,
 )
+from scratchprobe.packages.locations import APK_INSTALLED
+from scratchprobe.packages.stored import read_at_most
 from scratchprobe.root import Root, open_regular
 
-# apk-tools 2 keeps its database under /lib; apk-tools 3 on a merged-/usr Alpine looks
-# under /usr/lib as well.
-INSTALLED_PATHS = ("/lib/apk/db/installed", "/usr/lib/apk/db/installed")
+INSTALLED_PATHS = APK_INSTALLED
 _MAX_BYTES = 256 << 20
 
 
@@ -121,7 +121,7 @@ class ApkDatabase:
         try:
             fd = open_regular(host)
             with os.fdopen(fd, "rb") as handle:
-                text = handle.read(_MAX_BYTES).decode("utf-8", "surrogateescape")
+                text = read_at_most(handle, _MAX_BYTES).decode("utf-8", "surrogateescape")
         except (OSError, ValueError) as exc:
             self.warnings.append(f"apk: {self.location} is unreadable: {exc}")
             return

@@ -20,9 +20,9 @@ Measured on a Debian 12 root with 807 packages (143,000 listed paths): indexing 
 listed path with its directory resolved takes 0.5 s; keeping only the lines whose last
 component is the name of a wanted file, and resolving only their directories, takes 0.07 s
 for the /usr/bin/curl closure with a whole zoneinfo tree. That is what `owners` does on a
-first run; it then stores a file-name index of the lists (`dpkgindex.py`), and later runs read
-only the lists that name a wanted file, and not the status file at all, for as long as
-nothing in the database changed.
+first run; it then stores a file-name index of the lists (`dpkgindex.py`: each name's
+(list, directory) lines), and later runs read no list and not the status file at all, only
+the index lines of the wanted names, for as long as nothing in the database changed.
 """
 
 from __future__ import annotations
@@ -31,15 +31,19 @@ import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from scratchprobe.packages import dpkgindex
 from scratchprobe.packages.interface import (
     DirectoryResolver,
     OsRelease,
+    OwnerSearch,
     Package,
     PackageManager,
+    owners_of_listings,
     package_url,
 )
+from scratchprobe.packages.stored import cache_directory, read_at_most
 from scratchprobe.root import Root
 
 STATUS = "/var/lib/dpkg/status"
@@ -62,6 +66,7 @@ _FILES_PRESENT = frozenset(
 _DEP5_FORMATS = ("copyright-format/1.0", "dep.debian.net/deps/dep5")
 _MAX_STATUS_BYTES = 256 << 20
 _MAX_COPYRIGHT_BYTES = 4 << 20
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,7 @@ def _read_text(root: Root, path: str, limit: int) -> str | None:
         if not resolved.is_file:
             return None
         with open(resolved.host_path, "rb") as handle:
-            return handle.read(limit).decode("utf-8", "surrogateescape")
+            return read_at_most(handle, limit).decode("utf-8", "surrogateescape")
     except (OSError, ValueError):
         return None
 
@@ -161,52 +166,67 @@ class DpkgDatabase:
     manager = PackageManager.DPKG
 
     def __init__(self, root: Root, os_release: OsRelease, location: str) -> None:
-        self._root = root
+        self.root = root
         self._os = os_release
         self.location = location
         self.warnings: list[str] = []
         self._records: dict[str, list[_Record]] = {}
         """Installed records by package name (several for a Multi-Arch: same package)."""
-        self._lists: list[tuple[str, str]] = []
+        self.lists: list[tuple[str, str]] = []
         """(in-root path of the file list, list name without suffix), in name order."""
         self._index: dpkgindex.DpkgIndex | None = None
         """The file-name index of the lists, when a valid one is stored (dpkgindex.py)."""
         self._index_to_write: tuple[str, str] | None = None
         """(index path, signature) when none is stored but one can be built this run."""
+        self._index_source: tuple[str, str] | None = None
+        """(index path, signature) of the index loaded, to rebuild it should it be damaged."""
+        self._listing: str | None = None
+        """The list directory's identity, taken before its names (dpkgindex.listing_identity)."""
         if location == STATUS:
-            self._lists = self._list_files()
             if not self._load_index():
                 self._read_status()
         else:
             self._read_status_dir()
 
     def _list_files(self) -> list[tuple[str, str]]:
-        names = self._root.listdir(INFO_DIR)
+        names = self.root.listdir(INFO_DIR)
+        # Filtered first: the directory holds five files per package, one of them a list.
         return [
             (f"{INFO_DIR}/{name}", name[: -len(".list")])
-            for name in sorted(names)
-            if name.endswith(".list")
+            for name in sorted(n for n in names if n.endswith(".list"))
         ]
 
     def _load_index(self) -> bool:
         """Use the stored index when it matches the database exactly (then the status file
-        is not even parsed: the index holds each list's record)."""
-        cache = dpkgindex.cache_directory()
+        is not even parsed: the index holds each list's record, and while the directory's
+        entries are unchanged, their names: the directory is not listed either)."""
+        cache = cache_directory()
+        stored: dpkgindex.StoredIndex | None = None
+        try:
+            status_host = self.root.resolve(STATUS).host_path
+            info_host = self.root.resolve(INFO_DIR).host_path
+        except (OSError, ValueError):
+            cache = None
+        if cache is not None:
+            self._listing = dpkgindex.listing_identity(info_host)
+            path = dpkgindex.index_path(cache, info_host)
+            stored = dpkgindex.read(path)
+        names = stored.list_names(self._listing) if stored is not None else None
+        if names is None:
+            self.lists = self._list_files()
+        else:
+            self.lists = [(f"{INFO_DIR}/{name}", name[: -len(".list")]) for name in names]
         if cache is None:
             return False
-        try:
-            status_host = self._root.resolve(STATUS).host_path
-            info_host = self._root.resolve(INFO_DIR).host_path
-        except (OSError, ValueError):
-            return False
-        names = [path.rpartition("/")[2] for path, _ in self._lists]
+        names = [p.rpartition("/")[2] for p, _ in self.lists]
         signature = dpkgindex.signature(status_host, info_host, names)
         if signature is None:
             return False
-        path = dpkgindex.index_path(cache, info_host)
-        self._index = dpkgindex.load(path, signature, len(self._lists))
+        self._index = stored.index(signature, len(self.lists)) if stored is not None else None
         if self._index is None:
             self._index_to_write = (path, signature)
+        else:
+            self._index_source = (path, signature)
         return self._index is not None
 
     def _add(self, record: _Record | None) -> None:
@@ -214,19 +234,19 @@ class DpkgDatabase:
             self._records.setdefault(record.name, []).append(record)
 
     def _read_status(self) -> None:
-        text = _read_text(self._root, STATUS, _MAX_STATUS_BYTES) or ""
+        text = _read_text(self.root, STATUS, _MAX_STATUS_BYTES) or ""
         for fields in parse_control(text):
             self._add(_record(fields))
 
     def _read_status_dir(self) -> None:
-        names = self._root.listdir(STATUS_DIR)
+        names = self.root.listdir(STATUS_DIR)
         for name in sorted(names):
             if "." in name:
                 continue  # NAME.md5sums and the like; the paragraph file has no suffix
-            text = _read_text(self._root, f"{STATUS_DIR}/{name}", _MAX_STATUS_BYTES) or ""
+            text = _read_text(self.root, f"{STATUS_DIR}/{name}", _MAX_STATUS_BYTES) or ""
             for fields in parse_control(text):
                 self._add(_record(fields))
-        self._lists = [
+        self.lists = [
             (f"{STATUS_DIR}/{name}", name[: -len(".md5sums")])
             for name in sorted(names)
             if name.endswith(".md5sums")
@@ -242,14 +262,7 @@ class DpkgDatabase:
         plain = [r for r in candidates if not r.multi_arch_same] or candidates
         return plain[0] if plain else None
 
-    def _listed_paths(self, directory: str | None, list_path: str) -> list[str]:
-        listed = self._read_list(directory, list_path)
-        if listed is None:
-            self.warnings.append(f"dpkg: {list_path} is unreadable")
-            return []
-        return listed
-
-    def _read_list(self, directory: str | None, list_path: str) -> list[str] | None:
+    def read_list(self, directory: str | None, list_path: str) -> list[str] | None:
         """The paths one file list names. `directory` is the host path of the (resolved)
         list directory: opening NAME there with O_NOFOLLOW skips one in-root resolution per
         list (800 of them), and a list that is a symlink, which could point out of the
@@ -263,12 +276,12 @@ class DpkgDatabase:
                 fd = os.open(os.path.join(directory, name), flags)
                 with open(fd, "rb") as handle:
                     if stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                        data = handle.read(_MAX_STATUS_BYTES)
+                        data = read_at_most(handle, _MAX_STATUS_BYTES)
                         text = data.decode("utf-8", "surrogateescape")
             except OSError:
                 text = None
         if text is None:
-            text = _read_text(self._root, list_path, _MAX_STATUS_BYTES)
+            text = _read_text(self.root, list_path, _MAX_STATUS_BYTES)
         if text is None:
             return None
         if list_path.endswith(".md5sums"):
@@ -282,63 +295,63 @@ class DpkgDatabase:
         return text.splitlines()
 
     def owners(self, paths: frozenset[str], licenses: bool = True) -> dict[str, Package]:
-        wanted_names = frozenset(p.rpartition("/")[2] for p in paths)
-        resolver = DirectoryResolver(self._root)
-        found: dict[str, _Record] = {}
-        directory: str | None = None
-        if self._lists:
-            try:
-                directory = self._root.resolve(self._lists[0][0].rpartition("/")[0]).host_path
-            except (OSError, ValueError):
-                directory = None
+        names = frozenset(p.rpartition("/")[2] for p in paths)
         if self._index is not None:
-            # Only the lists that name a wanted file, in the same (name) order.
-            selected = [
-                (self._lists[i], _Record(*fields) if fields is not None else None)
-                for i in self._index.lists_naming(wanted_names)
-                for fields in (self._index.records[i],)
-            ]
-        else:
-            selected = [(entry, self._record_for(entry[1])) for entry in self._lists]
-        building = self._index_to_write is not None
-        records: list[dpkgindex.RecordFields | None] = []
-        every_list: list[list[str]] = []
-        complete = False
-        for (list_path, _list_name), record in selected:
-            if building:
-                records.append(None if record is None else _fields(record))
-            if record is None:
-                if building:
-                    every_list.append([])
-                continue
-            if complete and not building:
-                break
-            listed_paths = self._read_list(directory, list_path)
-            if listed_paths is None:
-                building = False  # no index from an incomplete read
-                if complete:
-                    continue  # a full scan would have stopped before this list
-                self.warnings.append(f"dpkg: {list_path} is unreadable")
-                listed_paths = []
-            if building:
-                every_list.append(listed_paths)
-            if complete:
-                continue
-            for listed in listed_paths:
-                # The cheap test first: most of ~10^5 lines name no wanted file.
-                if listed.rpartition("/")[2] not in wanted_names:
-                    continue
-                key = resolver.key(listed)
-                if key is not None and key in paths and key not in found:
-                    found[key] = record
-            if len(found) == len(paths):
-                complete = True
-        if building and self._index_to_write is not None:
-            path, signature = self._index_to_write
-            dpkgindex.write(path, signature, records, every_list)
+            try:
+                return self._indexed_owners(self._index, paths, names, licenses)
+            except ValueError:
+                # A damaged index: read the database as without one, and store a new one.
+                self._index, self._index_to_write = None, self._index_source
+                self._read_status()
+        records = [self._record_for(name) for _path, name in self.lists]
+        scan = _Scan(self, records, names, building=self._index_to_write is not None)
+        found = owners_of_listings(
+            scan.listings(),
+            paths,
+            DirectoryResolver(self.root),
+            lambda at: self._package(_known(records[at]), licenses),
+        )
+        if self._index_to_write is not None:
+            lists = scan.every_list()
+            if lists is not None:
+                path, signature = self._index_to_write
+                dpkgindex.write(
+                    path,
+                    signature,
+                    [None if r is None else _fields(r) for r in records],
+                    lists,
+                    self._listing,
+                    [p.rpartition("/")[2] for p, _ in self.lists],
+                )
             self._index_to_write = None
-        packages = {record: self._package(record, licenses) for record in set(found.values())}
-        return {path: packages[record] for path, record in found.items()}
+        return found
+
+    def _indexed_owners(
+        self,
+        index: dpkgindex.DpkgIndex,
+        paths: frozenset[str],
+        names: frozenset[str],
+        licenses: bool,
+    ) -> dict[str, Package]:
+        """The owners from the index's lines of the wanted names, name by name, each name's
+        lines in list order: what a scan of the lists meets for that name. Raises
+        ValueError when the index is damaged."""
+        search = OwnerSearch(
+            paths,
+            DirectoryResolver(self.root),
+            lambda at: self._package(_Record(*_known(index.record(at))), licenses),
+        )
+        for name in names:
+            if not search.wants(name):
+                continue
+            for at, number in index.entries(name):
+                if index.record(at) is None:
+                    continue  # a list without an installed record owns nothing
+                if search.offer(at, index.listed(number, name)):
+                    return search.found
+                if not search.wants(name):
+                    break
+        return search.found
 
     def _package(self, record: _Record, licenses: bool = True) -> Package:
         namespace = self._os.id or "debian"
@@ -361,8 +374,75 @@ class DpkgDatabase:
         )
 
     def _licenses(self, name: str) -> tuple[str, ...]:
-        text = _read_text(self._root, f"{DOC_DIR}/{name}/copyright", _MAX_COPYRIGHT_BYTES)
+        text = _read_text(self.root, f"{DOC_DIR}/{name}/copyright", _MAX_COPYRIGHT_BYTES)
         return dep5_licenses(text) if text else ()
+
+
+class _Scan:
+    """A read of the lists one after the other (no index, or one is being built), giving
+    the lines whose last component is a wanted name. The lists are read as the listings
+    are asked for: once every wanted path has an owner the rest are not read, and an
+    unreadable one among them is no warning, unless the index is being built, for which
+    `every_list` reads them all."""
+
+    def __init__(
+        self,
+        database: DpkgDatabase,
+        records: list[_Record | None],
+        names: frozenset[str],
+        building: bool,
+    ) -> None:
+        self._database = database
+        self._records = records
+        self._names = names
+        self._building = building
+        self._read: list[list[str]] = []
+        """Each list's lines, for the index, in list order (empty for a list without a
+        record)."""
+        self._directory: str | None = None
+        lists = database.lists
+        if lists:
+            try:
+                host = database.root.resolve(lists[0][0].rpartition("/")[0]).host_path
+                self._directory = host
+            except (OSError, ValueError):
+                self._directory = None
+
+    def _next(self, warn: bool) -> list[str]:
+        position = len(self._read)
+        list_path = self._database.lists[position][0]
+        lines: list[str] = []
+        if self._records[position] is not None:
+            listed = self._database.read_list(self._directory, list_path)
+            if listed is None:
+                self._building = False  # no index from an incomplete read
+                if warn:
+                    self._database.warnings.append(f"dpkg: {list_path} is unreadable")
+            else:
+                lines = listed
+        self._read.append(lines if self._building else [])
+        return lines
+
+    def listings(self) -> Iterator[tuple[int, int, str]]:
+        names = self._names
+        while len(self._read) < len(self._records):
+            position = len(self._read)
+            for line in self._next(warn=True):
+                # The cheap test first: most of ~10^5 lines name no wanted file.
+                if line.rpartition("/")[2] in names:
+                    yield position, 0, line
+
+    def every_list(self) -> list[list[str]] | None:
+        """The lines of every list, read to the end without warnings; None when one could
+        not be read (no index then)."""
+        while self._building and len(self._read) < len(self._records):
+            self._next(warn=False)
+        return self._read if self._building else None
+
+
+def _known(record: _T | None) -> _T:
+    assert record is not None  # owners_of_listings is given only lists with a record
+    return record
 
 
 def _fields(record: _Record) -> dpkgindex.RecordFields:

@@ -15,15 +15,15 @@ apk writes `installed` to a new file renamed over the old one (apk-tools src/dat
 `apk_db_write_config`), sqlite writes in place (a new mtime and ctime); ctime cannot be
 set from user space. A database that is not a regular file makes the index unavailable.
 
-Layout: a magic line, a JSON header line (signature, records, warnings), then one line per
-name, sorted, `NAME<TAB>JSON` with JSON the list of [record, position, listed path]; a name
-holding a tab or a newline cannot be written so, and then no index is kept. The index
+Layout: a magic line, a JSON header line (signature, records, warnings), then the by-name
+table of stored.py (a lookup reads one bucket, not the whole body), each name's payload the
+JSON list of [record, position, listed path]; a name holding a newline cannot be written
+so, and then no index is kept. The index
 lives beside dpkg's (dpkgindex.cache_directory), is written atomically and read bounded.
 """
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import json
 import os
@@ -31,9 +31,18 @@ import stat
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from scratchprobe.packages.dpkgindex import cache_directory, read_stored, store
+from scratchprobe.packages.stored import (
+    Table,
+    cache_directory,
+    pack_table,
+    read_stored,
+    store,
+    stored_bytes,
+)
 
-_MAGIC = b"scratchprobe file-index 1\n"
+_MAGIC = b"scratchprobe file-index 2\n"
+_KEEP = 16
+"""Indexes kept of each kind (apk, rpm): one per root inspected, the oldest removed first."""
 
 Listing = tuple[int, int, str]
 """(record position, position in the record's file list, path as listed)."""
@@ -73,10 +82,10 @@ def index_path(kind: str, host_path: str) -> str | None:
 class FileIndex:
     """A loaded index: each record's fields, and the listings of a given file name."""
 
-    def __init__(self, records: list[list[Any]], warnings: list[str], lines: list[bytes]) -> None:
+    def __init__(self, records: list[list[Any]], warnings: list[str], table: Table) -> None:
         self.records = records
         self.warnings = warnings
-        self._lines = lines
+        self._table = table
 
     def listings(self, names: Iterable[str]) -> list[Listing] | None:
         """Every listing whose last component is one of `names`, in database order (record,
@@ -85,10 +94,9 @@ class FileIndex:
         found: list[Listing] = []
         try:
             for name in names:
-                key = name.encode("utf-8", "surrogateescape") + b"\t"
-                at = bisect.bisect_left(self._lines, key)
-                if at < len(self._lines) and self._lines[at].startswith(key):
-                    for record, position, listed in json.loads(self._lines[at][len(key) :]):
+                payload = self._table.get(name.encode("utf-8", "surrogateescape"))
+                if payload is not None:
+                    for record, position, listed in json.loads(payload):
                         if not 0 <= record < len(self.records) or not isinstance(listed, str):
                             return None
                         found.append((int(record), int(position), listed))
@@ -110,7 +118,11 @@ def load(path: str, expected: str) -> FileIndex | None:
         warnings = [str(w) for w in header["warnings"]]
     except (ValueError, KeyError, TypeError):
         return None
-    return FileIndex(records, warnings, body.split(b"\n") if body else [])
+    try:
+        table = Table(body)
+    except ValueError:
+        return None
+    return FileIndex(records, warnings, table)
 
 
 def listings_or_scan(
@@ -150,20 +162,23 @@ def write(
     for position, listed_files in enumerate(files):
         for at, listed in enumerate(listed_files):
             name = listed.rpartition("/")[2]
-            if "\t" in name or "\n" in name:
-                return  # the line format cannot hold it: no index, full reads
+            if "\n" in name:
+                return  # the table cannot hold it: no index, full reads
             by_name.setdefault(name, []).append((position, at, listed))
     try:
-        header = json.dumps(
-            {"signature": signature_value, "records": list(records), "warnings": list(warnings)},
-            ensure_ascii=True,
-        ).encode("ascii")
-        lines = sorted(
-            name.encode("utf-8", "surrogateescape")
-            + b"\t"
-            + json.dumps(entries, ensure_ascii=True).encode("ascii")
+        header = {
+            "signature": signature_value,
+            "records": list(records),
+            "warnings": list(warnings),
+        }
+        # ensure_ascii: no payload holds a tab or a newline.
+        table = {
+            name.encode("utf-8", "surrogateescape"): json.dumps(entries, ensure_ascii=True).encode(
+                "ascii"
+            )
             for name, entries in by_name.items()
-        )
+        }
+        data = stored_bytes(_MAGIC, header, pack_table(table))
     except (UnicodeEncodeError, ValueError):
         return
-    store(path, _MAGIC + header + b"\n" + b"\n".join(lines))
+    store(path, data, _KEEP)

@@ -12,8 +12,8 @@ and keeps only the paths that were asked for.
 from __future__ import annotations
 
 import os
-import posixpath
 import stat
+import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
@@ -106,6 +106,7 @@ class DirectoryResolver:
 
     def __init__(self, root: Root) -> None:
         self._root = root
+        self._host = "" if root.is_host else root.directory
         self._dirs: dict[str, str | None] = {}
 
     def key(self, listed: str) -> str | None:
@@ -114,10 +115,16 @@ class DirectoryResolver:
         directory, _, name = listed.rpartition("/")
         if not name:
             return None
-        resolved = self._directory(directory)
+        resolved = self.directory(directory)
         if resolved is None:
             return None
-        return posixpath.join(resolved, name)
+        return f"/{name}" if resolved == "/" else f"{resolved}/{name}"
+
+    def directory(self, directory: str) -> str | None:
+        """The directory part of a listed path (the text before its last `/`: "" for a
+        file in `/`) resolved in the root; None when it does not exist there."""
+        resolved = self._dirs.get(directory, _UNKNOWN)
+        return self._directory(directory) if resolved is _UNKNOWN else resolved
 
     def _directory(self, directory: str) -> str | None:
         """`directory` resolved in the root, from its parent's resolution and one lstat of
@@ -132,9 +139,11 @@ class DirectoryResolver:
         if name and name not in (".", "..") and "\0" not in name and parent.count("/") < 64:
             base = self._directory(parent) if parent else "/"
             if base is not None:
-                candidate = posixpath.join(base, name)
+                # `base` is symlink-free and `name` one plain component: the joined path
+                # is normal, so the host path is the root's directory and it.
+                candidate = f"/{name}" if base == "/" else f"{base}/{name}"
                 try:
-                    if stat.S_ISDIR(os.lstat(self._root.host_path(candidate)).st_mode):
+                    if stat.S_ISDIR(os.lstat(self._host + candidate).st_mode):
                         resolved = candidate
                 except OSError:
                     pass
@@ -147,6 +156,70 @@ class DirectoryResolver:
         return resolved
 
 
+_UNKNOWN = "\0"
+"""Not a resolution (no path holds a NUL): a directory not resolved yet."""
+
+
+class OwnerSearch:
+    """The owners of `paths`, offered the listings of a database in its order (the first
+    record listing a path owns it); `package_of` builds a record's Package, once per
+    record that owns something.
+
+    What it costs follows the paths asked about: a listing whose name no unowned wanted
+    path has is passed over on a dictionary lookup (`wants`: once every `__init__.py`
+    asked about has its owner, the thousands of other packages' `__init__.py` are not
+    resolved), a listed directory that is a wanted path's own (symlink-free) directory is
+    that path without a resolution, and `offer` says when every path has an owner.
+    """
+
+    def __init__(
+        self,
+        paths: frozenset[str],
+        resolver: DirectoryResolver,
+        package_of: Callable[[int], Package],
+    ) -> None:
+        # name -> the directories of the wanted paths with that name that have no owner
+        # yet (each split as the listings are: the text before the last `/`).
+        self._unowned: dict[str, set[str]] = {}
+        for path in paths:
+            directory, _, name = path.rpartition("/")
+            self._unowned.setdefault(name, set()).add(directory)
+        self._left = len(paths)
+        self._resolver = resolver
+        self._package_of = package_of
+        self._packages: dict[int, Package] = {}
+        self.found: dict[str, Package] = {}
+
+    def wants(self, name: str) -> bool:
+        """Whether a wanted path named `name` has no owner yet."""
+        return bool(self._unowned.get(name))
+
+    def offer(self, record: int, listed: str) -> bool:
+        """`record` lists `listed` (after every listing of an earlier record with the same
+        last component); True once every path has an owner."""
+        directory, slash, name = listed.rpartition("/")
+        directories = self._unowned.get(name)
+        if not directories:
+            return not self._left
+        if directory in directories:
+            # A wanted path's directory is symlink-free: it resolves to itself.
+            key = listed if slash else f"/{name}"
+        else:
+            resolved = self._resolver.directory(directory)
+            if resolved is None:
+                return False
+            directory = "" if resolved == "/" else resolved  # as the wanted paths split
+            if directory not in directories:
+                return False
+            key = f"{directory}/{name}"
+        if record not in self._packages:
+            self._packages[record] = self._package_of(record)
+        self.found[key] = self._packages[record]
+        directories.discard(directory)
+        self._left -= 1
+        return not self._left
+
+
 def owners_of_listings(
     listings: Iterable[tuple[int, int, str]],
     paths: frozenset[str],
@@ -154,17 +227,12 @@ def owners_of_listings(
     package_of: Callable[[int], Package],
 ) -> dict[str, Package]:
     """The owner of each of `paths` among `listings` (record, position, listed path), met
-    in database order: the first record listing a path owns it. `package_of` builds a
-    record's Package, once per record that owns something."""
-    found: dict[str, Package] = {}
-    packages: dict[int, Package] = {}
+    in database order (OwnerSearch); no listing is read past the last owner found."""
+    search = OwnerSearch(paths, resolver, package_of)
     for record, _position, listed in listings:
-        key = resolver.key(listed)
-        if key is not None and key in paths and key not in found:
-            if record not in packages:
-                packages[record] = package_of(record)
-            found[key] = packages[record]
-    return found
+        if search.offer(record, listed):
+            break
+    return search.found
 
 
 def package_url(
@@ -174,13 +242,64 @@ def package_url(
     version: str | None,
     qualifiers: dict[str, str | None],
 ) -> str:
-    """A canonical package URL string (packageurl-python does the purl-spec escaping, e.g.
-    Debian's `+` becomes `%2B`); qualifiers that are None are left out."""
-    from packageurl import PackageURL
+    """A canonical package URL string, as packageurl-python 0.11+ writes it
+    (`str(PackageURL(...).to_string())`, which tests/unit/packages/test_package_url.py
+    compares it with): purl-spec percent-encoding (Debian's `+` becomes `%2B`), the
+    per-type case rules of the types written here (deb, apk, rpm, golang, cargo: apk's
+    namespace and name lower-cased), qualifiers sorted; those that are None are left out.
+    Written here: importing packageurl and its two normalisation passes cost 2 ms and
+    33 us a purl, the largest part of the owners' cost of a small closure.
 
-    kept = {key: value for key, value in qualifiers.items() if value}
-    return str(
-        PackageURL(
-            type=kind, namespace=namespace, name=name, version=version or None, qualifiers=kept
-        ).to_string()
-    )
+    The two passes are kept as packageurl makes them (PackageURL() normalises without
+    encoding, to_string() normalises again, encoding), with its errors: ValueError for an
+    empty type or name (UnicodeEncodeError for a lone surrogate), TypeError for a name
+    that normalises to nothing."""
+    kind_final = kind.strip().lower()
+    for key, value in (("type", kind), ("name", name)):
+        if not value:
+            raise ValueError(f"Invalid purl: {key} is a required argument.")
+    lower = kind_final == "apk"
+    namespace_1 = _purl_namespace(namespace, lower, _same)
+    name_1 = _purl_name(name, lower, _same)
+    version_1 = (version or "").strip() or None
+    kept_1 = {k: v for k, v in sorted(qualifiers.items()) if v and v.strip()}
+    kind_2 = _purl_quote(kind_final).strip().lower()
+    namespace_2 = _purl_namespace(namespace_1, lower, _purl_quote)
+    name_2 = _purl_name(name_1, lower, _purl_quote)
+    version_2 = _purl_quote(version_1.strip()) or None if version_1 else None
+    kept_2 = "&".join(f"{k}={_purl_quote(v)}" for k, v in kept_1.items())
+    if name_2 is None:
+        # packageurl joins the parts with the name None: str.join's error.
+        item = 6 if namespace_2 else 4
+        raise TypeError(f"sequence item {item}: expected str instance, NoneType found")
+    purl = f"pkg:{kind_2}/{namespace_2}/{name_2}" if namespace_2 else f"pkg:{kind_2}/{name_2}"
+    if version_2:
+        purl += f"@{version_2}"
+    return f"{purl}?{kept_2}" if kept_2 else purl
+
+
+def _same(text: str) -> str:
+    return text
+
+
+def _purl_quote(text: str) -> str:
+    """packageurl.quote: percent-encoded UTF-8, `/` and `:` left as they are."""
+    return urllib.parse.quote(text.encode("utf-8")).replace("%3A", ":")
+
+
+def _purl_namespace(namespace: str | None, lower: bool, quote: Callable[[str], str]) -> str | None:
+    """packageurl.normalize_namespace for the types written here."""
+    if not namespace:
+        return None
+    text = namespace.strip().strip("/")
+    if lower:
+        text = text.lower()
+    return "/".join(quote(segment) for segment in text.split("/") if segment.strip()) or None
+
+
+def _purl_name(name: str | None, lower: bool, quote: Callable[[str], str]) -> str | None:
+    """packageurl.normalize_name for the types written here."""
+    if not name:
+        return None
+    text = quote(name).strip().strip("/")
+    return (text.lower() if lower else text) or None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shlex
 
 from scratchprobe.packages.interface import OsRelease
+from scratchprobe.packages.stored import read_at_most
 from scratchprobe.root import Root
 
 OS_RELEASE_PATHS = ("/etc/os-release", "/usr/lib/os-release")
@@ -23,7 +24,7 @@ def read_os_release(root: Root) -> OsRelease:
             if not resolved.is_file:
                 continue
             with open(resolved.host_path, "rb") as handle:
-                text = handle.read(_MAX_BYTES).decode("utf-8", "replace")
+                text = read_at_most(handle, _MAX_BYTES).decode("utf-8", "replace")
         except (OSError, ValueError):
             continue
         fields = parse_os_release(text)

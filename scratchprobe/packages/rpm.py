@@ -46,11 +46,12 @@ from scratchprobe.packages.interface import (
     owners_of_listings,
     package_url,
 )
+from scratchprobe.packages.locations import RPM_DIRS, RPM_SQLITE, RPM_UNSUPPORTED
 from scratchprobe.root import Root
 
-DB_DIRS = ("/var/lib/rpm", "/usr/lib/sysimage/rpm")
-SQLITE_NAME = "rpmdb.sqlite"
-UNSUPPORTED_NAMES = {"Packages": "Berkeley DB", "Packages.db": "ndb"}
+DB_DIRS = RPM_DIRS
+SQLITE_NAME = RPM_SQLITE
+UNSUPPORTED_NAMES = RPM_UNSUPPORTED
 
 # rpm lib/header.c: hdrchkTags / hdrchkData bounds; a blob beyond them is corrupt.
 _MAX_TAGS = 0xFFFF

@@ -11,14 +11,14 @@ it also get `<field>_base64`, their exact bytes.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from scratchprobe.elf.reader import format_version
 from scratchprobe.model import BinaryReport, FileAnnotations, Inspection, all_warnings
 from scratchprobe.plan import ImageFile, Plan
 from scratchprobe.render import RenderOptions
-from scratchprobe.render.names import is_utf8, machine_document, raw_base64
+from scratchprobe.render.jsontext import indented
+from scratchprobe.render.names import is_utf8, machine_text, raw_base64
 
 SCHEMA_VERSION = 1
 
@@ -163,4 +163,4 @@ def render(
     inspection: Inspection, options: RenderOptions, annotations: FileAnnotations | None = None
 ) -> str:
     """The manifest; `annotations` (scratchprobe.annotate) add each file's digest and owner."""
-    return json.dumps(machine_document(manifest(inspection, annotations)), indent=2) + "\n"
+    return indented(manifest(inspection, annotations), machine_text) + "\n"

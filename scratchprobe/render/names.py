@@ -22,9 +22,7 @@ A Dockerfile cannot carry some names at all: `dockerfile_refusal` says why.
 
 from __future__ import annotations
 
-import base64
 import os
-import unicodedata
 from typing import Any
 
 # Invisible characters that break lines or reorder text in a terminal without being Cc:
@@ -41,6 +39,11 @@ def _is_surrogate(ch: str) -> bool:
 
 
 def _is_control(ch: str) -> bool:
+    if ch < "\x80":
+        # The Cc characters of ASCII: C0 and DEL (Unicode's general category table).
+        return ch < " " or ch == "\x7f"
+    import unicodedata  # 0.5 ms, paid only for a name that is not ASCII
+
     return unicodedata.category(ch) == "Cc" or ch in _INVISIBLE or ch in _NON_CHARACTERS
 
 
@@ -110,6 +113,8 @@ def is_utf8(text: str) -> bool:
 
 def raw_base64(text: str) -> str:
     """The exact bytes of a name, base64 (RFC 4648): the lossless form beside an escaped one."""
+    import base64  # only a name that is not UTF-8 has one
+
     return base64.b64encode(os.fsencode(text)).decode("ascii")
 
 

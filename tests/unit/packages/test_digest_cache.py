@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from scratchprobe import digeststore
-from scratchprobe.annotate import _digest
+from scratchprobe.annotate import _content_digest, _digest
 
 
 def test_hard_links_are_read_once_and_distinct_files_are_not_confused(tmp_path: Path) -> None:
@@ -97,13 +97,51 @@ def test_a_damaged_store_is_ignored(
 ) -> None:
     _settled(monkeypatch)
     (cache_home / "scratchprobe").mkdir(parents=True)
-    (cache_home / "scratchprobe" / "digests-1").write_bytes(b"\xff garbage\n" + b"0" * 9000)
     target = tmp_path / "f"
     target.write_bytes(b"x" * 10)
-    assert _digest(str(target), {}, digeststore.open_store()) == (
-        hashlib.sha256(b"x" * 10).hexdigest(),
-        10,
-    )
+    store = digeststore.open_store()
+    _digest(str(target), {}, store)
+    store.save()
+    saved = cache_home / "scratchprobe" / digeststore._NAME
+    good = saved.read_bytes()
+    magic, header, table = good.split(b"\n", 2)
+    for garbage in (
+        b"\xff garbage\n" + b"0" * 9000,
+        magic + b"\n" + header + b"\n" + b"9999\n" + table,  # offsets past the data
+        good.replace(b" 10\n", b" xx\n"),  # a size that is no number
+        good.replace(b" 10\n", b" 11\n"),  # another size: never this file's digest
+    ):
+        assert garbage != good
+        saved.write_bytes(garbage)
+        assert _digest(str(target), {}, digeststore.open_store()) == (
+            hashlib.sha256(b"x" * 10).hexdigest(),
+            10,
+        )
+
+
+def test_generated_content_is_kept_under_its_bytes(
+    cache_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    contents = [b"root:x:0:0::/:\n", b"root:x:0:0::/:\\n", b"a\\\nb", b"a\\\\nb", b""]
+    store = digeststore.open_store()
+    for data in contents:
+        assert _content_digest(data, store) == hashlib.sha256(data).hexdigest()
+    store.save()
+    # The next run answers from the store: each content its own digest, none confused.
+    saved = next((cache_home / "scratchprobe").glob("digests-*"))
+    for data in contents:
+        digest = hashlib.sha256(data).hexdigest().encode()
+        assert saved.read_bytes().count(digest) == 1
+    again = digeststore.open_store()
+    keys = {digeststore.content_identity(data) for data in contents}
+    assert len(keys) == len(contents)
+    for data in contents:
+        assert _content_digest(data, again) == hashlib.sha256(data).hexdigest()
+    # What is answered is what was stored (no digest taken again).
+    first = hashlib.sha256(contents[0]).hexdigest().encode()
+    saved.write_bytes(saved.read_bytes().replace(first, b"e" * 64))
+    assert _content_digest(contents[0], digeststore.open_store()) == "e" * 64
+    assert digeststore.content_identity(b"x" * 5000) is None  # too big to be a key
 
 
 def test_no_store_when_caching_is_off(

@@ -102,10 +102,8 @@ def test_a_changed_list_or_status_is_seen(
     assert owners(root)["/usr/bin/unowned"][0] == "libfoo1"
 
 
-def test_a_new_list_is_seen(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    root = dpkg_root(tmp_path)
-    write(root, "/usr/bin/new-tool", "x")
-    owners(root)
+def install_newpkg(root: Path) -> None:
+    """A package installed as dpkg does: its status paragraph and a new list."""
     status = (root / "var/lib/dpkg/status").read_text()
     replace_file(
         root,
@@ -114,6 +112,13 @@ def test_a_new_list_is_seen(tmp_path: Path, cache: Path, monkeypatch: pytest.Mon
         + "\nPackage: newpkg\nStatus: install ok installed\nVersion: 1\nArchitecture: amd64\n",
     )
     write(root, "/var/lib/dpkg/info/newpkg.list", "/usr/bin/new-tool\n")
+
+
+def test_a_new_list_is_seen(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = dpkg_root(tmp_path)
+    write(root, "/usr/bin/new-tool", "x")
+    owners(root)
+    install_newpkg(root)
     assert owners(root)["/usr/bin/new-tool"] == ("newpkg", "1", "amd64")
 
 
@@ -133,10 +138,29 @@ def test_a_damaged_index_is_ignored_and_rebuilt(
     root = dpkg_root(tmp_path)
     expected = owners(root)
     (index,) = indexes(cache)
-    for garbage in (b"", b"scratchprobe dpkg-index 1\n{not json\n", b"\xff" * 100):
+    good = index.read_bytes()
+    magic, header_line, body = good.split(b"\n", 2)
+    damaged = (
+        b"",
+        magic + b"\n{not json\n",
+        b"\xff" * 100,
+        # A valid header over a body whose entries point past the lists and directories,
+        # or are not numbers: the lists are read instead, and a new index stored.
+        good.replace(b"tool\t3.4\n", b"tool\t999.4\n"),
+        good.replace(b"tool\t3.4\n", b"tool\t3.99999\n"),
+        good.replace(b"tool\t3.4\n", b"tool\t3.-1\n"),
+        good.replace(b"tool\t3.4\n", b"tool\tx.4\n"),
+        good.replace(b'["tool", ', b"[7, "),  # a record that is not one
+        good.replace(b'["tool", ', b"{ "),
+        magic + b"\n" + header_line + b"\n" + body[:10],
+    )
+    assert b"tool\t3.4\n" in good
+    assert b'["tool", ' in good
+    for garbage in damaged:
+        assert garbage != good
         index.write_bytes(garbage)
         assert owners(root) == expected
-        assert index.read_bytes().startswith(b"scratchprobe dpkg-index 1\n{")
+        assert index.read_bytes() == good
 
 
 def test_an_unwritable_cache_only_means_no_index(
@@ -146,4 +170,34 @@ def test_an_unwritable_cache_only_means_no_index(
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    assert owners(root) == full_scan(root, monkeypatch)
+
+
+def test_the_list_directory_is_listed_only_when_its_entries_changed(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scratchprobe.packages import dpkgindex
+
+    root = dpkg_root(tmp_path)
+    write(root, "/usr/bin/new-tool", "x")
+    # Files the test just wrote count as settled: their directory's identity is kept.
+    monkeypatch.setattr(dpkgindex, "SETTLED_NS", -(10**12))
+    listed: list[str] = []
+    real_listdir = Root.listdir
+
+    def listdir(self: Root, path: str) -> frozenset[str]:
+        listed.append(path)
+        return real_listdir(self, path)
+
+    monkeypatch.setattr(Root, "listdir", listdir)
+    expected = full_scan(root, monkeypatch)
+    assert owners(root) == expected  # builds the index, listing the directory
+    assert "/var/lib/dpkg/info" in listed
+    listed.clear()
+    assert owners(root) == expected  # the same entries: the stored names, no listing
+    assert "/var/lib/dpkg/info" not in listed
+    # A package installed since: a new list (and status) in the directory.
+    install_newpkg(root)
+    assert owners(root)["/usr/bin/new-tool"] == ("newpkg", "1", "amd64")
+    assert "/var/lib/dpkg/info" in listed
     assert owners(root) == full_scan(root, monkeypatch)

@@ -310,3 +310,30 @@ def test_directory_past_the_member_bound_is_reported(
     )
     text = renderer(OutputFormat.CYCLONEDX)(result, RenderOptions(), annotations)
     assert validator().validate_str(text) is None
+
+
+@pytest.mark.parametrize("all_owned", [True, False])
+def test_a_directory_without_its_members_keeps_its_package(
+    make_root: RootBuilder, all_owned: bool
+) -> None:
+    # The JSON manifest's annotation (sbom=False: no members) gives a copied directory the
+    # package the members' owners give it: the one owner of every file, or none.
+    root = zoneinfo_root(make_root)
+    listed = ["/usr/share/zoneinfo/UTC", "/usr/share/zoneinfo/posixrules"]
+    if all_owned:
+        listed.append("/usr/share/zoneinfo/Europe/Paris")
+    (root / "var/lib/dpkg/info").mkdir(parents=True)
+    (root / "var/lib/dpkg/status").write_text(
+        "Package: tzdata\nStatus: install ok installed\nVersion: 2024a-0+deb12u1\n"
+        "Architecture: all\n"
+    )
+    (root / "var/lib/dpkg/info/tzdata.list").write_text("\n".join(listed) + "\n")
+    result = inspect(("/app",), InspectOptions(root=str(root)))
+    full = annotate(result, sbom=False, members=True).file("/usr/share/zoneinfo")
+    bare = annotate(result, sbom=False).file("/usr/share/zoneinfo")
+    assert full is not None
+    assert bare is not None
+    assert len(full.members) == 3
+    assert bare.members == ()
+    assert bare.package == full.package
+    assert (full.package is not None and full.package.name == "tzdata") is all_owned
