@@ -579,12 +579,20 @@ _PCLNTAB_HOSTS = (".data.rel.ro", ".rodata", ".data.rel.ro.local")
 """Output sections an external linker merges Go's read-only runtime tables into."""
 
 
-def _pclntab_magics() -> list[bytes]:
-    magics = []
-    for version in PclntabVersion:
-        for order in ("<", ">"):
-            magics.append(struct.pack(order + "I", version.value) + b"\x00\x00")
-    return magics
+def _pclntab_magics(prefix: str) -> list[bytes]:
+    """The magics followed by the header's two zero bytes, in the file's byte order
+    (`prefix`, "<" or ">"), newest layout first.
+
+    The Go linker writes the pcHeader in the target's byte order (cmd/link/internal/ld
+    pcln.go, generatePCHeader: `header.SetUint32(ctxt.Arch, ...)`), so the other order is
+    never searched. Each magic costs a pass over the searched sections (tens of MB in a
+    large program): newest first finds a current toolchain's table in the first pass, where
+    both orders of the three older magics cost a Go 1.20+ program six passes before its own
+    (the docker CLI's table, merged into .data.rel.ro by lld: 83 ms of its run)."""
+    return [
+        struct.pack(prefix + "I", version.value) + b"\x00\x00"
+        for version in reversed(PclntabVersion)
+    ]
 
 
 def _scan_sections_for_pclntab(elf: ElfFile, image: ElfImage) -> PclntabLocation | None:
@@ -599,7 +607,7 @@ def _scan_sections_for_pclntab(elf: ElfFile, image: ElfImage) -> PclntabLocation
 def _scan_ranges(image: ElfImage, ranges: list[tuple[int, int]]) -> PclntabLocation | None:
     """The first valid pcHeader in `ranges` whose name table starts with a name; the table
     must end inside the range that holds its header (`_pclntab_at` checks the offsets)."""
-    magics = _pclntab_magics()
+    magics = _pclntab_magics(image.elf.arch.byte_order.struct_prefix)
     for start, stop in ranges:
         end = min(stop, image.size)
         for magic in magics:

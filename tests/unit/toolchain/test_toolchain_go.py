@@ -532,6 +532,27 @@ def test_older_pclntab_layouts(tmp_path: Path, builder: Any, version: PclntabVer
     assert facts.warnings == ()
 
 
+@pytest.mark.parametrize(
+    ("builder", "version"),
+    [(_go12_table, PclntabVersion.GO12), (_go116_table, PclntabVersion.GO116)],
+)
+def test_older_pclntab_found_by_magic(
+    tmp_path: Path, builder: Any, version: PclntabVersion
+) -> None:
+    """Without section headers the magics are searched newest first: an older table is
+    still found after the newer magics found nothing."""
+    copy = tmp_path / "old"
+    _replace_pclntab(RUNTIME / "go-user", copy, builder(SYNTHETIC_NAMES))
+    bare = tmp_path / "old-noshdr"
+    bare.write_bytes(_strip_section_headers(copy.read_bytes()))
+    elf = _elf(bare)
+    assert elf.sections == ()
+    where = locate_pclntab(elf)
+    assert where is not None
+    assert where.version is version
+    assert go_function_names(elf) == tuple(SYNTHETIC_NAMES)
+
+
 def test_fallback_roots_package(tmp_path: Path) -> None:
     """A binary that links golang.org/x/crypto/x509roots/fallback (synthetic: one function
     name in a real table is overwritten, as the module proxy is out of reach here)."""
