@@ -24,6 +24,8 @@ from scratchprobe.needs.openssl import COMPILED_DIR_MARKER, COMPILED_DIRS, defau
 from scratchprobe.needs.openssl import SONAMES as OPENSSL_SONAMES
 
 if TYPE_CHECKING:
+    from collections.abc import Container
+
     # Typing only: importing the toolchain readers costs ~15 ms a run that skips needs.
     from scratchprobe.toolchain import ToolchainFacts
     from scratchprobe.toolchain.go import GoFacts
@@ -127,8 +129,9 @@ class Subject:
     closure: Closure | None
     binary: ObjectEvidence
     libraries: tuple[ObjectEvidence, ...]
-    linked: frozenset[str]
-    """Symbols defined in a static file's .symtab (empty when stripped): what was linked."""
+    linked: Container[str]
+    """Symbols defined in a static file's .symtab (empty when stripped): what was linked.
+    A lookup (`elf.sections.DefinedNames`), never decoded whole: `name in linked`."""
     root_glibc: tuple[int, ...] | None
     """Version of the glibc the closure loads (from libc.so.6's version definitions)."""
     toolchain: ToolchainFacts | None = None
@@ -163,8 +166,8 @@ class Subject:
 
     def uses(self, *symbols: str) -> tuple[str, ...]:
         """Which of `symbols` the binary itself imports or (static) links."""
-        have = self.binary.imports | self.linked
-        return tuple(s for s in symbols if s in have)
+        imports, linked = self.binary.imports, self.linked
+        return tuple(s for s in symbols if s in imports or s in linked)
 
     def library(self, prefix: str) -> ObjectEvidence | None:
         for lib in self.libraries:
@@ -296,12 +299,12 @@ def gather(
                 versions = [parse_glibc_version(v) for v in obj.elf.version_defs]
                 known = [v for v in versions if v is not None]
                 root_glibc = max(known) if known else None
-    linked: frozenset[str] = frozenset()
+    linked: Container[str] = frozenset()
     if linkage is not Linkage.DYNAMIC and ".symtab" in elf.section_names:
-        from scratchprobe.elf.sections import read_symbols
+        from scratchprobe.elf.sections import read_defined
 
         try:
-            linked = read_symbols(image).defined
+            linked = read_defined(image)
         except ELFError:
             linked = frozenset()
     return Subject(

@@ -13,7 +13,7 @@ import pytest
 
 from scratchprobe.elf.reader import read_elf
 from scratchprobe.elf.sections import read_symbols
-from tests.unit.elf.test_symtab_vs_pyelftools import pyelftools_symbols
+from tests.unit.elf.test_symtab_vs_pyelftools import _lookup_agrees, pyelftools_symbols
 
 elftools = pytest.importorskip("elftools")
 
@@ -38,3 +38,5 @@ def test_unstripped_static_go_program(tmp_path: Path) -> None:
     assert "runtime.main" in ours.defined
     assert ours.imported == frozenset()
     assert len(ours.defined) > 1000
+    # The lookup the detectors use gives the same answers without decoding every name.
+    _lookup_agrees(path, ours.defined)

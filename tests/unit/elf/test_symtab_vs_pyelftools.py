@@ -16,7 +16,7 @@ import pytest
 
 from scratchprobe.discover import walk_elf_files
 from scratchprobe.elf.reader import read_elf
-from scratchprobe.elf.sections import Symbols, read_symbols
+from scratchprobe.elf.sections import Symbols, read_defined, read_symbols
 from scratchprobe.errors import ELFError
 from tests.conftest import TESTBINS
 
@@ -68,6 +68,18 @@ def _agree(path: str) -> None:
             read_symbols(elf)
         return
     assert read_symbols(elf) == expected, path
+    _lookup_agrees(path, expected.defined)
+
+
+def _lookup_agrees(path: str, defined: frozenset[str]) -> None:
+    """`read_defined` answers `in` as the decoded set does: for every defined name, and for
+    near misses (a character more, a head or a tail cut off, an imported name)."""
+    lookup = read_defined(read_elf(path))
+    probes = set(defined) | {"main", "getpwnam", "dlopen", "\ufffd", "x\ufffd"}
+    for name in list(defined)[:2000]:
+        probes |= {name + "x", name[1:], name[:-1], name + "@", "@" + name}
+    wrong = sorted(p for p in probes if (p in lookup) != (p in defined))
+    assert not wrong, (path, wrong[:10])
 
 
 @pytest.mark.parametrize(
@@ -130,6 +142,7 @@ def test_unstripped_c_agrees_with_pyelftools(unstripped_c: dict[str, Path], name
     ours = read_symbols(read_elf(path))
     assert ours == pyelftools_symbols(path)
     assert "main" in ours.defined
+    _lookup_agrees(path, ours.defined)
 
 
 def _patched(source: Path, target: Path, edit: dict[int, bytes]) -> str:
@@ -202,3 +215,4 @@ def test_names_off_the_fast_path_agree(tmp_path: Path, unstripped_c: dict[str, P
     ours = read_symbols(read_elf(path))
     assert ours == pyelftools_symbols(path)
     assert any("\ufffd" in name for name in ours.defined | ours.imported)
+    _lookup_agrees(path, ours.defined)
