@@ -17,8 +17,9 @@ import itertools
 import operator
 import struct
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from scratchprobe.elf.constants import ElfClass
 from scratchprobe.elf.image import ElfImage, FileImage, opened
@@ -63,13 +64,21 @@ def read_symbols(source: ElfImage | ElfFile) -> Symbols:
     decoded as UTF-8 (undecodable bytes replaced), with a version suffix
     (`getpwnam@GLIBC_2.2.5` in `.symtab`) cut off. A name without a NUL before the end of
     the file reads as empty and is skipped, like the null symbol at index 0."""
+    return _read_tables(source, _symbols)
+
+
+_T = TypeVar("_T")
+
+
+def _read_tables(source: ElfImage | ElfFile, read: Callable[[ElfFile, FileImage], _T]) -> _T:
+    """`read(elf, image)` over the file's image, every failure one ELFError."""
     try:
         # Read by pread through a bounded image (elf/image.py), never mapped: a mapped file
         # that shrinks while it is read kills the process with SIGBUS.
         with opened(source) as data:
             if len(data) == 0:
                 raise ELFError("cannot read the symbol tables: the file is empty")
-            return _symbols(data.elf, data)
+            return read(data.elf, data)
     except OSError as exc:
         raise ELFError(f"cannot read the symbol tables: {exc.strerror or exc}") from None
     except (struct.error, ValueError) as exc:
@@ -148,17 +157,7 @@ def _starts(strings: bytes, needle: bytes) -> Iterator[int]:
 def read_defined(source: ElfImage | ElfFile) -> DefinedNames:
     """The defined symbol names of the file as a lookup (`DefinedNames`); ELFError when a
     table is malformed, as `read_symbols` raises."""
-    try:
-        with opened(source) as data:
-            if len(data) == 0:
-                raise ELFError("cannot read the symbol tables: the file is empty")
-            return _defined(data.elf, data)
-    except OSError as exc:
-        raise ELFError(f"cannot read the symbol tables: {exc.strerror or exc}") from None
-    except (struct.error, ValueError) as exc:
-        if isinstance(exc, ELFError):
-            raise
-        raise ELFError(f"cannot read the symbol tables: {exc}") from None
+    return _read_tables(source, _defined)
 
 
 def _defined(elf: ElfFile, data: FileImage) -> DefinedNames:
