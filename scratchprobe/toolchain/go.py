@@ -653,7 +653,7 @@ def go_functions(source: ElfImage | ElfFile, names: Iterable[str]) -> frozenset[
         where = _locate_pclntab(image.elf, image)
         if where is None:
             return frozenset()
-        return _names_present(image, where, names)
+        return frozenset(name for name in names if _has_name(image, where, name.encode()))
 
 
 def go_function_prefixes(source: ElfImage | ElfFile, prefixes: Iterable[str]) -> frozenset[str]:
@@ -672,22 +672,6 @@ def _has_prefix(image: ElfImage, where: PclntabLocation, prefix: bytes) -> bool:
     if where.names_exact and image.read(start, min(len(prefix), end - start), "names") == prefix:
         return True
     return image.find(b"\x00" + prefix, start, end) >= 0
-
-
-def _names_present(image: ElfImage, where: PclntabLocation, names: Iterable[str]) -> frozenset[str]:
-    """Which `names` are whole entries of the name table (`_has_name` for each).
-
-    A Go 1.16+ table is a run of NUL-terminated names (funcnametab): it is split once, in
-    C, and each name looked up in the set, where a search per name read the whole table
-    (7.8 MB in terraform) once for each of the detectors' few dozen names. The last piece
-    counts only when a NUL ends it inside the table, as `_has_name` requires."""
-    wanted = [name for name in names if name and "\0" not in name]
-    if not where.names_exact or len(wanted) < 2:
-        return frozenset(name for name in wanted if _has_name(image, where, name.encode()))
-    table = image.read(where.names_start, where.names_end - where.names_start, "names")
-    pieces = table.split(b"\0")
-    present = frozenset(pieces[:-1])
-    return frozenset(name for name in wanted if name.encode() in present)
 
 
 def _has_name(image: ElfImage, where: PclntabLocation, name: bytes) -> bool:
@@ -953,7 +937,9 @@ def _go_facts(elf: ElfFile, image: ElfImage) -> GoFacts:
             warnings.append("no Go pcln table found: function markers unavailable")
         else:
             where = pclntab
-            functions = _names_present(image, where, GO_MARKER_FUNCTIONS)
+            functions = frozenset(
+                n for n in GO_MARKER_FUNCTIONS if _has_name(image, where, n.encode())
+            )
             fallback_package = _has_prefix(image, where, X509ROOTS_FALLBACK_PREFIX.encode())
     except ELFError as exc:
         warnings.append(f"Go pcln table unreadable: {exc}")
