@@ -1,6 +1,6 @@
 """gconv: iconv of a charset not built into glibc loads a module with dlopen.
 
-glibc converts only the Unicode forms and ASCII itself (iconv/gconv_builtin.h); every other
+glibc converts only UTF-8, UCS-4, UCS-2 and ASCII itself (iconv/gconv_builtin.h); every other
 charset is a module <GCONV_DIR>/<NAME>.so (iconv/gconv_dl.c), found through
 gconv-modules.cache (iconv/gconv_cache.c) or, without it, the gconv-modules file and
 gconv-modules.d/*.conf (iconv/gconv_conf.c). GCONV_DIR is compiled into libc.
@@ -21,13 +21,15 @@ from scratchprobe.needs.dlopen import library_file
 from scratchprobe.needs.evidence import Subject
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
 
-# Charsets glibc converts without any module (iconv/gconv_builtin.h).
+# Charsets glibc converts without any module (iconv/gconv_builtin.h). UTF-16, UTF-32 and
+# UTF-7 (with their LE/BE and IMAP forms) are not among them: they are the modules
+# UTF-16.so, UTF-32.so and UTF-7.so (iconv/gconv_builtin.h lists none of them; measured in
+# docs/runtime-facts.md, "gconv").
 _BUILTIN_CHARSETS = frozenset(
     {
         "INTERNAL", "ISO-10646/UTF8/", "UTF-8", "UTF8", "ISO-10646/UCS4/", "UCS-4", "UCS-4BE",
         "UCS-4LE", "ISO-10646/UCS2/", "UCS-2", "UCS-2BE", "UCS-2LE", "UNICODEBIG",
-        "UNICODELITTLE", "ANSI_X3.4-1968", "ASCII", "US-ASCII", "UTF-16", "UTF-16LE",
-        "UTF-16BE", "UTF-32", "UTF-32LE", "UTF-32BE", "UTF-7", "UTF-7-IMAP", "WCHAR_T",
+        "UNICODELITTLE", "ANSI_X3.4-1968", "ASCII", "US-ASCII", "WCHAR_T",
     }
 )  # fmt: skip
 _MAX_CHARSET_SCAN = 64 << 20
@@ -106,8 +108,10 @@ def _charsets_in(image: ElfImage, names: list[str]) -> list[str]:
     return [name for name in names if name.encode() in strings]
 
 
-# The legacy encodings of the WHATWG Encoding Standard (https://encoding.spec.whatwg.org/,
-# "Names and labels"): what browsers decode, so what text from users and the web is in.
+# The encodings of the WHATWG Encoding Standard (https://encoding.spec.whatwg.org/, "Names
+# and labels") that glibc does not build in: the legacy single-byte and multi-byte ones and
+# UTF-16BE/LE ("Legacy miscellaneous encodings"): what browsers decode, so what text from
+# users and the web is in.
 # A program that takes its charset names at run time gets glibc's modules for these by
 # default, spelled as glibc's gconv-modules names them (aliases are resolved from the root).
 COMMON_CHARSETS = (
@@ -116,7 +120,7 @@ COMMON_CHARSETS = (
     "ISO-8859-16", "IBM866", "KOI8-R", "KOI8-U", "MACINTOSH", "MAC-CYRILLIC", "CP874",
     "WINDOWS-1250", "WINDOWS-1251", "WINDOWS-1252", "WINDOWS-1253", "WINDOWS-1254",
     "WINDOWS-1255", "WINDOWS-1256", "WINDOWS-1257", "WINDOWS-1258", "GBK", "GB18030",
-    "BIG5", "EUC-JP", "ISO-2022-JP", "SHIFT_JIS", "EUC-KR",
+    "BIG5", "EUC-JP", "ISO-2022-JP", "SHIFT_JIS", "EUC-KR", "UTF-16BE", "UTF-16LE",
 )  # fmt: skip
 
 
@@ -162,8 +166,11 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
         summary = (
             "converts character sets with iconv; "
             + ", ".join(wanted)
-            + (" is" if len(wanted) == 1 else " are")
-            + " not built into glibc and load gconv modules"
+            + (
+                " is not built into glibc and loads a gconv module"
+                if len(wanted) == 1
+                else " are not built into glibc and load gconv modules"
+            )
         )
         if static_files:
             summary += _STATIC_SUMMARY
@@ -177,8 +184,9 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
             )
         ]
     # The names come at run time (arguments, input, configuration): no charset outside
-    # glibc's built-in Unicode forms is named in the data. What a user expects is that the
-    # usual charsets convert: the common set is planned, the whole directory is offered.
+    # glibc's built-in UTF-8, UCS-2 and UCS-4 is named in the data. What a user expects is
+    # that the usual charsets convert: the common set is planned, the whole directory is
+    # offered.
     common = sorted(
         {aliases.get(n, n) for n in COMMON_CHARSETS if aliases.get(n, n) in modules}
         - _BUILTIN_CHARSETS
@@ -193,10 +201,11 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
                 confidence=Confidence.LIKELY,
                 summary=(
                     "converts character sets with iconv, named at run time (no charset "
-                    "beyond glibc's built-in Unicode forms is named in the program): the "
-                    f"image gets the modules of the common charsets ({len(common)} "
-                    f"charsets, {size // 1024} KiB: the WHATWG Encoding Standard's legacy "
-                    "encodings) and the module cache; --strict adds the whole gconv "
+                    "beyond glibc's built-in UTF-8, UCS-2 and UCS-4 is named in the "
+                    "program): the image gets the modules of the common charsets "
+                    f"({len(common)} charsets, {size // 1024} KiB: the WHATWG Encoding "
+                    "Standard's legacy encodings and UTF-16) and the module cache; "
+                    "--strict adds the whole gconv "
                     "directory for every other charset, --without gconv leaves both out"
                 ),
                 evidence=(*evidence, "no non-builtin charset name in the program"),
@@ -204,8 +213,8 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
             )
         )
     summary = (
-        "converts character sets with iconv: only UTF-8, ASCII and the Unicode forms are "
-        "built into glibc, every other charset loads a gconv module (add the directory "
+        "converts character sets with iconv: only UTF-8, UCS-2, UCS-4 and ASCII are built "
+        "into glibc, every other charset loads a gconv module (add the directory "
         "with --with gconv)"
     )
     if static_files:

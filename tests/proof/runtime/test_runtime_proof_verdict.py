@@ -368,6 +368,33 @@ def test_run_time_charset_gets_the_common_modules(
 
 
 @pytest.mark.sandbox
+def test_utf16_named_at_run_time_gets_its_module(c_iconv_runtime: Path, tmp_path: Path) -> None:
+    """UTF-16 is no glibc built-in (UTF-16.so): the common set holds it (WHATWG's UTF-16LE
+    and UTF-16BE), and the program fails without that one module."""
+    proof = Proof(c_iconv_runtime, ("UTF-16LE", "\u20ac"), NeedKind.GCONV, "UTF-16LE: ac 20\n")
+    (need, *_rest) = _needs(_plan(proof).binaries[0], NeedKind.GCONV)
+    (module,) = [f.path for f in need.files if f.path.endswith("/UTF-16.so")]
+    prove(proof, tmp_path, removed=[module])
+
+
+@pytest.mark.sandbox
+def test_utf16_named_in_the_program_is_planned_by_name(built: Path, tmp_path: Path) -> None:
+    """A program whose data names UTF-16LE gets that module as a named charset, not the
+    run-time common set."""
+    out = built / "c-iconv-utf16"
+    if not out.exists():
+        source = REPO / "testbins" / "src" / "runtime" / "c-iconv.c"
+        flags = ['-DTARGET_CHARSET="UTF-16LE"']
+        _build(["gcc", "-O2", *flags, "-o", str(out), str(source)], "c-iconv-utf16")
+    proof = Proof(out, (), NeedKind.GCONV, "UTF-16LE: 68 00 e9 00 6c 00 6c 00 6f 00\n")
+    (need, *_rest) = _needs(_plan(proof).binaries[0], NeedKind.GCONV)
+    assert "UTF-16LE is not built into glibc and loads a gconv module" in need.summary
+    modules = [f.path for f in need.files if f.path.endswith(".so")]
+    assert [m.rsplit("/", 1)[1] for m in modules] == ["UTF-16.so"], modules
+    prove(proof, tmp_path, removed=modules)
+
+
+@pytest.mark.sandbox
 def test_rarer_run_time_charset_needs_strict(c_iconv_runtime: Path, tmp_path: Path) -> None:
     """EBCDIC is outside the common set: the default image refuses it, --strict has it."""
     if shutil.which("bwrap") is None:
