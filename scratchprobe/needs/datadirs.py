@@ -27,7 +27,7 @@ from scratchprobe.errors import ELFError
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import SELF_EXE, STRING_SECTIONS, Subject
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
-from scratchprobe.toolchain.go import EXECUTABLE
+from scratchprobe.toolchain.signs import EXECUTABLE
 
 _LIBPYTHON = re.compile(r"^libpython(\d+\.\d+)[a-z]*\.so")
 _PREFIXES = ("/usr", "/usr/local", "")

@@ -15,8 +15,7 @@ from scratchprobe.elf.classify import Libc
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import Subject
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
-from scratchprobe.needs.rust import rust_view
-from scratchprobe.toolchain.go import LOAD_LOCATION
+from scratchprobe.toolchain.signs import LOAD_LOCATION
 
 ZONEINFO = "/usr/share/zoneinfo"
 _ZONE_NAME = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+.-]+)*$")
@@ -64,7 +63,12 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
     evidence: list[str] = []
     confidence = Confidence.LIKELY
     go = subject.go
-    rust = rust_view(subject)
+    rust = None
+    if subject.rust is not None:
+        # The Rust view loads only for a Rust program.
+        from scratchprobe.needs.rust import rust_view
+
+        rust = rust_view(subject)
     if go is not None:
         if go.embeds_tzdata:
             return []

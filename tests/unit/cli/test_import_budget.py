@@ -211,6 +211,33 @@ def test_a_closure_only_run_loads_no_detector(
     assert {d for d in names if any(m == d or m.startswith(d + ".") for m in modules)} == loads
 
 
+# The toolchain readers and what only their files use: a file loads the ones whose signs it
+# shows (toolchain/signs.py), and a C program none.
+READERS = ("scratchprobe.toolchain.go", "scratchprobe.toolchain.rust", "scratchprobe.needs.rust")
+
+
+@pytest.mark.parametrize(
+    ("binary", "fmt", "loads"),
+    [
+        (DYNAMIC, "copy", set()),
+        (DYNAMIC, "json", set()),
+        (str(TESTBINS / "go-static"), "copy", {"scratchprobe.toolchain.go"}),
+        (
+            str(TESTBINS / "rust-hello"),
+            "copy",
+            {"scratchprobe.toolchain.rust", "scratchprobe.needs.rust"},
+        ),
+    ],
+    ids=["C copy", "C json", "Go copy", "Rust copy"],
+)
+def test_a_toolchain_reader_only_for_its_files(
+    tmp_path: Path, binary: str, fmt: str, loads: set[str]
+) -> None:
+    modules = loaded(tmp_path, "inspect", "--format", fmt, binary)
+    assert "scratchprobe.toolchain.signs" in modules  # the toolchain step ran
+    assert {r for r in READERS if r in modules} == loads
+
+
 # Modules a fresh interpreter loads only if something imports them: shutil with its archive
 # support (bz2, lzma) costs a run ~5 ms, fnmatch is for ld.so.conf globs (a root without
 # ld.so.cache): a copy run on this machine needs none of them.
