@@ -31,19 +31,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from scratchprobe.annotations import (
+    AnnotatedFile,
+    Ecosystem,
+    EmbeddedModule,
+    FileAnnotations,
+    ModuleRole,
+)
 from scratchprobe.digeststore import DigestStore, content_identity, identity, open_store
 from scratchprobe.errors import ELFError, RootError
 from scratchprobe.internal import internal_problem
 from scratchprobe.loader.closure import Closure
-from scratchprobe.model import (
-    AnnotatedFile,
-    BinaryReport,
-    Ecosystem,
-    EmbeddedModule,
-    FileAnnotations,
-    Inspection,
-    ModuleRole,
-)
+from scratchprobe.model import BinaryReport, Inspection
 from scratchprobe.packages import Package, find_owners
 from scratchprobe.packages.interface import OsRelease, package_url
 from scratchprobe.plan import BinaryFiles, FileType, ImageFile

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Protocol
 from scratchprobe.render.formats import OutputFormat
 
 if TYPE_CHECKING:
-    from scratchprobe.model import FileAnnotations, Inspection
+    from scratchprobe.annotations import FileAnnotations
+    from scratchprobe.model import Inspection
 
 __all__ = ["OutputFormat", "RenderOptions", "Renderer", "renderer"]
 

@@ -37,6 +37,7 @@ HEAVY = (
     "multiprocessing",
     "concurrent",
     "scratchprobe.annotate",
+    "scratchprobe.annotations",
     "scratchprobe.packages",
     "scratchprobe.check",
     "scratchprobe.image",
@@ -155,7 +156,12 @@ def test_json_loads_hashlib_only_for_digests_not_stored(
     time.sleep(2.5)  # the racy-clean rule's 2 s, for the files just copied
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("SCRATCHPROBE_NO_CACHE", raising=False)
-    loads = {"scratchprobe.annotate", "scratchprobe.packages", "scratchprobe.render.manifest"}
+    loads = {
+        "scratchprobe.annotate",
+        "scratchprobe.annotations",
+        "scratchprobe.packages",
+        "scratchprobe.render.manifest",
+    }
     args = ("inspect", "--format", "json", "--root", str(root), "/app")
     check_budget(tmp_path, loads | {"hashlib"}, *args)
     check_budget(tmp_path, loads, *args)
@@ -240,8 +246,9 @@ def test_a_toolchain_reader_only_for_its_files(
 
 # Modules a fresh interpreter loads only if something imports them: shutil with its archive
 # support (bz2, lzma) costs a run ~5 ms, fnmatch is for ld.so.conf globs (a root without
-# ld.so.cache): a copy run on this machine needs none of them.
-ARCHIVES = ("shutil", "bz2", "lzma", "fnmatch")
+# ld.so.cache): a copy run on this machine needs none of them. Nor does one binary need a
+# batch's workers (scratchprobe/parallel.py) or the pickle module they send results with.
+ARCHIVES = ("shutil", "bz2", "lzma", "fnmatch", "pickle", "scratchprobe.parallel")
 
 # The probe without `site` (-S): a .pth file of the environment may preload modules and
 # hide a load; the site-packages directories (click) are put on the path by hand.
