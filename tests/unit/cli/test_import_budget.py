@@ -250,8 +250,18 @@ def test_a_toolchain_reader_only_for_its_files(
 # Modules a fresh interpreter loads only if something imports them: shutil with its archive
 # support (bz2, lzma) costs a run ~5 ms, fnmatch is for ld.so.conf globs (a root without
 # ld.so.cache): a copy run on this machine needs none of them. Nor does one binary need a
-# batch's workers (scratchprobe/parallel.py) or the pickle module they send results with.
-ARCHIVES = ("shutil", "bz2", "lzma", "fnmatch", "pickle", "scratchprobe.parallel")
+# batch's workers (scratchprobe/parallel.py) or the pickle module they send results with,
+# nor the dockerfile renderer (with shlex).
+ARCHIVES = (
+    "shutil",
+    "bz2",
+    "lzma",
+    "fnmatch",
+    "pickle",
+    "scratchprobe.parallel",
+    "scratchprobe.render.dockerfile",
+    "shlex",
+)
 
 # The probe without `site` (-S): a .pth file of the environment may preload modules and
 # hide a load; the site-packages directories (click) are put on the path by hand.
