@@ -105,7 +105,8 @@ def _plan(
         PlannedBinary(r.path, r.source, r.from_context, r.elf.size, r.closure, r.planned_needs)
         for r in reports
     )
-    plan = checked_directories(build_plan(planned, _need_source_sizes(root, planned)), root)
+    sizes = _need_source_sizes(root, planned) if options.sizes else {}
+    plan = checked_directories(build_plan(planned, sizes), root)
     if not options.includes:
         return plan, []
     from scratchprobe.trace.includes import resolve as resolve_includes

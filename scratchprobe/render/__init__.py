@@ -53,6 +53,11 @@ whether each needs what only the SBOM shows (licences, digests of the files insi
 directories): scratchprobe.annotate.annotate's `sbom`. The other formats never pay for it."""
 
 
+SIZED = frozenset(set(OutputFormat) - {OutputFormat.COPY, OutputFormat.DOCKERFILE})
+"""The formats that may show the plan's sizes (`InspectOptions.sizes`): COPY lines and a
+Dockerfile never do, and their runs do not measure the runtime directories."""
+
+
 _MODULES: dict[OutputFormat, str] = {
     OutputFormat.TEXT: "scratchprobe.render.text",
     OutputFormat.JSON: "scratchprobe.render.manifest",
