@@ -274,7 +274,7 @@ sys.path.extend(sys.argv.pop(1).split("\\0"))
 )
 
 
-def test_a_copy_run_loads_no_archive_module(tmp_path: Path) -> None:
+def loaded_without_site(tmp_path: Path, *args: str) -> set[str]:
     import site
 
     listing = tmp_path / "modules.txt"
@@ -287,10 +287,7 @@ def test_a_copy_run_loads_no_archive_module(tmp_path: Path) -> None:
             PROBE_WITHOUT_SITE,
             "\0".join(site.getsitepackages()),
             str(listing),
-            "inspect",
-            "--format",
-            "copy",
-            DYNAMIC,
+            *args,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -301,6 +298,17 @@ def test_a_copy_run_loads_no_archive_module(tmp_path: Path) -> None:
         timeout=300,
     )
     assert proc.returncode in (0, 1), proc.stderr
-    modules = set(listing.read_text().split("\n"))
+    return set(listing.read_text().split("\n"))
+
+
+def test_a_copy_run_loads_no_archive_module(tmp_path: Path) -> None:
+    modules = loaded_without_site(tmp_path, "inspect", "--format", "copy", DYNAMIC)
     assert "scratchprobe.render.copy" in modules  # the probe ran the command
     assert modules.isdisjoint(ARCHIVES), modules & set(ARCHIVES)
+
+
+def test_a_json_run_loads_no_url_parser(tmp_path: Path) -> None:
+    """The package URLs are quoted without urllib.parse, which imports ipaddress (~2 ms)."""
+    modules = loaded_without_site(tmp_path, "inspect", "--format", "json", DYNAMIC)
+    assert "scratchprobe.packages.interface" in modules  # the owners were looked up
+    assert modules.isdisjoint({"urllib", "urllib.parse", "ipaddress"})
