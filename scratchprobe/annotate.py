@@ -29,26 +29,29 @@ import stat
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from scratchprobe.annotations import (
+    AnnotatedFile,
+    Ecosystem,
+    EmbeddedModule,
+    FileAnnotations,
+    ModuleRole,
+)
 from scratchprobe.digeststore import DigestStore, content_identity, identity, open_store
 from scratchprobe.errors import ELFError, RootError
 from scratchprobe.internal import internal_problem
 from scratchprobe.loader.closure import Closure
-from scratchprobe.model import (
-    AnnotatedFile,
-    BinaryReport,
-    Ecosystem,
-    EmbeddedModule,
-    FileAnnotations,
-    Inspection,
-    ModuleRole,
-)
+from scratchprobe.model import BinaryReport, Inspection
 from scratchprobe.packages import Package, find_owners
 from scratchprobe.packages.interface import OsRelease, package_url
 from scratchprobe.plan import BinaryFiles, FileType, ImageFile
 from scratchprobe.root import Root, open_regular
-from scratchprobe.toolchain.go import GoBuildInfo
-from scratchprobe.toolchain.rust import CrateKind, RustCrate
+
+if TYPE_CHECKING:
+    # The Go and Rust readers are loaded by the toolchain step, for a Go or Rust file only.
+    from scratchprobe.toolchain.go import GoBuildInfo
+    from scratchprobe.toolchain.rust import RustCrate
 
 # A directory the plan copies whole is expected to hold at most a few thousand files
 # (zoneinfo: ~1,300); past this bound it is reported as not fully read, without a tree
@@ -513,6 +516,8 @@ def _go_modules(buildinfo: GoBuildInfo) -> tuple[EmbeddedModule, ...]:
 
 
 def _rust_crates(crates: tuple[RustCrate, ...]) -> tuple[EmbeddedModule, ...]:
+    from scratchprobe.toolchain.rust import CrateKind  # loaded: the crates came from it
+
     purls = [package_url("cargo", None, c.name, c.version, {}) for c in crates]
     return tuple(
         EmbeddedModule(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import replace
 
 import click
 
@@ -94,10 +95,11 @@ def command(
     """
     from scratchprobe.model import all_warnings
     from scratchprobe.pipeline import inspect
-    from scratchprobe.render import ANNOTATED, OutputFormat, RenderOptions, renderer
+    from scratchprobe.render import ANNOTATED, SIZED, OutputFormat, RenderOptions, renderer
 
+    fmt = OutputFormat(output_format)
     with exits_on_error():
-        options = inspect_options(planning)
+        options = replace(inspect_options(planning), sizes=fmt in SIZED)
         if install is None:
             with batch_progress() as progress:
                 result = inspect(binaries, options, progress=progress)
@@ -105,7 +107,6 @@ def command(
             from scratchprobe.pipeline import inspect_for_image
 
             result = inspect_for_image(binaries, options, install)
-    fmt = OutputFormat(output_format)
     annotations = None
     if fmt in ANNOTATED:
         # Digests and package owners cost a read of every file and of the package

@@ -152,10 +152,25 @@ def _progress_bar() -> Progress:
 
 
 _NEED_KINDS = [kind.value for kind in NeedKind]
-_PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
-_LOCALE_NAME = re.compile(r"[A-Za-z0-9_]{1,32}([.][A-Za-z0-9_-]{1,32})?(@[A-Za-z0-9_]{1,32})?")
-# Matched with fullmatch: `$` would also match before a trailing newline ("root\n").
-_USER_SPEC = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?")
+
+
+@functools.cache
+def _platform() -> re.Pattern[str]:
+    """Compiled on first use: only a --platform is checked with it."""
+    return re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
+
+
+@functools.cache
+def _locale_name() -> re.Pattern[str]:
+    """Compiled on first use: only a --locale is checked with it."""
+    return re.compile(r"[A-Za-z0-9_]{1,32}([.][A-Za-z0-9_-]{1,32})?(@[A-Za-z0-9_]{1,32})?")
+
+
+@functools.cache
+def _user_spec() -> re.Pattern[str]:
+    """Compiled on first use: only a --user, or a source image's user, is checked with it."""
+    # Matched with fullmatch: `$` would also match before a trailing newline ("root\n").
+    return re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?")
 
 
 @dataclass(frozen=True)
@@ -185,21 +200,21 @@ class PlanningFlags:
 
 
 def _check_platform(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is not None and not _PLATFORM.match(value):
+    if value is not None and not _platform().match(value):
         raise click.BadParameter(f"{value!r} is not OS/ARCH[/VARIANT] (linux/arm64)")
     return value
 
 
 def _check_locale(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """A locale name goes into ENV lines and names a directory: only locale names pass."""
-    if value is not None and not _LOCALE_NAME.fullmatch(value):
+    if value is not None and not _locale_name().fullmatch(value):
         raise click.BadParameter(f"{value!r} is not a locale name like C.UTF-8 or de_DE.UTF-8")
     return value
 
 
 def _check_user(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """A user spec goes into a USER line and /etc/passwd: only names and numbers pass."""
-    if value is not None and not _USER_SPEC.fullmatch(value):
+    if value is not None and not _user_spec().fullmatch(value):
         raise click.BadParameter(f"{value!r} is not NAME, UID, NAME:GROUP or UID:GID")
     return value
 
@@ -439,7 +454,7 @@ def _with_image(
         if "env_values" in kwargs:
             image_env = tuple(f"{key}={value}" for key, value in config.env)
             kwargs["env_values"] = image_env + kwargs["env_values"]
-        if planning.user is None and config.user and _USER_SPEC.match(config.user):
+        if planning.user is None and config.user and _user_spec().match(config.user):
             planning = replace(planning, user=config.user)
         if "source" in inspect.signature(func).parameters:
             kwargs["source"] = source

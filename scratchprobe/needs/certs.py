@@ -30,8 +30,7 @@ from scratchprobe.needs.evidence import (
     Subject,
 )
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
-from scratchprobe.needs.rust import rust_view
-from scratchprobe.toolchain.go import SYSTEM_ROOTS
+from scratchprobe.toolchain.signs import SYSTEM_ROOTS
 
 GO_DEFAULT = "/etc/ssl/certs/ca-certificates.crt"
 
@@ -86,7 +85,12 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
         ]
 
     needs: list[RuntimeNeed] = []
-    rust = rust_view(subject)
+    rust = None
+    if subject.rust is not None:
+        # The Rust view loads only for a Rust program.
+        from scratchprobe.needs.rust import rust_view
+
+        rust = rust_view(subject)
     if rust is not None and rust.embedded_roots:
         return needs
     if rust is not None and rust.native_roots:

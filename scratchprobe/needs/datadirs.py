@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 
@@ -27,7 +28,7 @@ from scratchprobe.errors import ELFError
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import SELF_EXE, STRING_SECTIONS, Subject
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
-from scratchprobe.toolchain.go import EXECUTABLE
+from scratchprobe.toolchain.signs import EXECUTABLE
 
 _LIBPYTHON = re.compile(r"^libpython(\d+\.\d+)[a-z]*\.so")
 _PREFIXES = ("/usr", "/usr/local", "")
@@ -118,10 +119,22 @@ _SHARED_DIRS = frozenset({
     "firmware", "modules", "systemd", "udev", "sysctl.d", "tmpfiles.d", "modprobe.d",
     "binfmt.d", "sysusers.d", "environment.d", "debug", "os-release", "ssl", "gconv",
 })  # fmt: skip
-_VERSIONED = re.compile(r"-\d+(\.\d+)*$")
+
+
+@functools.cache
+def _versioned() -> re.Pattern[str]:
+    """Compiled on first use: only the entries of a system prefix are matched with it."""
+    return re.compile(r"-\d+(\.\d+)*$")
+
+
 _MAX_ENTRIES = 400
 _MAX_HITS = 2000
-_REST = re.compile(rb"[A-Za-z0-9_.+/-]{1,200}")
+
+
+@functools.cache
+def _rest() -> re.Pattern[bytes]:
+    """Compiled on first use: only a relative `NAME/` literal found is matched with it."""
+    return re.compile(rb"[A-Za-z0-9_.+/-]{1,200}")
 
 
 def _self_location(subject: Subject) -> str | None:
@@ -183,7 +196,7 @@ class _Literals:
                 hits += 1
                 if self._starts_relative(at, start):
                     rest = at + len(needle)
-                    match = _REST.match(self.view[rest : min(end, rest + 4096)])
+                    match = _rest().match(self.view[rest : min(end, rest + 4096)])
                     text = match.group(0).decode("ascii").strip("/") if match else ""
                     if text and ".." not in text.split("/") and text not in found:
                         found.append(text)
@@ -294,7 +307,7 @@ def _own_entries(
         directory = posixpath.join(parent, name)
         # In a system prefix a directory is the program's own only when its name says so:
         # a version (cmake-3.25) or the program's name (perf-core).
-        owned = _VERSIONED.search(name) is not None or name.startswith(stem)
+        owned = _versioned().search(name) is not None or name.startswith(stem)
         if (
             name in _SHARED_DIRS
             or (system and not owned)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import posixpath
 
-from scratchprobe import boundedjson
 from scratchprobe.elf.image import ElfImage, opened
 from scratchprobe.elf.reader import ElfFile
 from scratchprobe.errors import ELFError
@@ -73,6 +72,9 @@ def dlopen_notes(source: ElfImage | ElfFile) -> list[dict[str, object]]:
             notes = image.notes(".note.dlopen")
     except ELFError:
         return []
+    # The bounded JSON parser (its regexes) loads only for a file that has the note.
+    from scratchprobe import boundedjson
+
     for owner, ntype, desc in notes:
         if owner == b"FDO" and ntype == _FDO_DLOPEN_TYPE:
             try:

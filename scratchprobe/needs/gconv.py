@@ -9,6 +9,7 @@ docs/runtime-facts.md, "gconv".
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import re
@@ -33,9 +34,14 @@ _BUILTIN_CHARSETS = frozenset(
     }
 )  # fmt: skip
 _MAX_CHARSET_SCAN = 64 << 20
-# A whole C string made of the characters charset names use (after upper-casing).
-# A literal first byte (the NUL) lets the regex engine skip ahead at memchr speed.
-_CHARSET_STRING = re.compile(rb"\0([A-Za-z0-9][A-Za-z0-9_.:/()+-]{4,62})(?=\0)")
+
+
+@functools.cache
+def _charset_string() -> re.Pattern[bytes]:
+    """Compiled on first use: only a program that converts charsets is scanned with it."""
+    # A whole C string made of the characters charset names use (after upper-casing).
+    # A literal first byte (the NUL) lets the regex engine skip ahead at memchr speed.
+    return re.compile(rb"\0([A-Za-z0-9][A-Za-z0-9_.:/()+-]{4,62})(?=\0)")
 
 
 def _compiled_gconv_dir(subject: Subject, ctx: Context) -> str | None:
@@ -101,7 +107,7 @@ def _charsets_in(image: ElfImage, names: list[str]) -> list[str]:
     # Every C string of the data, whole and up to a "//" suffix ("ISO-8859-1//TRANSLIT"):
     # one pass over the bytes instead of one search per charset name.
     strings: set[bytes] = set()
-    for match in _CHARSET_STRING.finditer(blob):
+    for match in _charset_string().finditer(blob):
         item = match.group(1).upper()
         strings.add(item)
         strings.add(item.split(b"/", 1)[0])

@@ -28,6 +28,7 @@ the closure of every program in it.
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import re
@@ -49,7 +50,14 @@ EXEC_FUNCTIONS = (
 
 _PREFIXES = (b"/usr/libexec/", b"/usr/lib/", b"/usr/local/libexec/", b"/usr/local/lib/",
              b"/libexec/", b"/lib/")  # fmt: skip
-_PATH = re.compile(rb"^/[A-Za-z0-9._+/-]{1,250}$")
+
+
+@functools.cache
+def _path() -> re.Pattern[bytes]:
+    """Compiled on first use: only a helper-directory literal found is matched with it."""
+    return re.compile(rb"^/[A-Za-z0-9._+/-]{1,250}$")
+
+
 _EXEC_PATH_MARKERS = (b"EXEC_PATH\0", b"exec-path")
 _SECTIONS = (".rodata", ".rodata1", ".data.rel.ro", ".data")
 # Asked of the programs that start others only: one pass of their own (elf/markers.py).
@@ -72,7 +80,7 @@ def _strings_with_prefixes(view: ElfImage, ranges: list[tuple[int, int]]) -> set
                     begins_string = at == start or view[at - 1] == 0
                     if stop > at and begins_string:
                         text = view[at:stop]
-                        if _PATH.match(text):
+                        if _path().match(text):
                             found.add(text.decode("ascii"))
                     at = view.find(prefix, at + 1, end)
     except (ELFError, ValueError):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import Subject
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
-from scratchprobe.toolchain.go import MIME
+from scratchprobe.toolchain.signs import MIME
 
 
 def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:

@@ -26,7 +26,7 @@ from scratchprobe.needs.model import (
     NeedKind,
     RuntimeNeed,
 )
-from scratchprobe.toolchain.go import NET_CGO, NET_LOOKUP
+from scratchprobe.toolchain.signs import NET_CGO, NET_LOOKUP
 
 NSSWITCH = (
     "# Written by scratchprobe: only the services built into glibc >= 2.34.\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import Subject
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
-from scratchprobe.toolchain.go import TEMP
+from scratchprobe.toolchain.signs import TEMP
 
 _TEMP_CALLS = (
     "mkstemp", "mkstemp64", "mkstemps", "mkostemp", "mkostemps", "mkdtemp", "tmpfile",

@@ -20,7 +20,7 @@ from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import Subject
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
 from scratchprobe.root import NotRegularFileError
-from scratchprobe.toolchain.go import USER_PURE
+from scratchprobe.toolchain.signs import USER_PURE
 
 _CERTAIN = nss.USER_LOOKUPS
 _HIDDEN = ("glob", "glob64", "wordexp")

@@ -8,6 +8,7 @@ is why this is found in production, not in tests. Go's time.LoadLocation reads
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 
@@ -15,18 +16,24 @@ from scratchprobe.elf.classify import Libc
 from scratchprobe.needs.context import Context
 from scratchprobe.needs.evidence import Subject
 from scratchprobe.needs.model import Confidence, NeededFile, NeedKind, RuntimeNeed
-from scratchprobe.needs.rust import rust_view
-from scratchprobe.toolchain.go import LOAD_LOCATION
+from scratchprobe.toolchain.signs import LOAD_LOCATION
 
 ZONEINFO = "/usr/share/zoneinfo"
-_ZONE_NAME = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+.-]+)*$")
+
+
+@functools.cache
+def _zone_name() -> re.Pattern[str]:
+    """Compiled on first use: only a zone name given or found is checked with it."""
+    return re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+.-]+)*$")
+
+
 _LOCAL_TIME = ("localtime", "localtime_r", "tzset", "mktime", "ctime", "ctime_r", "timelocal")
 _MAYBE = ("strftime", "strftime_l", "wcsftime", "asctime")
 
 
 def is_zone_name(zone: str) -> bool:
     """A zone is a name under the zoneinfo directory, never a way out of it."""
-    return bool(_ZONE_NAME.match(zone)) and ".." not in zone.split("/")
+    return bool(_zone_name().match(zone)) and ".." not in zone.split("/")
 
 
 def zone_files(
@@ -64,7 +71,12 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
     evidence: list[str] = []
     confidence = Confidence.LIKELY
     go = subject.go
-    rust = rust_view(subject)
+    rust = None
+    if subject.rust is not None:
+        # The Rust view loads only for a Rust program.
+        from scratchprobe.needs.rust import rust_view
+
+        rust = rust_view(subject)
     if go is not None:
         if go.embeds_tzdata:
             return []

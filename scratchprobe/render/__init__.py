@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Protocol
 from scratchprobe.render.formats import OutputFormat
 
 if TYPE_CHECKING:
-    from scratchprobe.model import FileAnnotations, Inspection
+    from scratchprobe.annotations import FileAnnotations
+    from scratchprobe.model import Inspection
 
 __all__ = ["OutputFormat", "RenderOptions", "Renderer", "renderer"]
 
@@ -50,6 +51,11 @@ ANNOTATED: dict[OutputFormat, bool] = {OutputFormat.JSON: False, OutputFormat.CY
 """The formats that show the annotate step's facts (digests, owning packages, modules), and
 whether each needs what only the SBOM shows (licences, digests of the files inside copied
 directories): scratchprobe.annotate.annotate's `sbom`. The other formats never pay for it."""
+
+
+SIZED = frozenset(set(OutputFormat) - {OutputFormat.COPY, OutputFormat.DOCKERFILE})
+"""The formats that may show the plan's sizes (`InspectOptions.sizes`): COPY lines and a
+Dockerfile never do, and their runs do not measure the runtime directories."""
 
 
 _MODULES: dict[OutputFormat, str] = {

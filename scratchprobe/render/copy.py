@@ -30,6 +30,12 @@ class UnexpressibleName(ScratchprobeError):
         self.reason = reason
 
 
+MAX_COPY_LAYERS = 100
+"""Most COPY layers the per-file form may give the scratch stage: well below the 127-layer
+limit, leaving room for the layers a user appends (a config file, a CA bundle). Here, not in
+dockerfile.py, which reads it too: a copy run needs nothing else of that module."""
+
+
 def check_copy_name(name: str) -> str:
     """`name`, or UnexpressibleName when a COPY line cannot name it exactly."""
     reason = copy_refusal(name)
@@ -95,11 +101,8 @@ def problem_comments(inspection: Inspection) -> list[str]:
     return [line.replace("\n", "\\n").replace("\r", "\\r") for line in lines]
 
 
-def layer_note(inspection: Inspection, stage: str) -> str | None:
-    """A comment when the COPY lines are too many to build as they are, or None."""
-    from scratchprobe.render.dockerfile import MAX_COPY_LAYERS
-
-    count = len(copy_lines(inspection, stage))
+def layer_note(count: int) -> str | None:
+    """A comment when `count` COPY lines are too many to build as they are, or None."""
     if count <= MAX_COPY_LAYERS:
         return None
     # Each COPY is a layer and an image holds at most 127: pasted as they are, these lines
@@ -112,11 +115,12 @@ def layer_note(inspection: Inspection, stage: str) -> str | None:
 
 def render(inspection: Inspection, options: RenderOptions) -> str:
     lines = copy_lines(inspection, options.stage)
+    count = len(lines)
     note = uncopyable_note(inspection)
     if note is not None:
         lines.append(note)
     lines += problem_comments(inspection)
-    note = layer_note(inspection, options.stage)
+    note = layer_note(count)
     if note is not None:
         lines.append(note)
     return "\n".join(lines) + ("\n" if lines else "")

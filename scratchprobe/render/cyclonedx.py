@@ -49,14 +49,8 @@ from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 
 from scratchprobe import __version__
-from scratchprobe.model import (
-    AnnotatedFile,
-    EmbeddedModule,
-    FileAnnotations,
-    Inspection,
-    ModuleRole,
-    all_warnings,
-)
+from scratchprobe.annotations import AnnotatedFile, EmbeddedModule, FileAnnotations, ModuleRole
+from scratchprobe.model import Inspection, all_warnings
 from scratchprobe.packages import Package
 from scratchprobe.plan import FileType, ImageFile
 from scratchprobe.render import RenderOptions

@@ -29,6 +29,7 @@ from scratchprobe.model import Inspection
 from scratchprobe.plan import FileType
 from scratchprobe.render import RenderOptions
 from scratchprobe.render.copy import (
+    MAX_COPY_LAYERS,
     UnexpressibleName,
     check_copy_name,
     copy_line,
@@ -93,10 +94,6 @@ IMAGE_HINT = (
     "# writes the same files as an OCI image for podman load or skopeo copy (see --help)."
 )
 """Both styles point to the daemonless path."""
-
-MAX_COPY_LAYERS = 100
-"""Most COPY layers the per-file form may give the scratch stage: well below the 127-layer
-limit, leaving room for the layers a user appends (a config file, a CA bundle)."""
 
 FILES_STAGE = "scratchprobe-files"
 """Stage that gathers every file of the single-layer form."""

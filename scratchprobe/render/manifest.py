@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from scratchprobe.annotations import FileAnnotations
 from scratchprobe.elf.reader import format_version
-from scratchprobe.model import BinaryReport, FileAnnotations, Inspection, all_warnings
+from scratchprobe.model import BinaryReport, Inspection, all_warnings
 from scratchprobe.plan import ImageFile, Plan
 from scratchprobe.render import RenderOptions
 from scratchprobe.render.jsontext import indented

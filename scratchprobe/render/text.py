@@ -214,7 +214,7 @@ def render(inspection: Inspection, options: RenderOptions) -> str:
         note = uncopyable_note(inspection)
         if note is not None:
             console.print(escape(note))
-        too_many = layer_note(inspection, options.stage)
+        too_many = layer_note(len(lines))
         if too_many is not None:
             console.print(escape(too_many))
     return buffer.getvalue()

@@ -11,13 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from scratchprobe.elf.classify import Libc, libc_from_names, static_libc
 from scratchprobe.elf.image import ElfImage, opened
 from scratchprobe.elf.markers import PROGRAM, RUST, MarkerSet
 from scratchprobe.elf.reader import ElfFile
-from scratchprobe.toolchain.go import GoFacts, go_facts
-from scratchprobe.toolchain.rust import RustFacts, rust_facts
+from scratchprobe.toolchain.signs import comment_section, is_go, may_be_rust
+
+if TYPE_CHECKING:
+    # The readers load only for a file that shows their sign (toolchain/signs.py).
+    from scratchprobe.toolchain.go import GoFacts
+    from scratchprobe.toolchain.rust import RustFacts
 
 __all__ = [
     "CxxRuntime",
@@ -114,16 +119,24 @@ def _detect(image: ElfImage, known_libc: Libc | None) -> ToolchainFacts:
     # `known_libc`: what the caller already found (inspect classifies every file first), so a
     # static file's data is not scanned for libc markers a second time.
     libc = known_libc or libc_from_names(elf.interpreter, elf.needed)
-    go = go_facts(image)
-    if go is not None:
-        return ToolchainFacts(Toolchain.GO, go, None, None, libc)
+    if is_go(elf, image):
+        from scratchprobe.toolchain.go import go_facts
+
+        go = go_facts(image)
+        if go is not None:
+            return ToolchainFacts(Toolchain.GO, go, None, None, libc)
     # Every reader of a program that is not Go searches it for the declared literals: the
     # first search of each range finds all of them in one pass (elf/markers.py).
     image.expect(PROGRAM)
     image.expect(RUST)
     if not any(soname in _CXX_SONAMES for soname in elf.needed):
         image.expect(_CXX_SCAN)
-    rust = rust_facts(image)
+    rust = None
+    comment = comment_section(image)
+    if may_be_rust(image, comment):
+        from scratchprobe.toolchain.rust import rust_facts_of
+
+        rust = rust_facts_of(image, comment)
     if rust is not None:
         if libc is None and not elf.needed:
             libc = static_libc(image)

@@ -27,13 +27,31 @@ from enum import Enum
 
 from scratchprobe.elf.constants import SegmentType
 from scratchprobe.elf.image import ElfImage, opened
-from scratchprobe.elf.reader import ElfFile, Segment
+from scratchprobe.elf.reader import ElfFile
 from scratchprobe.errors import ELFError
 
-GO_BUILDINFO_MAGIC = b"\xff Go buildinf:"
-"""buildInfoMagic in debug/buildinfo: 14 bytes, then pointer size and flags."""
+# What every run needs without this reader: the signs of a Go file and the detectors'
+# function-name groups (toolchain/signs.py).
+from scratchprobe.toolchain.signs import (
+    CGO_RUNTIME,
+    EXECUTABLE,
+    FALLBACK_ROOTS,
+    LOAD_LOCATION,
+    MIME,
+    NET_CGO,
+    NET_LOOKUP,
+    PF_X,
+    SYSTEM_ROOTS,
+    TEMP,
+    TZDATA,
+    USER_CGO,
+    USER_PURE,
+    X509ROOTS_FALLBACK_PREFIX,
+)
+from scratchprobe.toolchain.signs import find_buildinfo as _find_buildinfo
+from scratchprobe.toolchain.signs import is_go as _is_go
+from scratchprobe.toolchain.signs import section_range as _section_range
 
-_BUILDINFO_ALIGN = 16
 _BUILDINFO_HEADER_SIZE = 32
 _FLAG_BIG_ENDIAN = 0x1
 _FLAG_INLINE_STRINGS = 0x2
@@ -48,10 +66,6 @@ _MAX_VERSION_LENGTH = 1 << 10
 _MAX_MODINFO_LENGTH = 16 << 20
 _MAX_NAME_LENGTH = 1 << 16
 _MAX_FUNCTIONS = 1 << 24
-
-PF_X = 0x1
-PF_W = 0x2
-SHT_NOBITS = 8
 
 
 class PclntabVersion(Enum):
@@ -156,61 +170,7 @@ def _offset_of(image: ElfImage, vaddr: int, length: int, what: str) -> int:
     return offset
 
 
-def _file_end_of(image: ElfImage, offset: int) -> int:
-    """End of the PT_LOAD file bytes that hold `offset` (the file end when none does)."""
-    for seg in image.elf.segments:
-        if seg.type == SegmentType.LOAD and seg.offset <= offset < seg.offset + seg.filesz:
-            return min(seg.offset + seg.filesz, image.size)
-    return image.size
-
-
 # ---------------------------------------------------------------------------- build info
-
-
-def _section_range(elf: ElfFile, name: str) -> tuple[int, int, int] | None:
-    """(file offset, size, address) of a section with file bytes, else None."""
-    section = elf.section(name)
-    if section is None or section.type == SHT_NOBITS or section.size == 0:
-        return None
-    if section.offset + section.size > elf.size:
-        raise ELFError(f"section {name} lies outside the file")
-    return section.offset, section.size, section.addr
-
-
-def _data_segment(elf: ElfFile) -> Segment | None:
-    """The first writable, non-executable PT_LOAD: where the Go linker puts .go.buildinfo.
-
-    debug/buildinfo of go1.19.8 and go1.21.13 searches there when the section headers are
-    missing (`elfExe.DataStart`); go1.27.3's gives up. We keep the older, more useful rule.
-    """
-    for seg in elf.segments:
-        if seg.type == SegmentType.LOAD and seg.flags & (PF_W | PF_X) == PF_W and seg.filesz:
-            return seg
-    return None
-
-
-def _find_buildinfo(elf: ElfFile, image: ElfImage) -> tuple[int, int] | None:
-    """(file offset, end of search range) of the 16-byte-aligned build-info header, or None."""
-    where = _section_range(elf, ".go.buildinfo")
-    if where is not None:
-        offset, size, addr = where
-    else:
-        seg = _data_segment(elf)
-        if seg is None:
-            return None
-        if seg.offset >= image.size:
-            return None  # the segment's bytes lie past the end of the file: nothing to search
-        offset, size, addr = seg.offset, min(seg.filesz, image.size - seg.offset), seg.vaddr
-    end = offset + size
-    position = offset
-    while True:
-        hit = image.find(GO_BUILDINFO_MAGIC, position, end)
-        if hit < 0:
-            return None
-        # Alignment is of the address, as in debug/buildinfo.searchMagic.
-        if (addr + hit - offset) % _BUILDINFO_ALIGN == 0:
-            return hit, _file_end_of(image, hit)
-        position = hit + 1
 
 
 def read_go_buildinfo(source: ElfImage | ElfFile) -> GoBuildInfo | None:
@@ -729,50 +689,6 @@ def _go12_names(image: ElfImage, where: PclntabLocation) -> Iterator[str]:
 
 # ---------------------------------------------------------------------------- facts
 
-# The one marker table: function names whose presence means a standard-library (or
-# x/crypto) code path is linked, in groups by what the path does; every detector asks
-# `GoFacts` about these groups and names the ones found in its evidence, in this order.
-# Each was checked in binaries built by go1.19.8 and go1.27.3
-# (tests/unit/toolchain/test_toolchain_go.py).
-# Sources: golang/go src/crypto/x509/root_linux.go, root_unix.go, src/time/zoneinfo_unix.go,
-# src/time/tzdata/tzdata.go, src/os/user/lookup_unix.go, cgo_lookup_cgo.go, src/net/conf.go,
-# cgo_unix_cgo.go, src/os/tempfile.go, src/mime/type_unix.go, src/os/executable_procfs.go.
-SYSTEM_ROOTS = ("crypto/x509.loadSystemRoots", "crypto/x509.initSystemRoots")
-"""crypto/x509 root_unix.go: reads the CA files and directories of root_linux.go."""
-FALLBACK_ROOTS = ("golang.org/x/crypto/x509roots/fallback.init.0", "crypto/x509.SetFallbackRoots")
-"""Go 1.20+: fallback roots are installed (x/crypto/x509roots/fallback, whose init calls
-SetFallbackRoots, or the program itself), used when the system has none."""
-X509ROOTS_FALLBACK_PREFIX = "golang.org/x/crypto/x509roots/fallback."
-"""Any function of the x/crypto fallback-roots package."""
-LOAD_LOCATION = ("time.LoadLocation", "time.loadLocation")
-"""time.LoadLocation: zones by name; time.loadLocation alone comes with time.Local."""
-TZDATA = ("time/tzdata.init.0", "time/tzdata.loadFromEmbeddedTZData")
-"""time/tzdata: the zone database is compiled in (import _ "time/tzdata" or -tags timetzdata)."""
-USER_PURE = ("os/user.readColonFile", "os/user.lookupUser", "os/user.current")
-"""os/user is linked; readColonFile (lookup_unix.go) only in the pure-Go reader of
-/etc/passwd and /etc/group."""
-USER_CGO = ("os/user._Cfunc_mygetpwnam_r", "os/user._Cfunc_mygetpwuid_r")
-"""os/user cgo_lookup_cgo.go: lookups through libc's getpw*_r, so NSS."""
-NET_LOOKUP = (
-    "net.(*Resolver).lookupHost",
-    "net.(*Resolver).lookupIP",
-    "net.(*Resolver).goLookupIPCNAMEOrder",
-    "net.(*Resolver).goLookupHostOrder",
-)
-"""net: name lookups (the pure-Go resolver reads resolv.conf, hosts and nsswitch.conf)."""
-NET_CGO = ("net._C2func_getaddrinfo", "net._Cfunc_getaddrinfo", "net.cgoLookupHost")
-"""net cgo_unix_cgo.go: the cgo resolver (getaddrinfo through libc, so NSS)."""
-TEMP = ("os.TempDir", "os.CreateTemp", "os.MkdirTemp", "io/ioutil.TempFile", "io/ioutil.TempDir")
-MIME = ("mime.initMimeUnix", "mime.loadMimeFile")
-EXECUTABLE = ("os.Executable",)
-"""os.Executable reads /proc/self/exe (os/executable_procfs.go): the program locates itself."""
-CGO_RUNTIME = ("x_cgo_init", "_cgo_topofstack", "_cgo_panic", "runtime.cgocallback")
-"""runtime/cgo is linked. x_cgo_init is C (gcc_linux_amd64.c) and is in the table only when
-the Go linker linked it itself (internal linking); after external linking only the Go and
-assembly parts (_cgo_topofstack, _cgo_panic, runtime.cgocallback) are listed."""
-CGO_RESOLVER = NET_CGO[0]
-"""The cgo resolver proper (Go 1.21+ also keeps a cgoLookupHost stub in netgo builds)."""
-
 GO_MARKER_FUNCTIONS: tuple[str, ...] = (
     *SYSTEM_ROOTS,
     *FALLBACK_ROOTS,
@@ -896,13 +812,6 @@ class GoFacts:
             # toolchain line says "cgo linked" when it is.
             settings.append("no cgo linked")
         return (f"{what}: " + ", ".join(found) if found else what, "; ".join(settings))
-
-
-def _is_go(elf: ElfFile, image: ElfImage) -> bool:
-    """Go's own sections, or the build-info magic where the linker puts it."""
-    if elf.section_names & {".go.buildinfo", ".gopclntab", ".note.go.buildid"}:
-        return True
-    return _find_buildinfo(elf, image) is not None
 
 
 def go_facts(source: ElfImage | ElfFile) -> GoFacts | None:

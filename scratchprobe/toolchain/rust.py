@@ -30,11 +30,16 @@ from enum import Enum
 
 from scratchprobe import boundedjson
 from scratchprobe.elf.image import ElfImage, FileImage, opened
-from scratchprobe.elf.markers import RUST
 from scratchprobe.elf.reader import ElfFile
 from scratchprobe.errors import ELFError
 
-DEP_V0_SECTION = ".dep-v0"
+# The signs every program that is not Go is checked for without this reader
+# (toolchain/signs.py: the literals are declared in the one pass there).
+from scratchprobe.toolchain.signs import DEP_V0_SECTION, comment_section
+from scratchprobe.toolchain.signs import RUSTC_COMMIT_PATH as _RUSTC_COMMIT_PATH
+from scratchprobe.toolchain.signs import RUSTC_SOURCE_PATH as _RUSTC_SOURCE_PATH
+from scratchprobe.toolchain.signs import rodata_ranges as _rodata_ranges
+
 _DEP_V0_MAX_COMPRESSED = 8 << 20
 _DEP_V0_MAX_JSON = 8 << 20
 """PARSING.md: 8 MiB holds any legitimate audit data; more is a zip bomb."""
@@ -52,16 +57,7 @@ _CRATE_DIR = re.compile(
 )
 _PATH_CHARS = re.compile(rb"[A-Za-z0-9_.+/-]*\Z")
 _MAX_LOOKBEHIND = 256
-# Searched in every program that is not Go (`_rust_facts`), so in each one's one pass.
-_RUSTC_COMMIT_PATH = b"/rustc/"
-_RUSTC_SOURCE_PATH = b"/rustc-"
-RUST.declare(_RUSTC_COMMIT_PATH, _RUSTC_SOURCE_PATH)
 _MAX_PATH_HITS = 200_000
-
-# Read-only data sections where rustc puts string literals (LLD and GNU ld spellings).
-_RODATA_PREFIXES = (".rodata", ".lrodata")
-
-SHT_NOBITS = 8
 
 
 class CrateKind(Enum):
@@ -165,24 +161,13 @@ def _normalise(name: str) -> str:
     return name.replace("-", "_").lower()
 
 
-def _rodata_ranges(image: ElfImage) -> list[tuple[int, int]]:
-    """File ranges of read-only data: the .rodata sections, else the read-only segments."""
-    elf = image.elf
-    ranges = [
-        (s.offset, s.offset + s.size)
-        for s in elf.sections
-        if s.name.startswith(_RODATA_PREFIXES) and s.type != SHT_NOBITS and s.size
-    ]
-    if not ranges:
-        # No section headers (sstrip): scan the segments that are neither written nor run.
-        ranges = image.readonly_ranges(limit=elf.size)
-    return [(start, min(end, elf.size)) for start, end in ranges if start < elf.size]
-
-
 def read_rustc_comment(source: ElfImage | ElfFile) -> tuple[str, str] | None:
     """(version, whole entry) from `.comment`, or None."""
     with opened(source) as image:
-        data = image.section(".comment", limit=1 << 20)
+        return _rustc_comment(comment_section(image))
+
+
+def _rustc_comment(data: bytes | None) -> tuple[str, str] | None:
     if not data:
         return None
     match = _RUSTC_COMMENT.search(data)
@@ -355,12 +340,14 @@ def rust_facts(source: ElfImage | ElfFile) -> RustFacts | None:
     Malformed audit data does not fail the file; it is reported in `warnings`.
     """
     with opened(source) as view:
-        return _rust_facts(view)
+        return rust_facts_of(view, comment_section(view))
 
 
-def _rust_facts(view: ElfImage) -> RustFacts | None:
+def rust_facts_of(view: ElfImage, comment_data: bytes | None) -> RustFacts | None:
+    """`rust_facts` of the run's image, given its `.comment` (`comment_section`), which the
+    toolchain step has read for `may_be_rust`: read once."""
     warnings: list[str] = []
-    comment = read_rustc_comment(view)
+    comment = _rustc_comment(comment_data)
     audit: tuple[int, tuple[RustCrate, ...]] | None = None
     audit_error: str | None = None
     try:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from scratchprobe.render.dockerfile import FILES_DIR, FILES_STAGE, MAX_COPY_LAYERS
+from scratchprobe.render.copy import MAX_COPY_LAYERS
+from scratchprobe.render.dockerfile import FILES_DIR, FILES_STAGE
 from scratchprobe.sandbox import SandboxKind, SandboxSpec, run_host, run_sandboxed
 from tests.conftest import REPO, TESTBINS, run_cli
 from tests.helpers_sandbox import extract, needs_bwrap, needs_podman, tree_of

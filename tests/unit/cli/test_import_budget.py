@@ -37,6 +37,8 @@ HEAVY = (
     "multiprocessing",
     "concurrent",
     "scratchprobe.annotate",
+    "scratchprobe.annotations",
+    "scratchprobe.boundedjson",
     "scratchprobe.packages",
     "scratchprobe.check",
     "scratchprobe.image",
@@ -123,7 +125,9 @@ def test_rich_on_a_terminal_only_for_a_batch(tmp_path: Path) -> None:
     # One file shows no progress bar, so it does not import rich; a batch shows one.
     check_budget(tmp_path, set(), "inspect", "--format", "copy", DYNAMIC, terminal=True)
     batch = str(TESTBINS / "runtime")
-    check_budget(tmp_path, {"rich"}, "inspect", "--format", "copy", batch, terminal=True)
+    # The batch holds Rust programs with cargo-auditable data: their JSON parser loads too.
+    loads = {"rich", "scratchprobe.boundedjson"}
+    check_budget(tmp_path, loads, "inspect", "--format", "copy", batch, terminal=True)
 
 
 @pytest.mark.slow
@@ -155,7 +159,12 @@ def test_json_loads_hashlib_only_for_digests_not_stored(
     time.sleep(2.5)  # the racy-clean rule's 2 s, for the files just copied
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("SCRATCHPROBE_NO_CACHE", raising=False)
-    loads = {"scratchprobe.annotate", "scratchprobe.packages", "scratchprobe.render.manifest"}
+    loads = {
+        "scratchprobe.annotate",
+        "scratchprobe.annotations",
+        "scratchprobe.packages",
+        "scratchprobe.render.manifest",
+    }
     args = ("inspect", "--format", "json", "--root", str(root), "/app")
     check_budget(tmp_path, loads | {"hashlib"}, *args)
     check_budget(tmp_path, loads, *args)
@@ -211,10 +220,48 @@ def test_a_closure_only_run_loads_no_detector(
     assert {d for d in names if any(m == d or m.startswith(d + ".") for m in modules)} == loads
 
 
+# The toolchain readers and what only their files use: a file loads the ones whose signs it
+# shows (toolchain/signs.py), and a C program none.
+READERS = ("scratchprobe.toolchain.go", "scratchprobe.toolchain.rust", "scratchprobe.needs.rust")
+
+
+@pytest.mark.parametrize(
+    ("binary", "fmt", "loads"),
+    [
+        (DYNAMIC, "copy", set()),
+        (DYNAMIC, "json", set()),
+        (str(TESTBINS / "go-static"), "copy", {"scratchprobe.toolchain.go"}),
+        (
+            str(TESTBINS / "rust-hello"),
+            "copy",
+            {"scratchprobe.toolchain.rust", "scratchprobe.needs.rust"},
+        ),
+    ],
+    ids=["C copy", "C json", "Go copy", "Rust copy"],
+)
+def test_a_toolchain_reader_only_for_its_files(
+    tmp_path: Path, binary: str, fmt: str, loads: set[str]
+) -> None:
+    modules = loaded(tmp_path, "inspect", "--format", fmt, binary)
+    assert "scratchprobe.toolchain.signs" in modules  # the toolchain step ran
+    assert {r for r in READERS if r in modules} == loads
+
+
 # Modules a fresh interpreter loads only if something imports them: shutil with its archive
 # support (bz2, lzma) costs a run ~5 ms, fnmatch is for ld.so.conf globs (a root without
-# ld.so.cache): a copy run on this machine needs none of them.
-ARCHIVES = ("shutil", "bz2", "lzma", "fnmatch")
+# ld.so.cache): a copy run on this machine needs none of them. Nor does one binary need a
+# batch's workers (scratchprobe/parallel.py) or the pickle module they send results with,
+# nor the dockerfile renderer (with shlex).
+ARCHIVES = (
+    "shutil",
+    "bz2",
+    "lzma",
+    "fnmatch",
+    "pickle",
+    "scratchprobe.parallel",
+    "scratchprobe.render.dockerfile",
+    "shlex",
+)
 
 # The probe without `site` (-S): a .pth file of the environment may preload modules and
 # hide a load; the site-packages directories (click) are put on the path by hand.
@@ -227,7 +274,7 @@ sys.path.extend(sys.argv.pop(1).split("\\0"))
 )
 
 
-def test_a_copy_run_loads_no_archive_module(tmp_path: Path) -> None:
+def loaded_without_site(tmp_path: Path, *args: str) -> set[str]:
     import site
 
     listing = tmp_path / "modules.txt"
@@ -240,10 +287,7 @@ def test_a_copy_run_loads_no_archive_module(tmp_path: Path) -> None:
             PROBE_WITHOUT_SITE,
             "\0".join(site.getsitepackages()),
             str(listing),
-            "inspect",
-            "--format",
-            "copy",
-            DYNAMIC,
+            *args,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -254,6 +298,17 @@ def test_a_copy_run_loads_no_archive_module(tmp_path: Path) -> None:
         timeout=300,
     )
     assert proc.returncode in (0, 1), proc.stderr
-    modules = set(listing.read_text().split("\n"))
+    return set(listing.read_text().split("\n"))
+
+
+def test_a_copy_run_loads_no_archive_module(tmp_path: Path) -> None:
+    modules = loaded_without_site(tmp_path, "inspect", "--format", "copy", DYNAMIC)
     assert "scratchprobe.render.copy" in modules  # the probe ran the command
     assert modules.isdisjoint(ARCHIVES), modules & set(ARCHIVES)
+
+
+def test_a_json_run_loads_no_url_parser(tmp_path: Path) -> None:
+    """The package URLs are quoted without urllib.parse, which imports ipaddress (~2 ms)."""
+    modules = loaded_without_site(tmp_path, "inspect", "--format", "json", DYNAMIC)
+    assert "scratchprobe.packages.interface" in modules  # the owners were looked up
+    assert modules.isdisjoint({"urllib", "urllib.parse", "ipaddress"})

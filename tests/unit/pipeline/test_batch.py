@@ -13,16 +13,8 @@ from scratchprobe.discover import discover
 from scratchprobe.elf.reader import ElfFile
 from scratchprobe.loader.closure import Dependency, LoadedObject
 from scratchprobe.model import BinaryReport, InspectOptions
-from scratchprobe.pipeline import (
-    _analyse,
-    _analyse_in_parallel,
-    _FactUnpickler,
-    _Inbox,
-    _Interner,
-    _Outbox,
-    _run_context,
-    inspect,
-)
+from scratchprobe.parallel import _FactUnpickler, _Inbox, _Outbox, analyse_in_parallel
+from scratchprobe.pipeline import _analyse, _Interner, _run_context, inspect
 from scratchprobe.render import OutputFormat, RenderOptions, renderer
 from scratchprobe.root import Root
 from tests.conftest import TESTBINS
@@ -33,7 +25,7 @@ def test_parallel_analysis_equals_sequential() -> None:
     assert len(candidates) > 20
     options = InspectOptions()
     sequential = _analyse(candidates, options)
-    parallel = _analyse_in_parallel(candidates, options, workers=2)
+    parallel = analyse_in_parallel(candidates, options, workers=2)
     assert parallel == sequential
 
 
@@ -50,7 +42,7 @@ def test_progress_reports_every_file_and_changes_nothing() -> None:
     candidates, _problems = discover((str(TESTBINS),), Root("/"))
     options = InspectOptions()
     calls: list[tuple[int, int]] = []
-    watched = _analyse_in_parallel(
+    watched = analyse_in_parallel(
         candidates, options, workers=2, progress=lambda done, total: calls.append((done, total))
     )
     assert watched == _analyse(candidates, options)
@@ -100,7 +92,7 @@ def test_batch_holds_one_object_per_library() -> None:
     arrive one by one) and in a serial run, the reports that link libc share one libc."""
     candidates, _problems = discover((str(TESTBINS),), Root("/"))
     options = InspectOptions()
-    _assert_one_object_per_fact(_analyse_in_parallel(candidates, options, workers=2).reports)
+    _assert_one_object_per_fact(analyse_in_parallel(candidates, options, workers=2).reports)
     _assert_one_object_per_fact(_analyse(candidates, options).reports)
 
 

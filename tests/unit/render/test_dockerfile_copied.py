@@ -9,8 +9,8 @@ import pytest
 from scratchprobe.model import Inspection
 from scratchprobe.plan import FileKind, FileType, ImageFile, Plan
 from scratchprobe.render import OutputFormat, RenderOptions, renderer
-from scratchprobe.render.copy import UnexpressibleName
-from scratchprobe.render.dockerfile import FILES_DIR, MAX_COPY_LAYERS
+from scratchprobe.render.copy import MAX_COPY_LAYERS, UnexpressibleName
+from scratchprobe.render.dockerfile import FILES_DIR
 
 GLOB_NAME = "/data/file[1].txt"
 """COPY would read it as a pattern (names.copy_refusal); `cp` given it quoted copies it."""

@@ -22,8 +22,8 @@ from scratchprobe.needs.model import NeedKind
 from scratchprobe.needs.rust import RustView
 from scratchprobe.pipeline import inspect
 from scratchprobe.root import open_regular
-from scratchprobe.toolchain.go import GO_BUILDINFO_MAGIC, NET_CGO, USER_PURE
 from scratchprobe.toolchain.rust import CrateEvidence, CrateKind, RustCrate, RustFacts
+from scratchprobe.toolchain.signs import GO_BUILDINFO_MAGIC, NET_CGO, USER_PURE
 from tests.conftest import TESTBINS
 
 RUNTIME = TESTBINS / "runtime"

@@ -25,12 +25,7 @@ from scratchprobe.elf.reader import ElfFile, read_elf
 from scratchprobe.errors import ELFError
 from scratchprobe.toolchain import Toolchain, detect_toolchain
 from scratchprobe.toolchain.go import (
-    CGO_RESOLVER,
-    CGO_RUNTIME,
-    GO_BUILDINFO_MAGIC,
     GO_MARKER_FUNCTIONS,
-    USER_CGO,
-    X509ROOTS_FALLBACK_PREFIX,
     GoBuildInfo,
     GoFacts,
     PclntabVersion,
@@ -41,6 +36,13 @@ from scratchprobe.toolchain.go import (
     locate_pclntab,
     parse_modinfo,
     read_go_buildinfo,
+)
+from scratchprobe.toolchain.signs import (
+    CGO_RESOLVER,
+    CGO_RUNTIME,
+    GO_BUILDINFO_MAGIC,
+    USER_CGO,
+    X509ROOTS_FALLBACK_PREFIX,
 )
 from tests.conftest import REPO, TESTBINS
 
