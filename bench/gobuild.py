@@ -136,7 +136,14 @@ def build(floor_mb: int, timeout: float = 600.0) -> tuple[str | None, str]:
     (work / "main.go").write_text(PROGRAM)
     (work / "go.mod").write_text("module example.com/big\n\ngo 1.18\n")
     # Deterministic bytes (not compressible, like real tables): the same program each build.
-    (work / "table.bin").write_bytes(random.Random(floor_mb).randbytes(table_mb << 20))
+    # Written a MiB at a time: generated whole, the table (100+ MB) would be this process's
+    # peak RSS, and every process the bench starts afterwards inherits its parent's peak
+    # (subprocess uses vfork, and exec keeps the old mm's high-water mark in ru_maxrss), so
+    # every RSS of that run would read above 200 MB.
+    rng = random.Random(floor_mb)
+    with open(work / "table.bin", "wb") as table:
+        for _ in range(table_mb):
+            table.write(rng.randbytes(1 << 20))
     env = {
         **os.environ,
         "CGO_ENABLED": "0",
