@@ -180,6 +180,10 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
         )
         if static_files:
             summary += _STATIC_SUMMARY
+        # The names in the data are what it surely converts; others may still come at run
+        # time (git names UTF-16 and takes working-tree-encoding from .gitattributes, ctags
+        # names UTF-32LE and takes --input-encoding), so the whole directory stays on offer
+        # at `possible`, as for a program that names none.
         return [
             RuntimeNeed(
                 kind=NeedKind.GCONV,
@@ -187,7 +191,8 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
                 summary=summary,
                 evidence=tuple(evidence),
                 files=(*files, *static_files),
-            )
+            ),
+            _whole_directory(gconv, evidence, static_files),
         ]
     # The names come at run time (arguments, input, configuration): no charset outside
     # glibc's built-in UTF-8, UCS-2 and UCS-4 is named in the data. What a user expects is
@@ -218,6 +223,15 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
                 files=tuple(files),
             )
         )
+    needs.append(_whole_directory(gconv, evidence, static_files))
+    return needs
+
+
+def _whole_directory(
+    gconv: str, evidence: list[str], static_files: list[NeededFile]
+) -> RuntimeNeed:
+    """The `possible` need of the whole gconv directory: every charset a program may be
+    given at run time (`--strict` or `--with gconv` takes it)."""
     summary = (
         "converts character sets with iconv: only UTF-8, UCS-2, UCS-4 and ASCII are built "
         "into glibc, every other charset loads a gconv module (add the directory "
@@ -225,16 +239,13 @@ def detect(subject: Subject, ctx: Context) -> list[RuntimeNeed]:
     )
     if static_files:
         summary += _STATIC_SUMMARY
-    needs.append(
-        RuntimeNeed(
-            kind=NeedKind.GCONV,
-            confidence=Confidence.POSSIBLE,
-            summary=summary,
-            evidence=tuple(evidence),
-            files=(NeededFile(gconv, "directory", source=gconv), *static_files),
-        )
+    return RuntimeNeed(
+        kind=NeedKind.GCONV,
+        confidence=Confidence.POSSIBLE,
+        summary=summary,
+        evidence=tuple(evidence),
+        files=(NeededFile(gconv, "directory", source=gconv), *static_files),
     )
-    return needs
 
 
 _STATIC_SUMMARY = "; a static program also needs the same glibc's shared libc and loader"

@@ -23,7 +23,7 @@ import pytest
 from scratchprobe.elf.reader import read_elf
 from scratchprobe.model import BinaryReport, Inspection, InspectOptions
 from scratchprobe.needs.context import NeedsOptions
-from scratchprobe.needs.model import ContainerRuntime, NeedKind, RuntimeNeed
+from scratchprobe.needs.model import Confidence, ContainerRuntime, NeedKind, RuntimeNeed
 from scratchprobe.pipeline import inspect_for_image
 from scratchprobe.root import Root
 from scratchprobe.rootfs import Destination, OutputKind, write_rootfs
@@ -387,10 +387,16 @@ def test_utf16_named_in_the_program_is_planned_by_name(built: Path, tmp_path: Pa
         flags = ['-DTARGET_CHARSET="UTF-16LE"']
         _build(["gcc", "-O2", *flags, "-o", str(out), str(source)], "c-iconv-utf16")
     proof = Proof(out, (), NeedKind.GCONV, "UTF-16LE: 68 00 e9 00 6c 00 6c 00 6f 00\n")
-    (need, *_rest) = _needs(_plan(proof).binaries[0], NeedKind.GCONV)
+    inspection = _plan(proof)
+    (report,) = inspection.binaries
+    need, whole = _needs(report, NeedKind.GCONV)
     assert "UTF-16LE is not built into glibc and loads a gconv module" in need.summary
     modules = [f.path for f in need.files if f.path.endswith(".so")]
     assert [m.rsplit("/", 1)[1] for m in modules] == ["UTF-16.so"], modules
+    # Other charsets may still come at run time: the directory is offered, not planned.
+    assert whole.confidence is Confidence.POSSIBLE
+    assert [f.type for f in whole.files] == ["directory"]
+    assert report.included == tuple(n is not whole for n in report.needs)
     prove(proof, tmp_path, removed=modules)
 
 
