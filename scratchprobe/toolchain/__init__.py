@@ -120,11 +120,9 @@ def _detect(image: ElfImage, known_libc: Libc | None) -> ToolchainFacts:
     # static file's data is not scanned for libc markers a second time.
     libc = known_libc or libc_from_names(elf.interpreter, elf.needed)
     if is_go(elf, image):
-        from scratchprobe.toolchain.go import go_facts
+        from scratchprobe.toolchain.go import go_facts_of
 
-        go = go_facts(image)
-        if go is not None:
-            return ToolchainFacts(Toolchain.GO, go, None, None, libc)
+        return ToolchainFacts(Toolchain.GO, go_facts_of(image), None, None, libc)
     # Every reader of a program that is not Go searches it for the declared literals: the
     # first search of each range finds all of them in one pass (elf/markers.py).
     image.expect(PROGRAM)

@@ -825,10 +825,13 @@ def go_facts(source: ElfImage | ElfFile) -> GoFacts | None:
     with opened(source) as image:
         if not _is_go(image.elf, image):
             return None
-        return _go_facts(image.elf, image)
+        return go_facts_of(image)
 
 
-def _go_facts(elf: ElfFile, image: ElfImage) -> GoFacts:
+def go_facts_of(image: ElfImage) -> GoFacts:
+    """`go_facts` of the run's image of a file that `signs.is_go` has already found to be
+    Go (the toolchain step asks that first, to load this reader only for Go)."""
+    elf = image.elf
     warnings: list[str] = []
     buildinfo: GoBuildInfo | None = None
     buildinfo_error: str | None = None
