@@ -95,6 +95,8 @@ class _NameTable:
     """The linked string table, ending in NUL."""
     pieces: frozenset[bytes]
     """Its NUL-separated strings: a name not among them starts no string."""
+    versioned: frozenset[bytes]
+    """The names before the "@" of its strings that hold one (`getpwnam@GLIBC_2.2.5`)."""
     defined: frozenset[int]
     """`st_name` of every defined entry that starts a string of the table."""
 
@@ -123,7 +125,8 @@ class DefinedNames:
         """Names decoded up front: tail-merged ones, or every name of an inexact file."""
 
     def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str) or not name:
+        # read_symbols cuts every name at its first "@": none it gives holds one.
+        if not isinstance(name, str) or not name or "@" in name:
             return False
         if name in self._decoded:
             return True
@@ -132,16 +135,11 @@ class DefinedNames:
             return any(name in set(_decoded(t.strings, t.defined)) for t in self._tables)
         raw = name.encode("utf-8", "surrogateescape")
         for table in self._tables:
-            if raw in table.pieces or (b"@" in table.strings and _versioned(table, raw)):
+            if raw in table.pieces or raw in table.versioned:
                 for end in (b"\0", b"@"):
                     if any(o in table.defined for o in _starts(table.strings, raw + end)):
                         return True
         return False
-
-
-def _versioned(table: _NameTable, raw: bytes) -> bool:
-    """Whether a string of the table is `raw@VERSION`."""
-    return any(p.startswith(raw + b"@") for p in table.pieces if b"@" in p)
 
 
 def _starts(strings: bytes, needle: bytes) -> Iterator[int]:
@@ -193,7 +191,14 @@ def _defined(elf: ElfFile, data: FileImage) -> DefinedNames:
             inside = {o for o in inner if strings[o - 1] != 0}
             tails.update(_decoded(strings, inside))
             defined = defined - inside
-        tables.append(_NameTable(strings, frozenset(strings.split(b"\0")), defined))
+        pieces = frozenset(strings.split(b"\0"))
+        # Cut once per table, not once per query: most tables hold no "@" at all.
+        versioned = (
+            frozenset(p.partition(b"@")[0] for p in pieces if b"@" in p)
+            if b"@" in strings
+            else frozenset()
+        )
+        tables.append(_NameTable(strings, pieces, versioned, defined))
     return DefinedNames(tuple(tables), frozenset(tails))
 
 
